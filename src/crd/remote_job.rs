@@ -1,0 +1,194 @@
+//! `RemoteJob`: a job to run on the platform an ApiClient points at.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::duration;
+use super::platform_bodies::{DaiJob, GenericJob, OpenpaiJob, RunaiJob};
+
+/// RemoteJob runs one job on a remote platform through an ApiClient and mirrors its state.
+/// It is submitted exactly once; with backoffLimit > 0 a failed run is resubmitted as a new attempt.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "jobrelay.io",
+    version = "v1alpha1",
+    kind = "RemoteJob",
+    namespaced,
+    status = "RemoteJobStatus",
+    shortname = "rjob",
+    category = "jobrelay",
+    printcolumn(name = "Client", type_ = "string", json_path = ".spec.clientRef.name"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Remote-ID", type_ = "string", json_path = ".status.remoteId"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(name = "Message", type_ = "string", priority = 1, json_path = ".status.message"),
+    printcolumn(name = "URL", type_ = "string", priority = 1, json_path = ".status.url"),
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("[has(self.runai), has(self.openpai), has(self.dai), has(self.generic)].filter(x, x).size() == 1").message("exactly one of spec.runai, spec.openpai, spec.dai, spec.generic must be set"),
+    validation = Rule::new("has(self.runai) == has(oldSelf.runai) && has(self.openpai) == has(oldSelf.openpai) && has(self.dai) == has(oldSelf.dai) && has(self.generic) == has(oldSelf.generic)").message("the platform body (spec.runai/openpai/dai/generic) cannot be switched after creation"),
+)]
+pub struct RemoteJobSpec {
+    /// The ApiClient to submit through. Immutable.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.clientRef is immutable"))]
+    pub client_ref: ClientRef,
+
+    /// A Run:ai training (control-plane trainings API). Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.runai is immutable"))]
+    pub runai: Option<RunaiJob>,
+
+    /// An OpenPAI job (job protocol v2, or the v1 JSON config when the ApiClient selects OpenpaiV1). Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.openpai is immutable"))]
+    pub openpai: Option<OpenpaiJob>,
+
+    /// An Eggplant DAI execution (or legacy model run). Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.dai is immutable"))]
+    pub dai: Option<DaiJob>,
+
+    /// A job on a generic OAuth2-protected REST API, described by its calls. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.generic is immutable"))]
+    pub generic: Option<GenericJob>,
+
+    /// Suspend the job: not yet submitted → not submitted; running → stopped or suspended remotely;
+    /// set back to false → resumed (or resubmitted where the platform cannot resume).
+    #[serde(default)]
+    pub suspend: bool,
+
+    /// How many times a failed remote run is resubmitted as a new attempt before the RemoteJob fails.
+    /// Default 0: remote platforms retry on their own, and a rerun costs accelerator time.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 100))]
+    pub backoff_limit: i32,
+
+    /// Seconds after the first submission after which a job that has not finished is cancelled
+    /// remotely and marked Failed with reason DeadlineExceeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub active_deadline_seconds: Option<i64>,
+
+    /// Seconds after the job finished (Succeeded, Failed, Cancelled) after which the RemoteJob is deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub ttl_seconds_after_finished: Option<i32>,
+
+    /// What deleting the RemoteJob does to the remote job: Cancel (default) stops it remotely and waits
+    /// for the platform to confirm; Orphan leaves it running.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+
+    /// How often the remote state is polled while the job runs (e.g. `30s`). Default: adaptive, quicker
+    /// while queued, slower while running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = duration::PATTERN))]
+    #[x_kube(validation = Rule::new("!self.matches('^(0+(ms|s|m|h))+$')").message("spec.pollInterval must be positive"))]
+    pub poll_interval: Option<String>,
+}
+
+/// Reference to an ApiClient.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientRef {
+    /// Name of the ApiClient.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Namespace of the ApiClient; defaults to the RemoteJob's. Another namespace works only when that
+    /// ApiClient lists this RemoteJob's namespace in spec.allowedNamespaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: Option<String>,
+}
+
+/// What happens remotely when a RemoteJob is deleted.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+pub enum DeletionPolicy {
+    /// Cancel the remote job and wait for the platform to confirm.
+    #[default]
+    Cancel,
+    /// Leave the remote job alone.
+    Orphan,
+}
+
+/// Our normalized view of a remote job's state.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, schemars::JsonSchema)]
+pub enum RemoteJobPhase {
+    /// Not yet submitted (waiting for the ApiClient, or suspended before submission).
+    #[default]
+    Pending,
+    /// Submission intent recorded; the outcome of the create call is not yet known.
+    Submitting,
+    /// Accepted by the platform, waiting for resources.
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    Suspended,
+    /// The platform reported a state we do not recognise, or the job cannot be observed.
+    Unknown,
+}
+
+impl RemoteJobPhase {
+    /// Phases after which nothing more happens remotely.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Submitting => "Submitting",
+            Self::Queued => "Queued",
+            Self::Running => "Running",
+            Self::Succeeded => "Succeeded",
+            Self::Failed => "Failed",
+            Self::Cancelled => "Cancelled",
+            Self::Suspended => "Suspended",
+            Self::Unknown => "Unknown",
+        }
+    }
+}
+
+/// Observed state of a RemoteJob.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoteJobStatus {
+    /// Our phase: Pending, Submitting, Queued, Running, Succeeded, Failed, Cancelled, Suspended, Unknown.
+    #[serde(default)]
+    pub phase: RemoteJobPhase,
+    /// The platform's id of the current attempt (Run:ai workloadId, OpenPAI `user~name`, DAI execution id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_id: Option<String>,
+    /// The name the operator gave the current attempt remotely (deterministic; used to adopt after a crash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_name: Option<String>,
+    /// The platform's own word for the state (e.g. Running, WAITING, Passed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_state: Option<String>,
+    /// A short, sanitized human-readable message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// A link to the job in the platform's UI or API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Number of submissions made (attempts), including the current one.
+    #[serde(default)]
+    pub attempts: i32,
+    /// When the first attempt was submitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    /// When the job reached a terminal phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+    /// Submitted, Running, Complete, Failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
