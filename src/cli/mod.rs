@@ -5,7 +5,11 @@ pub mod crdgen;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "jobrelay", version, about = "Relay Kubernetes RemoteJobs to remote job platforms")]
+#[command(
+    name = "jobrelay",
+    version,
+    about = "Relay Kubernetes RemoteJobs to remote job platforms"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

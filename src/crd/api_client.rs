@@ -1,4 +1,6 @@
 //! `ApiClient`: where a remote platform is and how to get a bearer token for it.
+// kube's derive takes repeated `printcolumn(...)` arguments, which this lint mistakes for duplicates.
+#![allow(clippy::duplicated_attributes)]
 
 use std::collections::BTreeMap;
 
@@ -60,10 +62,23 @@ pub enum PlatformApi {
     shortname = "apic",
     category = "jobrelay",
     printcolumn(name = "Platform", type_ = "string", json_path = ".spec.platform"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
     printcolumn(name = "Expires", type_ = "date", json_path = ".status.tokenExpiresAt"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
-    printcolumn(name = "Reason", type_ = "string", priority = 1, json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        priority = 1,
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
@@ -116,12 +131,18 @@ pub struct ApiClientSpec {
     /// Upper bound on requests per second this operator sends to the platform for this ApiClient.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1000))]
-    pub requests_per_second: Option<u32>,
+    pub requests_per_second: Option<i32>,
 
     /// Namespaces whose RemoteJobs may use this ApiClient through `clientRef.namespace`. RemoteJobs in the
     /// ApiClient's own namespace may always use it. `*` grants every namespace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[x_kube(validation = Rule::new("self.all(n, n == '*' || n.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))").message("entries must be namespace names or '*'"))]
+    #[schemars(
+        length(max = 256),
+        inner(
+            length(max = 63),
+            regex(pattern = r"^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$")
+        )
+    )]
     pub allowed_namespaces: Vec<String>,
 }
 
@@ -146,7 +167,9 @@ pub struct AuthSpec {
 }
 
 /// Which field of the token response is sent as the bearer.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub enum TokenField {
     /// The OAuth2 `access_token` (Run:ai control plane, DAI).
     #[default]
@@ -158,7 +181,9 @@ pub enum TokenField {
 }
 
 /// How the client authenticates at the token endpoint.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub enum ClientAuthMethod {
     /// client_id and client_secret in the form body (Run:ai and DAI docs).
     #[default]
@@ -177,15 +202,18 @@ pub struct OAuth2Auth {
     /// The token endpoint, e.g. `https://host/auth/realms/<realm>/protocol/openid-connect/token`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHost() != ''").message("must be an absolute http(s) URL"))]
+    #[schemars(length(max = 2048))]
     pub token_url: Option<String>,
     /// An OIDC issuer; the token endpoint is read from `{issuerUrl}/.well-known/openid-configuration`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHost() != ''").message("must be an absolute http(s) URL"))]
+    #[schemars(length(max = 2048))]
     pub issuer_url: Option<String>,
     /// A DAI login page URL (`…/protocol/openid-connect/auth?…`); the token URL is derived by
     /// replacing the trailing `/auth…` with `/token`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHost() != ''").message("must be an absolute http(s) URL"))]
+    #[schemars(length(max = 2048))]
     pub login_url: Option<String>,
     /// Scopes sent as a space-separated `scope` parameter.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -197,6 +225,7 @@ pub struct OAuth2Auth {
     /// grant_type, client_id and client_secret cannot be overridden.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[x_kube(validation = Rule::new("!self.exists(k, k in ['grant_type', 'client_id', 'client_secret'])").message("grant_type, client_id and client_secret cannot be set here"))]
+    #[schemars(extend("maxProperties" = 32))]
     pub extra_params: BTreeMap<String, String>,
     /// Which token of the response is used as the bearer: access_token (default) or id_token.
     #[serde(default)]
@@ -304,7 +333,9 @@ pub struct TlsSpec {
 }
 
 /// Where a CA bundle lives.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub enum CaBundleKind {
     #[default]
     Secret,
