@@ -42,7 +42,7 @@ integration:
 	@set -e; hack/testenv/down "$(TESTENV_DIR)"; \
 	eval "$$(hack/testenv/up --dir "$(TESTENV_DIR)")"; \
 	trap 'hack/testenv/down "$(TESTENV_DIR)"' EXIT; \
-	JOBRELAY_TEST_KUBECONFIG="$$KUBECONFIG" $(CARGO) test --locked --tests -- --test-threads=4
+	JOBRELAY_TEST_KUBECONFIG="$$KUBECONFIG" $(CARGO) test --locked --test "*" -- --test-threads=4
 
 testenv-up: deps
 	@hack/testenv/up --dir "$(TESTENV_DIR)"
