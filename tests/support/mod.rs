@@ -32,15 +32,40 @@ fn cache_dir() -> PathBuf {
         })
 }
 
-fn kube_version() -> String {
+/// A version pinned in `hack/testenv/versions.env`, e.g. `version_of("KUBE_VERSION")`.
+pub fn version_of(key: &str) -> String {
     let versions = std::fs::read_to_string(repo_root().join("hack/testenv/versions.env"))
         .expect("versions.env");
     versions
         .lines()
-        .find_map(|l| l.strip_prefix("KUBE_VERSION="))
-        .expect("KUBE_VERSION in versions.env")
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("{key} in versions.env"))
         .trim()
         .to_string()
+}
+
+fn kube_version() -> String {
+    version_of("KUBE_VERSION")
+}
+
+/// The helm built by `hack/testenv/build`.
+pub fn helm_path() -> PathBuf {
+    let v = version_of("HELM_VERSION");
+    cache_dir().join(format!("bin/helm-{v}/helm"))
+}
+
+/// Runs helm against the test control plane, with its own config and cache directories.
+pub fn helm(args: &[&str]) -> Output {
+    let cp = control_plane();
+    let home = std::env::temp_dir().join("jobrelay-helm");
+    Command::new(helm_path())
+        .env("KUBECONFIG", &cp.kubeconfig)
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .args(args)
+        .output()
+        .expect("run helm")
 }
 
 /// The kubectl built by `hack/testenv/build` (same version as the apiserver).
