@@ -2,4 +2,5 @@
 //! any OAuth2-protected REST API). See README.md and docs in the repository.
 
 pub mod cli;
+pub mod controller;
 pub mod crd;

@@ -1,0 +1,3 @@
+//! Controllers: fetch → pure plan → apply → status, one module per kind.
+
+pub mod remote_job;

@@ -1,0 +1,437 @@
+//! Pure decisions of the RemoteJob controller: given the spec, the current status, what we know of the
+//! ApiClient and what the platform just told us, compute the next status and the one remote step to take.
+//!
+//! Exactly-once rests on three rules enforced here:
+//! 1. The intent to create (phase Submitting + the deterministic remote name + attempt) is written to
+//!    status *before* the create call ([`Step::Create`] is only returned together with that status).
+//! 2. While an intent is recorded and no remote id is known, the remote side is observed first (lookup by
+//!    name); only an observed absence leads to a create. For platforms without client-chosen names the
+//!    start is reconciled by listing runs ([`Step::ReconcileUnknownStart`]), never blindly repeated.
+//! 3. A status found empty is not trusted: attempts are looked up by name before anything is created.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+use crate::crd::conditions::{self, FALSE, TRUE, reasons, types};
+use crate::crd::{DeletionPolicy, RemoteJobPhase as Phase, RemoteJobSpec, RemoteJobStatus};
+
+/// What the platform adapter can do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Jobs carry our name and can be looked up by it (Run:ai, OpenPAI, generic-by-id: no).
+    pub lookup_by_name: bool,
+    /// The platform can suspend and resume a job in place (Run:ai).
+    pub suspend_resume: bool,
+}
+
+/// A normalized remote observation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RemoteView {
+    pub id: String,
+    pub phase: Phase,
+    pub state: String,
+    pub message: Option<String>,
+    pub url: Option<String>,
+}
+
+/// What the IO layer observed this round.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Observed {
+    /// Nothing was looked at (nothing to look for yet).
+    Nothing,
+    /// Looked up (by id or name) and the platform has no such job.
+    Absent,
+    /// The job as the platform reports it; `attempt` is the attempt whose name matched (status recovery).
+    Found { view: RemoteView, attempt: i32 },
+}
+
+/// The state of the referenced ApiClient.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClientState {
+    Ready,
+    /// Not usable; the reason constant and a message for the condition.
+    Unusable {
+        reason: &'static str,
+        message: String,
+    },
+}
+
+/// The one remote (or Kubernetes) step to take after the status is written.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    None,
+    /// Create the remote job named `status.remoteName`.
+    Create,
+    /// Find a start whose outcome is unknown by listing runs (platforms without names).
+    ReconcileUnknownStart,
+    Suspend,
+    Resume,
+    Cancel,
+    /// ttlSecondsAfterFinished has passed: delete the RemoteJob.
+    DeleteObject,
+    /// Deletion may proceed: remove our finalizer.
+    RemoveFinalizer,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub status: RemoteJobStatus,
+    pub step: Step,
+    pub requeue: Option<Duration>,
+}
+
+pub struct Input<'a> {
+    pub spec: &'a RemoteJobSpec,
+    pub status: &'a RemoteJobStatus,
+    pub generation: Option<i64>,
+    pub deleting: bool,
+    pub client: &'a ClientState,
+    pub caps: Capabilities,
+    pub observed: &'a Observed,
+    pub now: Timestamp,
+    /// The deterministic remote name of attempt `n` (1-based).
+    pub remote_name: &'a dyn Fn(i32) -> String,
+}
+
+/// How long to wait before looking again, by phase, unless spec.pollInterval says otherwise.
+pub fn poll_interval(spec: &RemoteJobSpec, phase: Phase) -> Duration {
+    let configured = spec
+        .poll_interval
+        .as_deref()
+        .and_then(crate::crd::duration::parse);
+    if let Some(d) = configured.filter(|d| !d.is_zero()) {
+        return d;
+    }
+    match phase {
+        Phase::Submitting => Duration::from_secs(1),
+        Phase::Pending | Phase::Queued => Duration::from_secs(3),
+        Phase::Running | Phase::Unknown => Duration::from_secs(10),
+        Phase::Suspended => Duration::from_secs(30),
+        Phase::Succeeded | Phase::Failed | Phase::Cancelled => Duration::from_secs(300),
+    }
+}
+
+pub fn plan(input: &Input) -> Plan {
+    let mut status = input.status.clone();
+    status.observed_generation = input.generation;
+    // Fold in what we observed before deciding.
+    if let Observed::Found { view, attempt } = input.observed {
+        adopt(&mut status, view, *attempt, input);
+    }
+    if input.deleting {
+        return plan_deletion(input, status);
+    }
+    if status.phase.is_terminal() {
+        return plan_finished(input, status);
+    }
+    if let ClientState::Unusable { reason, message } = input.client {
+        if status.remote_id.is_none() && status.phase != Phase::Submitting {
+            status.phase = Phase::Pending;
+            status.message = Some(message.clone());
+            set(&mut status, input, types::SUBMITTED, FALSE, reason, message);
+            return done(input, status, Step::None);
+        }
+        // A job already out there keeps its phase; we just cannot talk to the platform right now.
+        return done(input, status, Step::None);
+    }
+    if let Some(step) = deadline_exceeded(input, &mut status) {
+        return done(input, status, step);
+    }
+    match (&status.remote_id, input.observed) {
+        // No remote job known and none found.
+        (None, Observed::Nothing | Observed::Absent) => plan_submission(input, status),
+        (Some(_), Observed::Absent) => {
+            // The platform no longer knows a job we submitted (deleted behind our back).
+            finish(
+                &mut status,
+                input,
+                Phase::Failed,
+                reasons::REMOTE_FAILED,
+                "the remote job disappeared",
+            );
+            done(input, status, Step::None)
+        }
+        (Some(_), _) => plan_running(input, status),
+        (None, Observed::Found { .. }) => unreachable!("adopt() sets remote_id"),
+    }
+}
+
+fn plan_submission(input: &Input, mut status: RemoteJobStatus) -> Plan {
+    if status.phase == Phase::Submitting
+        && !input.caps.lookup_by_name
+        && matches!(input.observed, Observed::Nothing)
+    {
+        // A start without a client-chosen name whose result we did not see: find it by listing.
+        return done(input, status, Step::ReconcileUnknownStart);
+    }
+    if input.spec.suspend {
+        status.phase = Phase::Suspended;
+        status.message = Some("suspended before submission".into());
+        return done(input, status, Step::None);
+    }
+    // Record the intent (phase, name, attempt) — written before the create call.
+    if status.phase != Phase::Submitting {
+        status.attempts += 1;
+    }
+    status.attempts = status.attempts.max(1);
+    status.phase = Phase::Submitting;
+    status.remote_name = Some((input.remote_name)(status.attempts));
+    status.remote_id = None;
+    status.remote_state = None;
+    status.message = Some(format!("submitting attempt {}", status.attempts));
+    if status.start_time.is_none() {
+        status.start_time = Some(Time(input.now));
+    }
+    set(
+        &mut status,
+        input,
+        types::SUBMITTED,
+        FALSE,
+        reasons::SUBMITTING,
+        "submitting to the platform",
+    );
+    done(input, status, Step::Create)
+}
+
+fn plan_running(input: &Input, mut status: RemoteJobStatus) -> Plan {
+    let Observed::Found { view, .. } = input.observed else {
+        return done(input, status, Step::None);
+    };
+    match view.phase {
+        Phase::Succeeded => {
+            finish(
+                &mut status,
+                input,
+                Phase::Succeeded,
+                reasons::COMPLETED,
+                "the remote job succeeded",
+            );
+            done(input, status, Step::None)
+        }
+        Phase::Failed if status.attempts <= input.spec.backoff_limit => {
+            // Retry as a new attempt under a new name; the failed attempt stays as it is remotely.
+            let failed = status.attempts;
+            status.phase = Phase::Pending;
+            status.remote_id = None;
+            let mut next = plan_submission(input, status);
+            next.status.message = Some(format!(
+                "attempt {failed} failed; submitting attempt {}",
+                failed + 1
+            ));
+            next
+        }
+        Phase::Failed => {
+            let (reason, msg) = if input.spec.backoff_limit > 0 {
+                (
+                    reasons::BACKOFF_LIMIT_EXCEEDED,
+                    format!(
+                        "failed {} times (backoffLimit {})",
+                        status.attempts, input.spec.backoff_limit
+                    ),
+                )
+            } else {
+                (
+                    reasons::REMOTE_FAILED,
+                    view.message
+                        .clone()
+                        .unwrap_or_else(|| "the remote job failed".into()),
+                )
+            };
+            finish(&mut status, input, Phase::Failed, reason, &msg);
+            done(input, status, Step::None)
+        }
+        Phase::Cancelled => {
+            finish(
+                &mut status,
+                input,
+                Phase::Cancelled,
+                reasons::CANCELLED,
+                "the remote job was cancelled",
+            );
+            done(input, status, Step::None)
+        }
+        _ if input.spec.suspend && view.phase != Phase::Suspended => {
+            status.message = Some("suspending".into());
+            let step = if input.caps.suspend_resume {
+                Step::Suspend
+            } else {
+                Step::Cancel
+            };
+            done(input, status, step)
+        }
+        Phase::Suspended if !input.spec.suspend => {
+            if input.caps.suspend_resume {
+                status.message = Some("resuming".into());
+                return done(input, status, Step::Resume);
+            }
+            // Cannot resume in place: submit a fresh attempt (does not count against backoffLimit).
+            status.phase = Phase::Pending;
+            status.remote_id = None;
+            plan_submission(input, status)
+        }
+        _ => done(input, status, Step::None),
+    }
+}
+
+fn plan_deletion(input: &Input, mut status: RemoteJobStatus) -> Plan {
+    let observed_terminal =
+        matches!(input.observed, Observed::Found { view, .. } if view.phase.is_terminal());
+    let gone = matches!(input.observed, Observed::Absent);
+    let never_submitted = status.remote_id.is_none() && status.phase != Phase::Submitting;
+    // Suspended by cancelling (no in-place suspend): nothing runs remotely.
+    let stopped = status.phase == Phase::Suspended && !input.caps.suspend_resume;
+    if input.spec.deletion_policy == DeletionPolicy::Orphan
+        || status.phase.is_terminal()
+        || observed_terminal
+        || gone
+        || never_submitted
+        || stopped
+    {
+        return done(input, status, Step::RemoveFinalizer);
+    }
+    if status.remote_id.is_none() {
+        // A start whose outcome is unknown: find it before deciding there is nothing to cancel.
+        let step = if input.caps.lookup_by_name {
+            Step::None
+        } else {
+            Step::ReconcileUnknownStart
+        };
+        return done(input, status, step);
+    }
+    status.message = Some("cancelling the remote job before deletion".into());
+    done(input, status, Step::Cancel)
+}
+
+fn plan_finished(input: &Input, status: RemoteJobStatus) -> Plan {
+    let Some(ttl) = input.spec.ttl_seconds_after_finished else {
+        return done(input, status, Step::None);
+    };
+    let finished = status
+        .completion_time
+        .as_ref()
+        .map(|t| t.0)
+        .unwrap_or(input.now);
+    let due = finished.as_second() + i64::from(ttl);
+    let left = due - input.now.as_second();
+    if left <= 0 {
+        return Plan {
+            status,
+            step: Step::DeleteObject,
+            requeue: None,
+        };
+    }
+    Plan {
+        status,
+        step: Step::None,
+        requeue: Some(Duration::from_secs(left as u64)),
+    }
+}
+
+fn deadline_exceeded(input: &Input, status: &mut RemoteJobStatus) -> Option<Step> {
+    let limit = input.spec.active_deadline_seconds?;
+    let started = status.start_time.as_ref()?.0;
+    if input.now.as_second() - started.as_second() < limit {
+        return None;
+    }
+    let msg = format!("activeDeadlineSeconds ({limit}s) exceeded");
+    let had_remote = status.remote_id.is_some();
+    finish(
+        status,
+        input,
+        Phase::Failed,
+        reasons::DEADLINE_EXCEEDED,
+        &msg,
+    );
+    Some(if had_remote { Step::Cancel } else { Step::None })
+}
+
+/// Takes the observed view into status: id, state word, message, url, phase (unless terminal already).
+fn adopt(status: &mut RemoteJobStatus, view: &RemoteView, attempt: i32, input: &Input) {
+    if status.remote_id.is_none() {
+        status.attempts = status.attempts.max(attempt);
+        status.remote_name = Some((input.remote_name)(status.attempts));
+    }
+    status.remote_id = Some(view.id.clone());
+    status.remote_state = Some(view.state.clone());
+    status.url = view.url.clone().or(status.url.take());
+    if let Some(m) = &view.message {
+        status.message = Some(m.clone());
+    }
+    if status.start_time.is_none() {
+        status.start_time = Some(Time(input.now));
+    }
+    set(
+        status,
+        input,
+        types::SUBMITTED,
+        TRUE,
+        reasons::SUBMITTED,
+        "accepted by the platform",
+    );
+    if !status.phase.is_terminal() && !view.phase.is_terminal() {
+        status.phase = view.phase;
+        let running = if view.phase == Phase::Running {
+            TRUE
+        } else {
+            FALSE
+        };
+        set(
+            status,
+            input,
+            types::RUNNING,
+            running,
+            view.phase.as_str(),
+            &format!("remote state {}", view.state),
+        );
+    }
+}
+
+fn finish(status: &mut RemoteJobStatus, input: &Input, phase: Phase, reason: &str, message: &str) {
+    status.phase = phase;
+    status.message = Some(message.to_string());
+    if status.completion_time.is_none() {
+        status.completion_time = Some(Time(input.now));
+    }
+    set(status, input, types::RUNNING, FALSE, reason, message);
+    let (complete, failed) = match phase {
+        Phase::Succeeded => (TRUE, FALSE),
+        Phase::Failed => (FALSE, TRUE),
+        _ => (FALSE, FALSE),
+    };
+    set(status, input, types::COMPLETE, complete, reason, message);
+    set(status, input, types::FAILED, failed, reason, message);
+}
+
+fn set(
+    status: &mut RemoteJobStatus,
+    input: &Input,
+    type_: &str,
+    value: &str,
+    reason: &str,
+    message: &str,
+) {
+    conditions::set_condition(
+        &mut status.conditions,
+        type_,
+        value,
+        reason,
+        message,
+        input.generation,
+        input.now,
+    );
+}
+
+fn done(input: &Input, status: RemoteJobStatus, step: Step) -> Plan {
+    let requeue = Some(poll_interval(input.spec, status.phase));
+    Plan {
+        status,
+        step,
+        requeue,
+    }
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

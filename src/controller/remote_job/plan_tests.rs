@@ -1,0 +1,416 @@
+//! Table tests of the RemoteJob plan: (spec, status, client, observation) → (status, step).
+
+use super::*;
+use crate::crd::{ClientRef, RemoteJobSpec, RunaiJob};
+
+fn ts(s: i64) -> Timestamp {
+    Timestamp::from_second(1_700_000_000 + s).unwrap()
+}
+
+fn spec() -> RemoteJobSpec {
+    serde_json::from_value(serde_json::json!({
+        "clientRef": {"name": "c"},
+        "runai": {"projectId": "p", "clusterId": "c", "image": "i"}
+    }))
+    .unwrap()
+}
+
+fn name(n: i32) -> String {
+    format!("ns-job-abcd-{n}")
+}
+
+const CAPS: Capabilities = Capabilities {
+    lookup_by_name: true,
+    suspend_resume: true,
+};
+const NO_NAMES: Capabilities = Capabilities {
+    lookup_by_name: false,
+    suspend_resume: false,
+};
+
+fn view(phase: Phase) -> RemoteView {
+    RemoteView {
+        id: "rid-1".into(),
+        phase,
+        state: format!("{phase:?}"),
+        message: None,
+        url: Some("https://x/1".into()),
+    }
+}
+
+fn found(phase: Phase, attempt: i32) -> Observed {
+    Observed::Found {
+        view: view(phase),
+        attempt,
+    }
+}
+
+struct Case<'a> {
+    spec: RemoteJobSpec,
+    status: RemoteJobStatus,
+    deleting: bool,
+    client: ClientState,
+    caps: Capabilities,
+    observed: Observed,
+    now: i64,
+    _p: std::marker::PhantomData<&'a ()>,
+}
+
+impl Case<'_> {
+    fn new() -> Self {
+        Case {
+            spec: spec(),
+            status: RemoteJobStatus::default(),
+            deleting: false,
+            client: ClientState::Ready,
+            caps: CAPS,
+            observed: Observed::Nothing,
+            now: 100,
+            _p: Default::default(),
+        }
+    }
+    fn run(&self) -> Plan {
+        plan(&Input {
+            spec: &self.spec,
+            status: &self.status,
+            generation: Some(1),
+            deleting: self.deleting,
+            client: &self.client,
+            caps: self.caps,
+            observed: &self.observed,
+            now: ts(self.now),
+            remote_name: &name,
+        })
+    }
+}
+
+fn submitted(phase: Phase, attempts: i32) -> RemoteJobStatus {
+    RemoteJobStatus {
+        phase,
+        remote_id: Some("rid-1".into()),
+        remote_name: Some(name(attempts)),
+        attempts,
+        start_time: Some(Time(ts(0))),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn fresh_job_records_intent_then_creates() {
+    let p = Case::new().run();
+    assert_eq!(p.step, Step::Create);
+    assert_eq!(p.status.phase, Phase::Submitting);
+    assert_eq!(p.status.attempts, 1);
+    assert_eq!(p.status.remote_name.as_deref(), Some("ns-job-abcd-1"));
+    assert!(p.status.remote_id.is_none());
+    assert_eq!(
+        conditions::find(&p.status.conditions, types::SUBMITTED)
+            .unwrap()
+            .reason,
+        reasons::SUBMITTING
+    );
+}
+
+#[test]
+fn submitting_observes_before_creating_again() {
+    // Intent recorded, create outcome unknown; lookup says absent → create the same attempt again.
+    let mut c = Case::new();
+    c.status = Case::new().run().status;
+    c.observed = Observed::Absent;
+    let p = c.run();
+    assert_eq!((p.step.clone(), p.status.attempts), (Step::Create, 1));
+    assert_eq!(p.status.remote_name.as_deref(), Some("ns-job-abcd-1"));
+    // Lookup finds the job (commit-then-drop): adopt, no create.
+    c.observed = found(Phase::Queued, 1);
+    let p = c.run();
+    assert_eq!(p.step, Step::None);
+    assert_eq!(
+        (p.status.phase, p.status.remote_id.as_deref()),
+        (Phase::Queued, Some("rid-1"))
+    );
+    assert!(conditions::is_true(&p.status.conditions, types::SUBMITTED));
+}
+
+#[test]
+fn platforms_without_names_reconcile_an_unknown_start_instead_of_creating() {
+    let mut c = Case::new();
+    c.caps = NO_NAMES;
+    c.status = Case::new().run().status; // Submitting
+    assert_eq!(c.run().step, Step::ReconcileUnknownStart);
+    // Listing proved there is no such run: now a create is safe.
+    c.observed = Observed::Absent;
+    assert_eq!(c.run().step, Step::Create);
+}
+
+#[test]
+fn wiped_status_adopts_the_latest_attempt_found_by_name() {
+    let mut c = Case::new();
+    c.observed = found(Phase::Running, 2);
+    let p = c.run();
+    assert_eq!(p.step, Step::None);
+    assert_eq!((p.status.attempts, p.status.phase), (2, Phase::Running));
+    assert_eq!(p.status.remote_name.as_deref(), Some("ns-job-abcd-2"));
+}
+
+#[test]
+fn client_not_ready_waits_with_a_condition() {
+    let mut c = Case::new();
+    c.client = ClientState::Unusable {
+        reason: reasons::CLIENT_NOT_READY,
+        message: "ApiClient c is not Ready".into(),
+    };
+    let p = c.run();
+    assert_eq!((p.step, p.status.phase), (Step::None, Phase::Pending));
+    let cond = conditions::find(&p.status.conditions, types::SUBMITTED).unwrap();
+    assert_eq!(
+        (cond.status.as_str(), cond.reason.as_str()),
+        (FALSE, reasons::CLIENT_NOT_READY)
+    );
+}
+
+#[test]
+fn suspended_before_submission_submits_nothing() {
+    let mut c = Case::new();
+    c.spec.suspend = true;
+    let p = c.run();
+    assert_eq!(
+        (p.step, p.status.phase, p.status.attempts),
+        (Step::None, Phase::Suspended, 0)
+    );
+    c.spec.suspend = false;
+    c.status = p.status;
+    assert_eq!(c.run().step, Step::Create);
+}
+
+#[test]
+fn observed_phases_map_to_outcomes() {
+    struct Row {
+        observed: Phase,
+        backoff_limit: i32,
+        attempts: i32,
+        want_phase: Phase,
+        want_step: Step,
+        want_reason: Option<&'static str>,
+    }
+    let rows = [
+        Row {
+            observed: Phase::Queued,
+            backoff_limit: 0,
+            attempts: 1,
+            want_phase: Phase::Queued,
+            want_step: Step::None,
+            want_reason: None,
+        },
+        Row {
+            observed: Phase::Running,
+            backoff_limit: 0,
+            attempts: 1,
+            want_phase: Phase::Running,
+            want_step: Step::None,
+            want_reason: None,
+        },
+        Row {
+            observed: Phase::Succeeded,
+            backoff_limit: 0,
+            attempts: 1,
+            want_phase: Phase::Succeeded,
+            want_step: Step::None,
+            want_reason: Some(reasons::COMPLETED),
+        },
+        Row {
+            observed: Phase::Failed,
+            backoff_limit: 0,
+            attempts: 1,
+            want_phase: Phase::Failed,
+            want_step: Step::None,
+            want_reason: Some(reasons::REMOTE_FAILED),
+        },
+        Row {
+            observed: Phase::Failed,
+            backoff_limit: 2,
+            attempts: 1,
+            want_phase: Phase::Submitting,
+            want_step: Step::Create,
+            want_reason: None,
+        },
+        Row {
+            observed: Phase::Failed,
+            backoff_limit: 2,
+            attempts: 3,
+            want_phase: Phase::Failed,
+            want_step: Step::None,
+            want_reason: Some(reasons::BACKOFF_LIMIT_EXCEEDED),
+        },
+        Row {
+            observed: Phase::Cancelled,
+            backoff_limit: 2,
+            attempts: 1,
+            want_phase: Phase::Cancelled,
+            want_step: Step::None,
+            want_reason: Some(reasons::CANCELLED),
+        },
+        Row {
+            observed: Phase::Unknown,
+            backoff_limit: 0,
+            attempts: 1,
+            want_phase: Phase::Unknown,
+            want_step: Step::None,
+            want_reason: None,
+        },
+    ];
+    for r in rows {
+        let mut c = Case::new();
+        c.spec.backoff_limit = r.backoff_limit;
+        c.status = submitted(Phase::Running, r.attempts);
+        c.observed = found(r.observed, r.attempts);
+        let p = c.run();
+        let label = format!(
+            "observed {:?} limit {} attempts {}",
+            r.observed, r.backoff_limit, r.attempts
+        );
+        assert_eq!(p.status.phase, r.want_phase, "{label}");
+        assert_eq!(p.step, r.want_step, "{label}");
+        if let Some(reason) = r.want_reason {
+            assert_eq!(
+                conditions::find(&p.status.conditions, types::RUNNING)
+                    .unwrap()
+                    .reason,
+                reason,
+                "{label}"
+            );
+            assert!(p.status.completion_time.is_some(), "{label}");
+        }
+    }
+}
+
+#[test]
+fn retry_uses_a_new_attempt_name() {
+    let mut c = Case::new();
+    c.spec.backoff_limit = 1;
+    c.status = submitted(Phase::Running, 1);
+    c.observed = found(Phase::Failed, 1);
+    let p = c.run();
+    assert_eq!(
+        (p.status.attempts, p.status.remote_name.as_deref()),
+        (2, Some("ns-job-abcd-2"))
+    );
+    assert!(p.status.remote_id.is_none());
+    assert!(p.status.message.unwrap().contains("attempt 1 failed"));
+}
+
+#[test]
+fn deadline_cancels_remotely_and_fails() {
+    let mut c = Case::new();
+    c.spec.active_deadline_seconds = Some(50);
+    c.status = submitted(Phase::Running, 1);
+    c.observed = found(Phase::Running, 1);
+    c.now = 49;
+    assert_eq!(c.run().step, Step::None);
+    c.now = 50;
+    let p = c.run();
+    assert_eq!((p.step, p.status.phase), (Step::Cancel, Phase::Failed));
+    assert!(conditions::is_true(&p.status.conditions, types::FAILED));
+    assert_eq!(
+        conditions::find(&p.status.conditions, types::FAILED)
+            .unwrap()
+            .reason,
+        reasons::DEADLINE_EXCEEDED
+    );
+}
+
+#[test]
+fn suspend_and_resume_follow_capabilities() {
+    let mut c = Case::new();
+    c.spec.suspend = true;
+    c.status = submitted(Phase::Running, 1);
+    c.observed = found(Phase::Running, 1);
+    assert_eq!(c.run().step, Step::Suspend);
+    c.caps = NO_NAMES;
+    assert_eq!(c.run().step, Step::Cancel);
+    // Resume in place where the platform can.
+    c.caps = CAPS;
+    c.spec.suspend = false;
+    c.status = submitted(Phase::Suspended, 1);
+    c.observed = found(Phase::Suspended, 1);
+    assert_eq!(c.run().step, Step::Resume);
+}
+
+#[test]
+fn deletion_cancels_unless_orphaned_or_finished() {
+    let mut c = Case::new();
+    c.deleting = true;
+    c.status = submitted(Phase::Running, 1);
+    c.observed = found(Phase::Running, 1);
+    assert_eq!(c.run().step, Step::Cancel);
+    c.spec.deletion_policy = DeletionPolicy::Orphan;
+    assert_eq!(c.run().step, Step::RemoveFinalizer);
+    c.spec.deletion_policy = DeletionPolicy::Cancel;
+    c.observed = found(Phase::Cancelled, 1);
+    assert_eq!(
+        c.run().step,
+        Step::RemoveFinalizer,
+        "cancellation confirmed"
+    );
+    c.observed = Observed::Absent;
+    assert_eq!(c.run().step, Step::RemoveFinalizer, "gone remotely");
+    // Never submitted: nothing to cancel.
+    c.status = RemoteJobStatus::default();
+    c.observed = Observed::Nothing;
+    assert_eq!(c.run().step, Step::RemoveFinalizer);
+}
+
+#[test]
+fn ttl_deletes_after_finishing() {
+    let mut c = Case::new();
+    c.spec.ttl_seconds_after_finished = Some(30);
+    c.status = submitted(Phase::Succeeded, 1);
+    c.status.completion_time = Some(Time(ts(100)));
+    c.now = 110;
+    let p = c.run();
+    assert_eq!(
+        (p.step, p.requeue),
+        (Step::None, Some(Duration::from_secs(20)))
+    );
+    c.now = 130;
+    assert_eq!(c.run().step, Step::DeleteObject);
+}
+
+#[test]
+fn replanning_the_same_observation_changes_nothing() {
+    let mut c = Case::new();
+    c.status = submitted(Phase::Running, 1);
+    c.observed = found(Phase::Running, 1);
+    let first = c.run();
+    c.status = first.status.clone();
+    c.now += 30;
+    assert_eq!(
+        c.run().status,
+        first.status,
+        "no status write when nothing changed"
+    );
+}
+
+#[test]
+fn a_vanished_remote_job_fails_the_remote_job() {
+    let mut c = Case::new();
+    c.status = submitted(Phase::Running, 1);
+    c.observed = Observed::Absent;
+    let p = c.run();
+    assert_eq!(p.status.phase, Phase::Failed);
+}
+
+#[test]
+fn poll_interval_adapts_and_honours_the_spec() {
+    let s = spec();
+    assert!(poll_interval(&s, Phase::Queued) < poll_interval(&s, Phase::Running));
+    let mut s2 = s.clone();
+    s2.poll_interval = Some("7s".into());
+    assert_eq!(poll_interval(&s2, Phase::Running), Duration::from_secs(7));
+    let _ = (
+        ClientRef {
+            name: "x".into(),
+            namespace: None,
+        },
+        None::<RunaiJob>,
+    );
+}
