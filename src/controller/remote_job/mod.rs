@@ -1,3 +1,432 @@
-//! RemoteJob controller. `plan.rs` holds every decision; this module will hold the IO.
+//! RemoteJob controller: fetch (ApiClient, remote observation) → [`plan::plan`] → write status → one
+//! remote step. Every decision lives in `plan.rs`; this module only does IO.
 
+pub mod observe;
 pub mod plan;
+pub mod remote;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use crate::crd::conditions::{self, reasons, types};
+use crate::crd::{ApiClient, RemoteJob, RemoteJobPhase, RemoteJobStatus};
+use plan::{ClientState, Input, Observed, Step};
+use remote::{Remote, RemoteError};
+
+/// The finalizer that lets a Cancel-policy RemoteJob stop its remote job before it goes.
+pub const FINALIZER: &str = "jobrelay.io/remote-job";
+const FIELD_MANAGER: &str = "jobrelay";
+
+/// Builds the platform handle for an ApiClient (token, HTTP client, adapter).
+pub trait RemoteFactory: Send + Sync {
+    /// `Err((reason, message))` when the ApiClient cannot be used for jobs.
+    fn remote_for(&self, client: &ApiClient) -> Result<Arc<dyn Remote>, (&'static str, String)>;
+}
+
+pub struct Context {
+    pub client: kube::Client,
+    pub remotes: Arc<dyn RemoteFactory>,
+    pub recorder: Recorder,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("RemoteJob has no namespace")]
+    NoNamespace,
+}
+
+pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = job.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<RemoteJob> = Api::namespaced(ctx.client.clone(), &ns);
+    let deleting = job.meta().deletion_timestamp.is_some();
+    if !deleting && !job.finalizers().iter().any(|f| f == FINALIZER) {
+        add_finalizer(&api, &job).await?;
+        return Ok(Action::await_change());
+    }
+    if deleting && !job.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Action::await_change());
+    }
+
+    let (client_state, remote) = resolve_client(&ctx, &job, &ns).await?;
+    let status = job.status.clone().unwrap_or_default();
+    let observed = match &remote {
+        Some(r) => match observe::observe(r.as_ref(), &job, &status).await {
+            Ok(o) => o,
+            Err(e) => return remote_trouble(&ctx, &api, &job, &status, &e).await,
+        },
+        None => Observed::Nothing,
+    };
+    let caps = remote
+        .as_ref()
+        .map(|r| r.capabilities())
+        .unwrap_or(plan::Capabilities {
+            lookup_by_name: true,
+            suspend_resume: false,
+        });
+    let name_of = |attempt: i32| {
+        remote
+            .as_ref()
+            .map(|r| r.remote_name(&job, attempt))
+            .unwrap_or_default()
+    };
+    let mut observed = observed;
+    loop {
+        let p = plan::plan(&Input {
+            spec: &job.spec,
+            status: &status,
+            generation: job.metadata.generation,
+            deleting,
+            client: &client_state,
+            caps,
+            observed: &observed,
+            now: Timestamp::now(),
+            remote_name: &name_of,
+        });
+        write_status(&ctx, &api, &job, &status, &p.status).await?;
+        let Some(remote) = remote.as_ref() else {
+            return finish_step(&api, &job, p.step, p.requeue).await;
+        };
+        let result = match &p.step {
+            Step::Create => create(&ctx, &api, &job, remote.as_ref(), &p.status).await,
+            Step::ReconcileUnknownStart => {
+                let since = intent_time(&p.status);
+                match remote.find_unknown_start(&job, since).await {
+                    // Fold the answer in and plan again (once): found → adopt; absent → create.
+                    Ok(Some(view)) => {
+                        observed = Observed::Found {
+                            view,
+                            attempt: p.status.attempts,
+                        };
+                        continue;
+                    }
+                    Ok(None) if observed != Observed::Absent => {
+                        observed = Observed::Absent;
+                        continue;
+                    }
+                    Ok(None) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+            Step::Cancel => call_on_id(&p.status, |id| remote.cancel(id)).await,
+            Step::Suspend => call_on_id(&p.status, |id| remote.suspend(id)).await,
+            Step::Resume => call_on_id(&p.status, |id| remote.resume(id)).await,
+            Step::None | Step::DeleteObject | Step::RemoveFinalizer => {
+                return finish_step(&api, &job, p.step, p.requeue).await;
+            }
+        };
+        return match result {
+            Ok(()) => Ok(Action::requeue(
+                p.requeue
+                    .unwrap_or(Duration::from_secs(5))
+                    .min(Duration::from_secs(2)),
+            )),
+            Err(e) => remote_trouble(&ctx, &api, &job, &p.status, &e).await,
+        };
+    }
+}
+
+/// The time the current submission intent was recorded (for matching a start whose answer was lost).
+fn intent_time(status: &RemoteJobStatus) -> Timestamp {
+    conditions::find(&status.conditions, types::SUBMITTED)
+        .map(|c| c.last_transition_time.0)
+        .or(status.start_time.as_ref().map(|t| t.0))
+        .unwrap_or_else(Timestamp::now)
+}
+
+async fn call_on_id<'a, F>(status: &'a RemoteJobStatus, call: F) -> Result<(), RemoteError>
+where
+    F: FnOnce(&'a str) -> futures::future::BoxFuture<'a, Result<(), RemoteError>>,
+{
+    match status.remote_id.as_deref() {
+        Some(id) => match call(id).await {
+            Err(RemoteError::NotFound) => Ok(()),
+            other => other,
+        },
+        None => Ok(()),
+    }
+}
+
+/// Sends the create for the intent already written to status, and records the answer.
+async fn create(
+    ctx: &Context,
+    api: &Api<RemoteJob>,
+    job: &RemoteJob,
+    remote: &dyn Remote,
+    status: &RemoteJobStatus,
+) -> Result<(), RemoteError> {
+    let name = status.remote_name.clone().unwrap_or_default();
+    let view = match remote.create(job, &name).await {
+        Ok(view) => view,
+        // Someone (an earlier try of ours) already created it: adopt.
+        Err(RemoteError::Conflict { .. }) => match remote.lookup(job, &name).await? {
+            Some(view) => view,
+            None => {
+                return Err(RemoteError::OutcomeUnknown {
+                    message: "conflict, but no job by that name".into(),
+                });
+            }
+        },
+        Err(RemoteError::Permanent { message }) => {
+            let mut next = status.clone();
+            next.phase = RemoteJobPhase::Failed;
+            next.message = Some(message.clone());
+            next.completion_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                Timestamp::now(),
+            ));
+            let now = Timestamp::now();
+            for (t, v) in [
+                (types::SUBMITTED, conditions::FALSE),
+                (types::FAILED, conditions::TRUE),
+            ] {
+                conditions::set_condition(
+                    &mut next.conditions,
+                    t,
+                    v,
+                    reasons::SUBMIT_REJECTED,
+                    &message,
+                    job.metadata.generation,
+                    now,
+                );
+            }
+            write_status(ctx, api, job, status, &next)
+                .await
+                .map_err(|e| RemoteError::Retriable {
+                    message: e.to_string(),
+                    retry_after: None,
+                })?;
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    let mut next = status.clone();
+    next.remote_id = Some(view.id.clone());
+    next.remote_state = Some(view.state.clone());
+    next.url = view.url.clone();
+    next.phase = if view.phase == RemoteJobPhase::Unknown {
+        RemoteJobPhase::Queued
+    } else {
+        view.phase
+    };
+    next.message = Some(format!("submitted attempt {}", next.attempts));
+    let now = Timestamp::now();
+    conditions::set_condition(
+        &mut next.conditions,
+        types::SUBMITTED,
+        conditions::TRUE,
+        reasons::SUBMITTED,
+        "accepted by the platform",
+        job.metadata.generation,
+        now,
+    );
+    write_status(ctx, api, job, status, &next)
+        .await
+        .map_err(|e| RemoteError::Retriable {
+            message: e.to_string(),
+            retry_after: None,
+        })
+}
+
+async fn finish_step(
+    api: &Api<RemoteJob>,
+    job: &RemoteJob,
+    step: Step,
+    requeue: Option<Duration>,
+) -> Result<Action, Error> {
+    match step {
+        Step::DeleteObject => {
+            api.delete(&job.name_any(), &Default::default()).await?;
+            Ok(Action::await_change())
+        }
+        Step::RemoveFinalizer => {
+            remove_finalizer(api, job).await?;
+            Ok(Action::await_change())
+        }
+        _ => Ok(requeue
+            .map(Action::requeue)
+            .unwrap_or_else(Action::await_change)),
+    }
+}
+
+/// A remote call failed: say so in status (keeping the phase) and come back when it makes sense.
+async fn remote_trouble(
+    ctx: &Context,
+    api: &Api<RemoteJob>,
+    job: &RemoteJob,
+    status: &RemoteJobStatus,
+    err: &RemoteError,
+) -> Result<Action, Error> {
+    tracing::info!(job = %job.name_any(), error = %err, "remote call failed");
+    let mut next = status.clone();
+    next.message = Some(err.to_string());
+    write_status(ctx, api, job, status, &next).await?;
+    Ok(Action::requeue(err.requeue_after()))
+}
+
+async fn resolve_client(
+    ctx: &Context,
+    job: &RemoteJob,
+    ns: &str,
+) -> Result<(ClientState, Option<Arc<dyn Remote>>), Error> {
+    let client_ns = job
+        .spec
+        .client_ref
+        .namespace
+        .clone()
+        .unwrap_or_else(|| ns.to_string());
+    let name = &job.spec.client_ref.name;
+    let unusable = |reason, message: String| Ok((ClientState::Unusable { reason, message }, None));
+    let api: Api<ApiClient> = Api::namespaced(ctx.client.clone(), &client_ns);
+    let Some(client) = api.get_opt(name).await? else {
+        return unusable(
+            reasons::CLIENT_NOT_FOUND,
+            format!("ApiClient {client_ns}/{name} not found"),
+        );
+    };
+    if client_ns != ns
+        && !client
+            .spec
+            .allowed_namespaces
+            .iter()
+            .any(|n| n == "*" || n == ns)
+    {
+        return unusable(
+            reasons::CLIENT_NOT_GRANTED,
+            format!(
+                "ApiClient {client_ns}/{name} does not list namespace {ns} in spec.allowedNamespaces"
+            ),
+        );
+    }
+    if let Some(mismatch) = platform_mismatch(&client, job) {
+        return unusable(reasons::PLATFORM_MISMATCH, mismatch);
+    }
+    let ready = client
+        .status
+        .as_ref()
+        .is_some_and(|s| conditions::is_true(&s.conditions, types::READY));
+    if !ready {
+        return unusable(
+            reasons::CLIENT_NOT_READY,
+            format!("ApiClient {client_ns}/{name} is not Ready"),
+        );
+    }
+    match ctx.remotes.remote_for(&client) {
+        Ok(r) => Ok((ClientState::Ready, Some(r))),
+        Err((reason, message)) => unusable(reason, message),
+    }
+}
+
+/// The body set on the RemoteJob must be the ApiClient's platform.
+pub fn platform_mismatch(client: &ApiClient, job: &RemoteJob) -> Option<String> {
+    use crate::crd::Platform::*;
+    let s = &job.spec;
+    let body = [
+        (Runai, s.runai.is_some()),
+        (Openpai, s.openpai.is_some()),
+        (Dai, s.dai.is_some()),
+        (Generic, s.generic.is_some()),
+    ]
+    .into_iter()
+    .find_map(|(p, set)| set.then_some(p))?;
+    (body != client.spec.platform).then(|| {
+        format!(
+            "spec.{} is set but ApiClient {} is platform {}",
+            body.as_str(),
+            client.name_any(),
+            client.spec.platform.as_str()
+        )
+    })
+}
+
+async fn write_status(
+    ctx: &Context,
+    api: &Api<RemoteJob>,
+    job: &RemoteJob,
+    old: &RemoteJobStatus,
+    new: &RemoteJobStatus,
+) -> Result<(), kube::Error> {
+    if old == new && job.status.is_some() {
+        return Ok(());
+    }
+    let patch = json!({"apiVersion": "jobrelay.io/v1alpha1", "kind": "RemoteJob", "status": new});
+    api.patch_status(
+        &job.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    if old.phase != new.phase {
+        publish_phase_event(ctx, job, new).await;
+    }
+    Ok(())
+}
+
+async fn publish_phase_event(ctx: &Context, job: &RemoteJob, status: &RemoteJobStatus) {
+    let type_ = if status.phase == RemoteJobPhase::Failed {
+        EventType::Warning
+    } else {
+        EventType::Normal
+    };
+    let note = status.message.clone().unwrap_or_default();
+    let event = Event {
+        type_,
+        reason: status.phase.as_str().to_string(),
+        note: Some(
+            format!("{} {}", status.phase.as_str(), note)
+                .trim()
+                .chars()
+                .take(1000)
+                .collect(),
+        ),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &job.object_ref(&())).await {
+        tracing::warn!(error = %e, "publishing event failed");
+    }
+}
+
+async fn add_finalizer(api: &Api<RemoteJob>, job: &RemoteJob) -> Result<(), Error> {
+    let mut finalizers = job.finalizers().to_vec();
+    finalizers.push(FINALIZER.to_string());
+    let patch =
+        json!({"metadata": {"finalizers": finalizers, "resourceVersion": job.resource_version()}});
+    api.patch(
+        &job.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn remove_finalizer(api: &Api<RemoteJob>, job: &RemoteJob) -> Result<(), Error> {
+    let finalizers: Vec<_> = job
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    let patch =
+        json!({"metadata": {"finalizers": finalizers, "resourceVersion": job.resource_version()}});
+    match api
+        .patch(
+            &job.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}

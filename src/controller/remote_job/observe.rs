@@ -1,0 +1,101 @@
+//! What to look at on the platform before planning, and looking at it.
+
+use super::plan::Observed;
+use super::remote::{Remote, RemoteError};
+use crate::crd::{RemoteJob, RemoteJobPhase, RemoteJobStatus};
+
+/// Where to look for the remote side of a RemoteJob.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Nothing,
+    /// We know the id.
+    Id(String),
+    /// An intent was recorded under this name but no id is known: look it up.
+    Name(String),
+    /// The status says nothing was ever submitted; it may have been wiped. Look up attempts 1..=n by name
+    /// and adopt the latest one found.
+    Attempts(i32),
+}
+
+/// Pure: the observation target for a status.
+pub fn target(status: &RemoteJobStatus, lookup_by_name: bool, max_attempts: i32) -> Target {
+    if let Some(id) = &status.remote_id {
+        return Target::Id(id.clone());
+    }
+    if !lookup_by_name {
+        return Target::Nothing;
+    }
+    match (&status.remote_name, status.phase) {
+        (Some(name), RemoteJobPhase::Submitting) => Target::Name(name.clone()),
+        (_, RemoteJobPhase::Pending) if status.attempts == 0 => {
+            Target::Attempts(max_attempts.max(1))
+        }
+        _ => Target::Nothing,
+    }
+}
+
+pub async fn observe(
+    remote: &dyn Remote,
+    job: &RemoteJob,
+    status: &RemoteJobStatus,
+) -> Result<Observed, RemoteError> {
+    let max_attempts = job.spec.backoff_limit + 1;
+    match target(status, remote.capabilities().lookup_by_name, max_attempts) {
+        Target::Nothing => Ok(Observed::Nothing),
+        Target::Id(id) => match remote.get(&id).await {
+            Ok(view) => Ok(Observed::Found {
+                view,
+                attempt: status.attempts.max(1),
+            }),
+            Err(RemoteError::NotFound) => Ok(Observed::Absent),
+            Err(e) => Err(e),
+        },
+        Target::Name(name) => match remote.lookup(job, &name).await? {
+            Some(view) => Ok(Observed::Found {
+                view,
+                attempt: status.attempts.max(1),
+            }),
+            None => Ok(Observed::Absent),
+        },
+        Target::Attempts(n) => {
+            // Latest first: the newest attempt is the one that matters.
+            for attempt in (1..=n).rev() {
+                let name = remote.remote_name(job, attempt);
+                if let Some(view) = remote.lookup(job, &name).await? {
+                    return Ok(Observed::Found { view, attempt });
+                }
+            }
+            Ok(Observed::Absent)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        let empty = RemoteJobStatus::default();
+        assert_eq!(target(&empty, true, 3), Target::Attempts(3));
+        assert_eq!(target(&empty, false, 3), Target::Nothing);
+        let intent = RemoteJobStatus {
+            phase: RemoteJobPhase::Submitting,
+            remote_name: Some("n-1".into()),
+            attempts: 1,
+            ..Default::default()
+        };
+        assert_eq!(target(&intent, true, 1), Target::Name("n-1".into()));
+        assert_eq!(target(&intent, false, 1), Target::Nothing);
+        let known = RemoteJobStatus {
+            remote_id: Some("42".into()),
+            ..intent.clone()
+        };
+        assert_eq!(target(&known, false, 1), Target::Id("42".into()));
+        let suspended_early = RemoteJobStatus {
+            phase: RemoteJobPhase::Suspended,
+            ..Default::default()
+        };
+        assert_eq!(target(&suspended_early, true, 1), Target::Nothing);
+    }
+}
