@@ -4,3 +4,4 @@
 pub mod cli;
 pub mod controller;
 pub mod crd;
+pub mod leader;
