@@ -4,6 +4,7 @@
 pub mod observe;
 pub mod plan;
 pub mod remote;
+pub mod runner;
 
 use std::sync::Arc;
 use std::time::Duration;
