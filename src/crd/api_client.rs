@@ -57,6 +57,7 @@ pub enum PlatformApi {
     group = "jobrelay.io",
     version = "v1alpha1",
     kind = "ApiClient",
+    doc = "ApiClient: a remote job platform and how to obtain a bearer token for it. The token is kept in the operator's memory only.",
     namespaced,
     status = "ApiClientStatus",
     shortname = "apic",

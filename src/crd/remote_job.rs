@@ -16,6 +16,7 @@ use super::platform_bodies::{DaiJob, GenericJob, OpenpaiJob, RunaiJob};
     group = "jobrelay.io",
     version = "v1alpha1",
     kind = "RemoteJob",
+    doc = "RemoteJob: one job to run on the platform of an ApiClient; the operator submits it exactly once and mirrors its state in status.",
     namespaced,
     status = "RemoteJobStatus",
     shortname = "rjob",
