@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::crd::conditions::{self, reasons, types};
 use crate::crd::{ApiClient, RemoteJob, RemoteJobPhase, RemoteJobStatus};
-use plan::{ClientState, Input, Observed, Step};
+use plan::{ClientState, CreateOutcome, Input, Observed, Step};
 use remote::{Remote, RemoteError};
 
 /// The finalizer that lets a Cancel-policy RemoteJob stop its remote job before it goes.
@@ -165,69 +165,21 @@ async fn create(
     status: &RemoteJobStatus,
 ) -> Result<(), RemoteError> {
     let name = status.remote_name.clone().unwrap_or_default();
-    let view = match remote.create(job, &name).await {
-        Ok(view) => view,
+    let outcome = match remote.create(job, &name).await {
+        Ok(view) => CreateOutcome::Accepted(view),
         // Someone (an earlier try of ours) already created it: adopt.
         Err(RemoteError::Conflict { .. }) => match remote.lookup(job, &name).await? {
-            Some(view) => view,
+            Some(view) => CreateOutcome::Accepted(view),
             None => {
                 return Err(RemoteError::OutcomeUnknown {
                     message: "conflict, but no job by that name".into(),
                 });
             }
         },
-        Err(RemoteError::Permanent { message }) => {
-            let mut next = status.clone();
-            next.phase = RemoteJobPhase::Failed;
-            next.message = Some(message.clone());
-            next.completion_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                Timestamp::now(),
-            ));
-            let now = Timestamp::now();
-            for (t, v) in [
-                (types::SUBMITTED, conditions::FALSE),
-                (types::FAILED, conditions::TRUE),
-            ] {
-                conditions::set_condition(
-                    &mut next.conditions,
-                    t,
-                    v,
-                    reasons::SUBMIT_REJECTED,
-                    &message,
-                    job.metadata.generation,
-                    now,
-                );
-            }
-            write_status(ctx, api, job, status, &next)
-                .await
-                .map_err(|e| RemoteError::Retriable {
-                    message: e.to_string(),
-                    retry_after: None,
-                })?;
-            return Ok(());
-        }
+        Err(RemoteError::Permanent { message }) => CreateOutcome::Rejected(message),
         Err(e) => return Err(e),
     };
-    let mut next = status.clone();
-    next.remote_id = Some(view.id.clone());
-    next.remote_state = Some(view.state.clone());
-    next.url = view.url.clone();
-    next.phase = if view.phase == RemoteJobPhase::Unknown {
-        RemoteJobPhase::Queued
-    } else {
-        view.phase
-    };
-    next.message = Some(format!("submitted attempt {}", next.attempts));
-    let now = Timestamp::now();
-    conditions::set_condition(
-        &mut next.conditions,
-        types::SUBMITTED,
-        conditions::TRUE,
-        reasons::SUBMITTED,
-        "accepted by the platform",
-        job.metadata.generation,
-        now,
-    );
+    let next = plan::after_create(status, &outcome, job.metadata.generation, Timestamp::now());
     write_status(ctx, api, job, status, &next)
         .await
         .map_err(|e| RemoteError::Retriable {

@@ -432,6 +432,54 @@ fn done(input: &Input, status: RemoteJobStatus, step: Step) -> Plan {
     }
 }
 
+/// What a create call came back with.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CreateOutcome {
+    Accepted(RemoteView),
+    /// The platform refused the spec for good (400/422).
+    Rejected(String),
+}
+
+/// The status after a create call for the intent recorded in `status`.
+pub fn after_create(
+    status: &RemoteJobStatus,
+    outcome: &CreateOutcome,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> RemoteJobStatus {
+    let mut next = status.clone();
+    let mut set = |t: &str, v: &str, reason: &str, msg: &str| {
+        conditions::set_condition(&mut next.conditions, t, v, reason, msg, generation, now)
+    };
+    match outcome {
+        CreateOutcome::Accepted(view) => {
+            set(
+                types::SUBMITTED,
+                TRUE,
+                reasons::SUBMITTED,
+                "accepted by the platform",
+            );
+            next.remote_id = Some(view.id.clone());
+            next.remote_state = Some(view.state.clone());
+            next.url = view.url.clone();
+            // Right after a create the platform's word may not map yet: it is queued.
+            next.phase = match view.phase {
+                Phase::Unknown | Phase::Pending | Phase::Submitting => Phase::Queued,
+                p => p,
+            };
+            next.message = Some(format!("submitted attempt {}", next.attempts));
+        }
+        CreateOutcome::Rejected(message) => {
+            set(types::SUBMITTED, FALSE, reasons::SUBMIT_REJECTED, message);
+            set(types::FAILED, TRUE, reasons::SUBMIT_REJECTED, message);
+            next.phase = Phase::Failed;
+            next.message = Some(message.clone());
+            next.completion_time = Some(Time(now));
+        }
+    }
+    next
+}
+
 #[cfg(test)]
 #[path = "plan_tests.rs"]
 mod tests;

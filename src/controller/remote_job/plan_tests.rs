@@ -414,3 +414,39 @@ fn poll_interval_adapts_and_honours_the_spec() {
         None::<RunaiJob>,
     );
 }
+
+#[test]
+fn create_outcomes() {
+    let intent = Case::new().run().status;
+    let accepted = after_create(
+        &intent,
+        &CreateOutcome::Accepted(view(Phase::Unknown)),
+        Some(1),
+        ts(5),
+    );
+    assert_eq!(
+        (accepted.phase, accepted.remote_id.as_deref()),
+        (Phase::Queued, Some("rid-1"))
+    );
+    assert!(conditions::is_true(&accepted.conditions, types::SUBMITTED));
+    let running = after_create(
+        &intent,
+        &CreateOutcome::Accepted(view(Phase::Running)),
+        Some(1),
+        ts(5),
+    );
+    assert_eq!(running.phase, Phase::Running);
+    let rejected = after_create(
+        &intent,
+        &CreateOutcome::Rejected("image is required".into()),
+        Some(1),
+        ts(5),
+    );
+    assert_eq!(rejected.phase, Phase::Failed);
+    assert!(rejected.completion_time.is_some() && rejected.remote_id.is_none());
+    let failed = conditions::find(&rejected.conditions, types::FAILED).unwrap();
+    assert_eq!(
+        (failed.reason.as_str(), failed.message.as_str()),
+        (reasons::SUBMIT_REJECTED, "image is required")
+    );
+}
