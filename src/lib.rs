@@ -5,3 +5,4 @@ pub mod cli;
 pub mod controller;
 pub mod crd;
 pub mod leader;
+pub mod simulator;

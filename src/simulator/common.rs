@@ -1,0 +1,198 @@
+//! What the three simulated platforms share: error shapes, bearer checks, token minting and faults.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::jwt;
+use super::state::{FaultKind, State, now_ms};
+
+pub type Shared = Arc<State>;
+
+/// An error in the platform's own shape (platforms.md: Run:ai `{code,message}`, OpenPAI
+/// `{code:"XxxError",message}`, DAI FastAPI `{detail}`).
+pub fn error(platform: &str, status: StatusCode, code: &str, message: &str) -> Response {
+    let body = match platform {
+        "runai" => json!({"code": status.as_u16(), "message": message}),
+        "openpai" => json!({"code": code, "message": message}),
+        _ => json!({"detail": message}),
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+pub fn unauthorized(platform: &str, message: &str) -> Response {
+    match platform {
+        "openpai" => error(
+            platform,
+            StatusCode::UNAUTHORIZED,
+            "UnauthorizedUserError",
+            message,
+        ),
+        "dai" => (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"message": "Not Authorized", "description": message})),
+        )
+            .into_response(),
+        _ => error(platform, StatusCode::UNAUTHORIZED, "Unauthorized", message),
+    }
+}
+
+#[allow(clippy::result_large_err)] // the error is the finished HTTP response, returned as is
+/// Checks `Authorization: Bearer <jwt>` (case-insensitive scheme); returns the claims.
+pub fn bearer(
+    state: &State,
+    platform: &str,
+    headers: &HeaderMap,
+) -> Result<serde_json::Value, Response> {
+    let raw = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let token = match raw.split_once(' ') {
+        Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
+        _ => {
+            return Err(unauthorized(
+                platform,
+                "Guest is not allowed to do this operation.",
+            ));
+        }
+    };
+    let claims = jwt::verify(&state.key, token, now_ms() / 1000).map_err(|why| {
+        unauthorized(
+            platform,
+            if platform == "openpai" {
+                "Your token is invalid."
+            } else {
+                why
+            },
+        )
+    })?;
+    if claims.get("plt").and_then(|p| p.as_str()) != Some(platform) {
+        return Err(unauthorized(platform, "Issuer is not familiar."));
+    }
+    Ok(claims)
+}
+
+/// Mints a token for `subject` on `platform`; returns (token, lifetime).
+pub fn mint(
+    state: &State,
+    platform: &str,
+    subject: &str,
+    kind: &str,
+    default_ttl: Duration,
+) -> (String, Duration) {
+    let ttl = state.token_ttl(default_ttl);
+    let now = now_ms() / 1000;
+    let claims = json!({
+        "sub": subject, "plt": platform, "typ": kind, "iat": now,
+        "exp": now + ttl.as_secs() as i64,
+        "username": subject,
+        "jti": rand::random::<u64>(),
+    });
+    (jwt::sign(&state.key, &claims), ttl)
+}
+
+pub fn count_token(state: &State, who: &str) {
+    let mut inner = state.lock();
+    *inner
+        .counters
+        .token_requests
+        .entry(who.to_string())
+        .or_default() += 1;
+    state.persist(&inner);
+}
+
+/// Applies an injected fault for (platform, op): `Some(response)` short-circuits the request; latency
+/// faults delay and let it through. Commit-then-drop is the create handlers' business ([`drop_connection`]).
+pub async fn fault(state: &Shared, platform: &str, op: &str) -> Option<Response> {
+    let f = state.take_fault(platform, op)?;
+    let retry_after = || HeaderValue::from_str(&f.retry_after.to_string()).unwrap();
+    match f.kind {
+        FaultKind::Latency => {
+            tokio::time::sleep(Duration::from_millis(f.latency_ms)).await;
+            None
+        }
+        FaultKind::Unauthorized => Some(unauthorized(platform, "Your token is invalid.")),
+        FaultKind::TooManyRequests => {
+            let mut r = if platform == "openpai" {
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many requests, please try again later.",
+                )
+                    .into_response()
+            } else {
+                error(
+                    platform,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "TooManyRequests",
+                    "Too many requests",
+                )
+            };
+            r.headers_mut().insert(header::RETRY_AFTER, retry_after());
+            Some(r)
+        }
+        FaultKind::ServerError => Some(error(
+            platform,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "UnknownError",
+            "Internal error",
+        )),
+        FaultKind::Unavailable => {
+            let mut r = error(
+                platform,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UnknownError",
+                "Please try again in few minutes.",
+            );
+            r.headers_mut().insert(header::RETRY_AFTER, retry_after());
+            Some(r)
+        }
+        FaultKind::CommitThenDrop => {
+            // Only creates commit; elsewhere put the fault back for the create it was meant for.
+            state.lock().faults.insert(0, f);
+            None
+        }
+    }
+}
+
+/// True when the next create of `platform` must be committed and its answer dropped.
+pub fn take_commit_then_drop(state: &State, platform: &str) -> bool {
+    let mut inner = state.lock();
+    let Some(idx) = inner.faults.iter().position(|f| {
+        f.kind == FaultKind::CommitThenDrop
+            && (f.platform == "*" || f.platform == platform)
+            && (f.op == "*" || f.op == "create")
+    }) else {
+        return false;
+    };
+    if inner.faults[idx].count == 1 {
+        inner.faults.remove(idx);
+    } else if inner.faults[idx].count > 1 {
+        inner.faults[idx].count -= 1;
+    }
+    true
+}
+
+/// A response whose body fails at once: the connection is torn down before a usable answer arrives.
+pub fn drop_connection() -> Response {
+    let stream = futures::stream::once(async {
+        Err::<axum::body::Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "dropped",
+        ))
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+pub fn iso(ms: i64) -> String {
+    k8s_openapi::jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}

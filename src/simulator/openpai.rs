@@ -1,0 +1,289 @@
+//! OpenPAI rest-server v2 jobs API (platforms.md §2.2–2.7): YAML submission, `user~name` ids, no delete,
+//! stop via executionType, names never reusable, plain-text 429 from the submit rate limiter.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::common::{Shared, bearer, drop_connection, error, fault, take_commit_then_drop};
+use super::jobs::{Job, Stage, vars_from_object};
+use super::state::{State as Sim, now_ms};
+
+const P: &str = "openpai";
+
+pub fn state_word(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Queued => "WAITING",
+        Stage::Running => "RUNNING",
+        Stage::Succeeded => "SUCCEEDED",
+        Stage::Failed => "FAILED",
+        Stage::Stopped | Stage::Deleted => "STOPPED",
+    }
+}
+
+fn status(job: &Job, sim: &Sim) -> Value {
+    let stage = job.stage(now_ms(), sim.lock().paused_at);
+    let done = matches!(stage, Stage::Succeeded | Stage::Failed | Stage::Stopped);
+    let exit = match stage {
+        Stage::Succeeded => json!(0),
+        Stage::Failed => json!(1),
+        Stage::Stopped => json!(-210),
+        _ => Value::Null,
+    };
+    json!({
+        "name": job.name, "username": job.owner, "state": state_word(stage),
+        "executionType": if stage == Stage::Stopped { "STOP" } else { "START" },
+        "submissionTime": job.created_ms, "createdTime": job.created_ms,
+        "launchedTime": (stage != Stage::Queued).then_some(job.started_ms()),
+        "completedTime": done.then_some(job.finished_ms()), "appExitCode": exit, "retries": 0,
+        "virtualCluster": job.body.pointer("/defaults/virtualCluster").cloned().unwrap_or(json!("default")),
+    })
+}
+
+/// Minimal protocol validation, as the rest-server's ajv schema and prerequisite checks do.
+fn validate(p: &Value) -> Result<(), String> {
+    let name = p.get("name").and_then(Value::as_str).unwrap_or("");
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err("data.name should match pattern \"^[a-zA-Z0-9_-]+$\"".into());
+    }
+    if p.get("type").and_then(Value::as_str) != Some("job") || p.get("protocolVersion").is_none() {
+        return Err("data should have required property 'protocolVersion' and type 'job'".into());
+    }
+    let roles = p
+        .get("taskRoles")
+        .and_then(Value::as_object)
+        .filter(|r| !r.is_empty())
+        .ok_or("data should have required property 'taskRoles'")?;
+    let prereqs: Vec<&str> = p
+        .get("prerequisites")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|x| x.get("type").and_then(Value::as_str) == Some("dockerimage"))
+        .filter_map(|x| x.get("name").and_then(Value::as_str))
+        .collect();
+    for (role, spec) in roles {
+        let image = spec
+            .get("dockerImage")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if !prereqs.contains(&image) {
+            return Err(format!("Prerequisite {image} does not exist."));
+        }
+        if spec
+            .get("commands")
+            .and_then(Value::as_array)
+            .is_none_or(|c| c.is_empty())
+        {
+            return Err(format!(
+                "data.taskRoles['{role}'] should have required property 'commands'"
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub async fn submit(State(sim): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    let claims = match bearer(&sim, P, &headers) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let user = claims["sub"].as_str().unwrap_or("").to_string();
+    if let Some(r) = fault(&sim, P, "create").await {
+        return r;
+    }
+    // js-yaml.safeLoad of the text body: JSON text is YAML too.
+    let parsed = serde_json::from_str(&body)
+        .or_else(|_| serde_saphyr::from_str::<Value>(&body).map_err(|_| ()));
+    let protocol: Value = match parsed {
+        Ok(v) => v,
+        Err(_) => {
+            return error(
+                P,
+                StatusCode::BAD_REQUEST,
+                "InvalidProtocolError",
+                "job protocol is not valid YAML/JSON",
+            );
+        }
+    };
+    if let Err(m) = validate(&protocol) {
+        return error(P, StatusCode::BAD_REQUEST, "InvalidProtocolError", &m);
+    }
+    let name = protocol["name"].as_str().unwrap_or("").to_string();
+    let id = format!("{user}~{name}");
+    let drop_answer = take_commit_then_drop(&sim, P);
+    {
+        let mut inner = sim.lock();
+        let limit = sim.config.openpai_submits_per_hour;
+        let now = now_ms();
+        let recent = inner.submits.entry(user.clone()).or_default();
+        recent.retain(|t| now - t < 3_600_000);
+        if limit > 0 && recent.len() as u32 >= limit {
+            drop(inner);
+            let mut r = (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests, please try again later.",
+            )
+                .into_response();
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("3600"));
+            return r;
+        }
+        recent.push(now);
+        if inner.jobs.contains_key(&id) {
+            drop(inner);
+            return error(
+                P,
+                StatusCode::CONFLICT,
+                "ConflictJobError",
+                &format!("Job {id} already exists."),
+            );
+        }
+        let vars = vars_from_object(protocol.get("parameters"));
+        inner.jobs.insert(
+            id.clone(),
+            Job::new(
+                P,
+                id.clone(),
+                name.clone(),
+                user.clone(),
+                &vars,
+                protocol.clone(),
+                now,
+            ),
+        );
+        *inner
+            .counters
+            .creates
+            .entry(format!("{P}/{name}"))
+            .or_default() += 1;
+        sim.persist(&inner);
+    }
+    if drop_answer {
+        return drop_connection();
+    }
+    let msg = format!("Update job {name} for user {user} successfully.");
+    (
+        StatusCode::ACCEPTED,
+        axum::Json(json!({"status": 202, "message": msg})),
+    )
+        .into_response()
+}
+
+pub async fn get(
+    State(sim): State<Shared>,
+    headers: HeaderMap,
+    Path(frame): Path<String>,
+) -> Response {
+    if let Err(r) = bearer(&sim, P, &headers) {
+        return r;
+    }
+    if let Some(r) = fault(&sim, P, "get").await {
+        return r;
+    }
+    let job = sim
+        .lock()
+        .jobs
+        .get(&frame)
+        .filter(|j| j.platform == P)
+        .cloned();
+    match job {
+        Some(job) => {
+            axum::Json(json!({"name": job.name, "jobStatus": status(&job, &sim), "taskRoles": {}}))
+                .into_response()
+        }
+        None => error(
+            P,
+            StatusCode::NOT_FOUND,
+            "NoJobError",
+            &format!("Job {frame} is not found."),
+        ),
+    }
+}
+
+/// `GET /api/v2/jobs?username=a,b&state=RUNNING,WAITING&keyword=`
+pub async fn list(
+    State(sim): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = bearer(&sim, P, &headers) {
+        return r;
+    }
+    if let Some(r) = fault(&sim, P, "list").await {
+        return r;
+    }
+    let users: Option<Vec<&str>> = q.get("username").map(|u| u.split(',').collect());
+    let states: Option<Vec<&str>> = q.get("state").map(|u| u.split(',').collect());
+    let jobs: Vec<Job> = sim
+        .lock()
+        .jobs
+        .values()
+        .filter(|j| j.platform == P)
+        .cloned()
+        .collect();
+    let out: Vec<Value> = jobs
+        .iter()
+        .filter(|j| users.as_ref().is_none_or(|u| u.contains(&j.owner.as_str())))
+        .filter(|j| q.get("keyword").is_none_or(|k| j.name.contains(k.as_str())))
+        .map(|j| status(j, &sim))
+        .filter(|s| {
+            states
+                .as_ref()
+                .is_none_or(|st| st.contains(&s["state"].as_str().unwrap_or("")))
+        })
+        .collect();
+    axum::Json(out).into_response()
+}
+
+pub async fn execution_type(
+    State(sim): State<Shared>,
+    headers: HeaderMap,
+    Path(frame): Path<String>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    if let Err(r) = bearer(&sim, P, &headers) {
+        return r;
+    }
+    if let Some(r) = fault(&sim, P, "cancel").await {
+        return r;
+    }
+    let value = body.get("value").and_then(Value::as_str).unwrap_or("");
+    if value != "STOP" && value != "START" {
+        return error(
+            P,
+            StatusCode::BAD_REQUEST,
+            "InvalidParametersError",
+            "value should be STOP or START",
+        );
+    }
+    let mut inner = sim.lock();
+    let paused = inner.paused_at;
+    let Some(job) = inner.jobs.get_mut(&frame).filter(|j| j.platform == P) else {
+        drop(inner);
+        return error(
+            P,
+            StatusCode::NOT_FOUND,
+            "NoJobError",
+            &format!("Job {frame} is not found."),
+        );
+    };
+    if value == "STOP" {
+        job.stop(now_ms(), paused)
+    } else {
+        job.resume(now_ms())
+    }
+    sim.persist(&inner);
+    (
+        StatusCode::ACCEPTED,
+        axum::Json(json!({"status": 202, "message": format!("Execute job {frame} successfully.")})),
+    )
+        .into_response()
+}

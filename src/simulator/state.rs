@@ -1,0 +1,183 @@
+//! The simulator's shared state: configuration, jobs, counters, injected faults; persisted to the
+//! state file (when given) after every change so a restarted simulator continues where it was.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::jobs::Job;
+
+/// Simulator configuration (from the command line or a test).
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    /// OAuth2 clients (Run:ai, DAI): id → secret.
+    pub clients: BTreeMap<String, String>,
+    /// OpenPAI users: name → password.
+    pub users: BTreeMap<String, String>,
+    /// Token lifetime; `None` uses each platform's usual one (Run:ai 3600 s, OpenPAI 7 days, DAI 300 s).
+    pub token_ttl: Option<Duration>,
+    pub state_file: Option<PathBuf>,
+    /// OpenPAI submit limit per user and hour (OpenPAI's default is 60); 0 disables.
+    pub openpai_submits_per_hour: u32,
+    /// Faults active from the start.
+    pub faults: Vec<Fault>,
+}
+
+/// A fault to inject. Matches requests of `platform` (`runai`, `openpai`, `dai`, or `*`) and `op`
+/// (`token`, `create`, `get`, `list`, `cancel`, `suspend`, `resume`, or `*`), `count` times (0 = forever).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Fault {
+    #[serde(default = "any")]
+    pub platform: String,
+    #[serde(default = "any")]
+    pub op: String,
+    pub kind: FaultKind,
+    #[serde(default)]
+    pub count: u32,
+    /// Seconds, for `tooManyRequests` and `unavailable`.
+    #[serde(default = "one")]
+    pub retry_after: u64,
+    /// Milliseconds, for `latency`.
+    #[serde(default)]
+    pub latency_ms: u64,
+}
+
+fn any() -> String {
+    "*".into()
+}
+fn one() -> u64 {
+    1
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FaultKind {
+    /// Delay the answer by `latencyMs`.
+    Latency,
+    /// 401 although the token is valid.
+    Unauthorized,
+    /// 429 with Retry-After.
+    TooManyRequests,
+    /// 500.
+    ServerError,
+    /// 503 with Retry-After.
+    Unavailable,
+    /// Store the create, then close the connection without a proper response.
+    CommitThenDrop,
+}
+
+/// Counters tests assert on (exactly-once, token economy).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counters {
+    /// Accepted creates per `platform/name` (DAI: `dai/<model or script>`).
+    pub creates: BTreeMap<String, u64>,
+    /// Successful token requests per client id or user.
+    pub token_requests: BTreeMap<String, u64>,
+    /// Requests per `METHOD /route STATUS`.
+    pub requests: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Persisted {
+    jobs: BTreeMap<String, Job>,
+    counters: Counters,
+    seq: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Inner {
+    pub jobs: BTreeMap<String, Job>,
+    pub counters: Counters,
+    pub seq: u64,
+    pub paused_at: Option<i64>,
+    pub faults: Vec<Fault>,
+    /// OpenPAI submit timestamps per user (rate limit).
+    pub submits: BTreeMap<String, Vec<i64>>,
+}
+
+pub struct State {
+    pub config: Config,
+    /// Signing key of the tokens; random per process unless a state file keeps it stable.
+    pub key: Vec<u8>,
+    pub inner: Mutex<Inner>,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl State {
+    pub fn new(config: Config) -> std::io::Result<Self> {
+        let mut inner = Inner {
+            faults: config.faults.clone(),
+            ..Default::default()
+        };
+        if let Some(Ok(text)) = config.state_file.as_ref().map(std::fs::read_to_string) {
+            let p: Persisted = serde_json::from_str(&text)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+            (inner.jobs, inner.counters, inner.seq) = (p.jobs, p.counters, p.seq);
+        }
+        // With a state file the key derives from it, so tokens stay valid across a restart.
+        let key = match &config.state_file {
+            Some(p) => format!("jobrelay-simulator:{}", p.display()).into_bytes(),
+            None => rand::random::<[u8; 32]>().to_vec(),
+        };
+        Ok(State {
+            config,
+            key,
+            inner: Mutex::new(inner),
+        })
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes the state file (if any). Called with the lock held, after a change.
+    pub fn persist(&self, inner: &Inner) {
+        let Some(path) = &self.config.state_file else {
+            return;
+        };
+        let p = Persisted {
+            jobs: inner.jobs.clone(),
+            counters: inner.counters.clone(),
+            seq: inner.seq,
+        };
+        let tmp = path.with_extension("tmp");
+        if std::fs::write(&tmp, serde_json::to_vec(&p).unwrap_or_default()).is_ok() {
+            let _ = std::fs::rename(&tmp, path);
+        }
+    }
+
+    /// Takes the first matching fault (counting it down).
+    pub fn take_fault(&self, platform: &str, op: &str) -> Option<Fault> {
+        let mut inner = self.lock();
+        let idx = inner.faults.iter().position(|f| {
+            (f.platform == "*" || f.platform == platform) && (f.op == "*" || f.op == op)
+        })?;
+        let fault = inner.faults[idx].clone();
+        if fault.count == 1 {
+            inner.faults.remove(idx);
+        } else if fault.count > 1 {
+            inner.faults[idx].count -= 1;
+        }
+        Some(fault)
+    }
+
+    pub fn token_ttl(&self, platform_default: Duration) -> Duration {
+        self.config.token_ttl.unwrap_or(platform_default)
+    }
+
+    pub fn next_seq(inner: &mut Inner) -> u64 {
+        inner.seq += 1;
+        inner.seq
+    }
+}
