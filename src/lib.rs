@@ -5,4 +5,5 @@ pub mod cli;
 pub mod controller;
 pub mod crd;
 pub mod leader;
+pub mod platform;
 pub mod simulator;

@@ -26,15 +26,7 @@ pub struct Capabilities {
     pub suspend_resume: bool,
 }
 
-/// A normalized remote observation.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RemoteView {
-    pub id: String,
-    pub phase: Phase,
-    pub state: String,
-    pub message: Option<String>,
-    pub url: Option<String>,
-}
+pub use crate::platform::RemoteView;
 
 /// What the IO layer observed this round.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,56 +1,14 @@
 //! The controller's view of a platform: what it can observe and do for one RemoteJob, with the token
 //! already handled (a 401 is retried once after a forced refresh before it surfaces as [`RemoteError::Auth`]).
 
-use std::time::Duration;
-
 use futures::future::BoxFuture;
 use k8s_openapi::jiff::Timestamp;
 
-use super::plan::{Capabilities, RemoteView};
+use super::plan::Capabilities;
 use crate::crd::RemoteJob;
+use crate::platform::RemoteView;
 
-/// Classified failures of a remote call.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-pub enum RemoteError {
-    /// Try again later (5xx, 429, timeouts, resets); `retry_after` from the platform when it said.
-    #[error("platform temporarily unavailable: {message}")]
-    Retriable {
-        message: String,
-        retry_after: Option<Duration>,
-    },
-    /// The platform refused our token even after a refresh.
-    #[error("platform refused the credentials: {message}")]
-    Auth { message: String },
-    /// The name is taken (a create that already happened): look it up and adopt.
-    #[error("conflict: {message}")]
-    Conflict { message: String },
-    /// The platform rejected the request for good (400/422): a spec error.
-    #[error("rejected by the platform: {message}")]
-    Permanent { message: String },
-    #[error("not found")]
-    NotFound,
-    /// The request may or may not have taken effect (connection dropped after sending).
-    #[error("outcome unknown: {message}")]
-    OutcomeUnknown { message: String },
-}
-
-impl RemoteError {
-    /// When to look again after this error.
-    pub fn requeue_after(&self) -> Duration {
-        match self {
-            RemoteError::Retriable {
-                retry_after: Some(d),
-                ..
-            } => *d,
-            RemoteError::Retriable { .. } | RemoteError::OutcomeUnknown { .. } => {
-                Duration::from_secs(2)
-            }
-            _ => Duration::from_secs(15),
-        }
-    }
-}
-
-pub type RemoteResult<T> = Result<T, RemoteError>;
+pub use crate::platform::{RemoteError, RemoteResult};
 
 /// Operations on one platform (one ApiClient), for RemoteJobs.
 pub trait Remote: Send + Sync {

@@ -1,0 +1,232 @@
+//! Eggplant DAI execution service (platforms.md §3.2, §3.4).
+//!
+//! DAI has no client-chosen name, so a start is never retried blindly. The guarantee: the controller
+//! records its intent (with the time) before the start call; if the answer is lost it lists executions
+//! started since that time for the same model/script/rerun and adopts the earliest match; only when the
+//! list shows none does it start again. A start that the service accepted but does not list yet can
+//! therefore run twice — the one window where DAI gives us no way to be exactly-once.
+
+use k8s_openapi::jiff::Timestamp;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use super::http::send;
+use super::{PlatformConfig, RemoteError, RemoteResult, RemoteView};
+use crate::crd::{DaiJob, PlatformApi, RemoteJobPhase as Phase, RemoteJobSpec};
+
+#[derive(Clone, Debug)]
+pub struct Dai {
+    pub http: reqwest::Client,
+    pub config: PlatformConfig,
+}
+
+const EXECUTIONS: &str = "/execution_service/api/v1/executions";
+
+/// Execution status → our phase (legacy words Running/Passed/Failed/Incomplete, plus queued/aborted).
+pub fn map_status(word: &str) -> Phase {
+    match word.to_ascii_lowercase().as_str() {
+        "queued" | "pending" | "starting" => Phase::Queued,
+        "running" => Phase::Running,
+        "passed" => Phase::Succeeded,
+        "failed" | "incomplete" | "error" => Phase::Failed,
+        "aborted" | "cancelled" => Phase::Cancelled,
+        _ => Phase::Unknown,
+    }
+}
+
+/// The start request for a RemoteJob's DAI section.
+pub fn start_body(job: &DaiJob) -> Value {
+    let mut b = json!({"execution_type": "executing"});
+    let mut put = |k: &str, v: Value| {
+        if !v.is_null() {
+            b[k] = v;
+        }
+    };
+    put("model_id", json!(job.model_id));
+    put("test_case_id", json!(job.test_case_id));
+    put("script", json!(job.script));
+    put("rerun_id", json!(job.rerun_id));
+    put("step_pause_time", json!(job.step_pause_time));
+    if let Some(agent) = &job.agent_id {
+        put(
+            "agent",
+            json!({"agent_id": agent, "is_hosted_agent": job.is_hosted_agent.unwrap_or(false)}),
+        );
+    }
+    if job.asset_version_id.is_some() || job.asset_path.is_some() {
+        put(
+            "asset",
+            json!({"asset_version_id": job.asset_version_id, "asset_path": job.asset_path}),
+        );
+    }
+    if let Some(sut) = &job.sut_id {
+        put("sut", json!({"sut_id": sut}));
+    } else if !job.sut_criteria.is_empty() {
+        put("sut", json!({"criteria": job.sut_criteria}));
+    }
+    if let Some(Value::Object(extra)) = &job.extra {
+        for (k, v) in extra {
+            put(k, v.clone());
+        }
+    }
+    b
+}
+
+impl Dai {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.config.base_url.trim_end_matches('/'))
+    }
+
+    fn job(spec: &RemoteJobSpec) -> RemoteResult<&DaiJob> {
+        spec.dai.as_ref().ok_or_else(|| RemoteError::Permanent {
+            message: "spec.dai is not set".into(),
+        })
+    }
+
+    fn check_api(&self) -> RemoteResult<()> {
+        match self.config.api {
+            PlatformApi::DaiExecutions => Ok(()),
+            _ => Err(RemoteError::Permanent {
+                message:
+                    "the DAI legacy run API is not supported yet; use platformApi DaiExecutions"
+                        .into(),
+            }),
+        }
+    }
+
+    fn view(&self, v: &Value) -> RemoteResult<RemoteView> {
+        let id = v.get("id").or_else(|| v.get("execution_id"));
+        let id = match id {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => {
+                return Err(RemoteError::OutcomeUnknown {
+                    message: "DAI answered without an execution id".into(),
+                });
+            }
+        };
+        let word = v.get("status").and_then(Value::as_str).unwrap_or("Unknown");
+        Ok(RemoteView {
+            id: id.clone(),
+            phase: map_status(word),
+            state: word.to_string(),
+            message: None,
+            url: Some(self.url(&format!("{EXECUTIONS}/{id}"))),
+        })
+    }
+
+    pub async fn create(&self, t: &SecretString, spec: &RemoteJobSpec) -> RemoteResult<RemoteView> {
+        self.check_api()?;
+        let ans = send(
+            self.http
+                .post(self.url(EXECUTIONS))
+                .json(&start_body(Self::job(spec)?)),
+            t,
+            true,
+        )
+        .await?;
+        self.view(&ans.body)
+    }
+
+    pub async fn get(&self, t: &SecretString, id: &str) -> RemoteResult<RemoteView> {
+        self.check_api()?;
+        let ans = send(
+            self.http.get(self.url(&format!("{EXECUTIONS}/{id}"))),
+            t,
+            false,
+        )
+        .await?;
+        self.view(&ans.body)
+    }
+
+    pub async fn find_start(
+        &self,
+        t: &SecretString,
+        spec: &RemoteJobSpec,
+        since: Timestamp,
+    ) -> RemoteResult<Option<RemoteView>> {
+        self.check_api()?;
+        let job = Self::job(spec)?;
+        let mut req = self
+            .http
+            .get(self.url(EXECUTIONS))
+            .query(&[("since", since.to_string())]);
+        if let Some(m) = &job.model_id {
+            req = req.query(&[("model_id", m)]);
+        }
+        let ans = send(req, t, false).await?;
+        let items = ans
+            .body
+            .get("items")
+            .or(Some(&ans.body))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let wanted = start_body(job);
+        let matches = |v: &Value| {
+            ["model_id", "test_case_id", "script", "rerun_id"]
+                .iter()
+                .all(|k| {
+                    wanted
+                        .get(*k)
+                        .is_none_or(|w| v.get(*k).is_none_or(|x| x == w))
+                })
+        };
+        items
+            .iter()
+            .filter(|v| matches(v))
+            .min_by_key(|v| {
+                v.get("created_at")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .map(|v| self.view(v))
+            .transpose()
+    }
+
+    pub async fn abort(&self, t: &SecretString, id: &str) -> RemoteResult<()> {
+        self.check_api()?;
+        send(
+            self.http.delete(self.url(&format!("{EXECUTIONS}/{id}"))),
+            t,
+            false,
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_map() {
+        for (w, p) in [
+            ("Running", Phase::Running),
+            ("Passed", Phase::Succeeded),
+            ("Failed", Phase::Failed),
+            ("Incomplete", Phase::Failed),
+            ("Aborted", Phase::Cancelled),
+            ("Queued", Phase::Queued),
+            ("Weird", Phase::Unknown),
+        ] {
+            assert_eq!(map_status(w), p, "{w}");
+        }
+    }
+
+    #[test]
+    fn start_body_from_typed_fields() {
+        let job: DaiJob = serde_json::from_value(json!({"modelId": "m", "testCaseId": 7, "agentId": "a", "extra": {"SIM_RUN_SECONDS": 2}})).unwrap();
+        let b = start_body(&job);
+        assert_eq!(b["execution_type"], "executing");
+        assert_eq!(
+            (b["model_id"].as_str(), b["test_case_id"].as_i64()),
+            (Some("m"), Some(7))
+        );
+        assert_eq!(b["agent"]["agent_id"], "a");
+        assert_eq!(b["SIM_RUN_SECONDS"], 2);
+        assert!(b.get("script").is_none());
+    }
+}

@@ -1,0 +1,204 @@
+//! OpenPAI v2 jobs API (platforms.md §2.2–2.8): the job protocol is sent as text (`text/yaml`; JSON
+//! text is YAML), the id is `<user>~<name>`, a 404 on GET means "not submitted", stop via executionType.
+//! OpenPAI has no delete, so names are never reused: each attempt has its own name.
+
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use super::http::send;
+use super::{PlatformConfig, RemoteError, RemoteResult, RemoteView};
+use crate::crd::{OpenpaiJob, PlatformApi, RemoteJobPhase as Phase, RemoteJobSpec};
+
+#[derive(Clone, Debug)]
+pub struct Openpai {
+    pub http: reqwest::Client,
+    pub config: PlatformConfig,
+}
+
+/// `jobStatus.state` → our phase (STOPPED is what a stop leads to: cancelled).
+pub fn map_state(word: &str) -> Phase {
+    match word {
+        "WAITING" => Phase::Queued,
+        "RUNNING" | "STOPPING" => Phase::Running,
+        "SUCCEEDED" => Phase::Succeeded,
+        "FAILED" => Phase::Failed,
+        "STOPPED" => Phase::Cancelled,
+        _ => Phase::Unknown,
+    }
+}
+
+/// The job protocol v2 for a RemoteJob's OpenPAI section, under our name.
+pub fn protocol(job: &OpenpaiJob, name: &str) -> Value {
+    if let Some(Value::Object(p)) = &job.protocol {
+        let mut p = p.clone();
+        p.insert("name".into(), json!(name));
+        return Value::Object(p);
+    }
+    let mut p = json!({
+        "protocolVersion": 2,
+        "name": name,
+        "type": "job",
+        "prerequisites": [{"name": "image", "type": "dockerimage", "uri": job.image}],
+        "taskRoles": {
+            job.task_role.clone(): {
+                "instances": job.instances,
+                "dockerImage": "image",
+                "resourcePerInstance": {"cpu": job.cpu, "memoryMB": job.memory_mb, "gpu": job.gpu},
+                "commands": job.commands,
+            }
+        },
+        "defaults": {"virtualCluster": job.virtual_cluster},
+    });
+    if let Some(r) = job.job_retry_count {
+        p["jobRetryCount"] = json!(r);
+    }
+    if !job.parameters.is_empty() {
+        p["parameters"] = json!(job.parameters);
+    }
+    p
+}
+
+impl Openpai {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.config.base_url.trim_end_matches('/'))
+    }
+
+    fn user(&self) -> RemoteResult<&str> {
+        self.config
+            .username
+            .as_deref()
+            .ok_or_else(|| RemoteError::Permanent {
+                message: "the OpenPAI user is not known".into(),
+            })
+    }
+
+    fn check_api(&self) -> RemoteResult<()> {
+        match self.config.api {
+            PlatformApi::OpenpaiV2 => Ok(()),
+            _ => Err(RemoteError::Permanent {
+                message:
+                    "OpenPAI v1 (pre-1.1) job API is not supported yet; use platformApi OpenpaiV2"
+                        .into(),
+            }),
+        }
+    }
+
+    fn view(&self, id: &str, v: &Value) -> RemoteView {
+        let status = v.get("jobStatus").unwrap_or(v);
+        let word = status
+            .get("state")
+            .and_then(Value::as_str)
+            .unwrap_or("UNKNOWN");
+        let exit = status
+            .get("appExitCode")
+            .and_then(Value::as_i64)
+            .filter(|c| *c != 0);
+        RemoteView {
+            id: id.to_string(),
+            phase: map_state(word),
+            state: word.to_string(),
+            message: exit.map(|c| format!("exit code {c}")),
+            url: Some(self.url(&format!("/api/v2/jobs/{id}"))),
+        }
+    }
+
+    pub async fn create(
+        &self,
+        t: &SecretString,
+        spec: &RemoteJobSpec,
+        name: &str,
+    ) -> RemoteResult<RemoteView> {
+        self.check_api()?;
+        let job = spec
+            .openpai
+            .as_ref()
+            .ok_or_else(|| RemoteError::Permanent {
+                message: "spec.openpai is not set".into(),
+            })?;
+        let text = protocol(job, name).to_string();
+        let req = self
+            .http
+            .post(self.url("/api/v2/jobs"))
+            .header("content-type", "text/yaml")
+            .body(text);
+        send(req, t, true).await?;
+        // The 202 body is not the job: read it back (the rest-server writes it before answering).
+        let id = format!("{}~{name}", self.user()?);
+        Ok(RemoteView {
+            id: id.clone(),
+            phase: Phase::Queued,
+            state: "WAITING".into(),
+            message: None,
+            url: Some(self.url(&format!("/api/v2/jobs/{id}"))),
+        })
+    }
+
+    pub async fn get(&self, t: &SecretString, id: &str) -> RemoteResult<RemoteView> {
+        self.check_api()?;
+        let ans = send(
+            self.http.get(self.url(&format!("/api/v2/jobs/{id}"))),
+            t,
+            false,
+        )
+        .await?;
+        Ok(self.view(id, &ans.body))
+    }
+
+    pub async fn lookup(&self, t: &SecretString, name: &str) -> RemoteResult<Option<RemoteView>> {
+        let id = format!("{}~{name}", self.user()?);
+        match self.get(t, &id).await {
+            Ok(v) => Ok(Some(v)),
+            Err(RemoteError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn stop(&self, t: &SecretString, id: &str) -> RemoteResult<()> {
+        self.check_api()?;
+        let req = self
+            .http
+            .put(self.url(&format!("/api/v2/jobs/{id}/executionType")))
+            .json(&json!({"value": "STOP"}));
+        send(req, t, false).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_map() {
+        for (w, p) in [
+            ("WAITING", Phase::Queued),
+            ("RUNNING", Phase::Running),
+            ("STOPPING", Phase::Running),
+            ("SUCCEEDED", Phase::Succeeded),
+            ("FAILED", Phase::Failed),
+            ("STOPPED", Phase::Cancelled),
+            ("UNKNOWN", Phase::Unknown),
+            ("new", Phase::Unknown),
+        ] {
+            assert_eq!(map_state(w), p, "{w}");
+        }
+    }
+
+    #[test]
+    fn typed_fields_make_a_valid_protocol_and_raw_protocols_get_our_name() {
+        let job: OpenpaiJob = serde_json::from_value(
+            json!({"image": "ubuntu", "commands": ["echo hi"], "parameters": {"A": "1"}}),
+        )
+        .unwrap();
+        let p = protocol(&job, "n-1");
+        assert_eq!(p["name"], "n-1");
+        assert_eq!(
+            p["taskRoles"]["main"]["dockerImage"],
+            p["prerequisites"][0]["name"]
+        );
+        assert_eq!(p["defaults"]["virtualCluster"], "default");
+        assert_eq!(p["parameters"]["A"], "1");
+        let raw: OpenpaiJob =
+            serde_json::from_value(json!({"protocol": {"name": "theirs", "type": "job"}})).unwrap();
+        assert_eq!(protocol(&raw, "ours")["name"], "ours");
+    }
+}
