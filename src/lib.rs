@@ -1,6 +1,7 @@
 //! jobrelay: a Kubernetes operator that relays jobs to remote platforms (Run:ai, OpenPAI, Eggplant DAI,
 //! any OAuth2-protected REST API). See README.md and docs in the repository.
 
+pub mod auth;
 pub mod cli;
 pub mod controller;
 pub mod crd;

@@ -1,0 +1,240 @@
+//! TokenCache: one entry per ApiClient, keyed so a spec or Secret change invalidates it; refresh ahead of
+//! expiry; concurrent callers share one in-flight refresh; a token the platform refused (401) is
+//! refreshed once, however many callers report it.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{AuthError, Token};
+
+/// Pure: how long before expiry to refresh. `configured` (spec.refreshBefore) wins; otherwise 10% of
+/// the lifetime, at least 10 s and at most 5 min. Never more than half the lifetime.
+pub fn refresh_margin(lifetime: Duration, configured: Option<Duration>) -> Duration {
+    let m = configured.unwrap_or_else(|| {
+        (lifetime / 10).clamp(Duration::from_secs(10), Duration::from_secs(300))
+    });
+    m.min(lifetime / 2)
+}
+
+/// Pure: when `token` should be refreshed (`None`: never, it does not expire).
+pub fn refresh_at(token: &Token, configured: Option<Duration>) -> Option<Timestamp> {
+    let exp = token.expires_at?;
+    let lifetime =
+        Duration::from_secs((exp.as_second() - token.obtained_at.as_second()).max(0) as u64);
+    let margin = refresh_margin(lifetime, configured);
+    exp.checked_sub(k8s_openapi::jiff::SignedDuration::try_from(margin).ok()?)
+        .ok()
+}
+
+/// Pure: a token may be handed out (until it expires, even when a refresh is due but failing).
+pub fn usable(token: &Token, now: Timestamp) -> bool {
+    token.expires_at.is_none_or(|e| e > now)
+}
+
+struct Entry {
+    version: String,
+    slot: tokio::sync::Mutex<Option<Token>>,
+}
+
+#[derive(Default)]
+pub struct TokenCache {
+    entries: Mutex<HashMap<String, Arc<Entry>>>,
+}
+
+impl TokenCache {
+    fn entry(&self, id: &str, version: &str) -> Arc<Entry> {
+        let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get(id) {
+            Some(e) if e.version == version => e.clone(),
+            _ => {
+                let e = Arc::new(Entry {
+                    version: version.to_string(),
+                    slot: tokio::sync::Mutex::new(None),
+                });
+                map.insert(id.to_string(), e.clone());
+                e
+            }
+        }
+    }
+
+    /// Forgets an ApiClient (deleted).
+    pub fn remove(&self, id: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
+    /// The cached token, if any and still usable, without refreshing.
+    pub async fn peek(&self, id: &str, version: &str) -> Option<Token> {
+        let e = self.entry(id, version);
+        let slot = e.slot.lock().await;
+        slot.clone().filter(|t| usable(t, Timestamp::now()))
+    }
+
+    /// A token for ApiClient `id` at `version` (generation + Secret version): the cached one while it is
+    /// not due, otherwise one from `fetch` (called by one caller at a time; the others wait and share).
+    /// `refused`: the bearer a platform just answered 401 to — refreshed unless someone already did.
+    /// When a refresh fails, a cached token that has not expired is still returned (`Ok`), and the
+    /// error is handed to `on_refresh_error`.
+    pub async fn get<F, Fut>(
+        &self,
+        id: &str,
+        version: &str,
+        refresh_before: Option<Duration>,
+        refused: Option<&SecretString>,
+        fetch: F,
+    ) -> Result<Token, AuthError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Token, AuthError>>,
+    {
+        let e = self.entry(id, version);
+        let mut slot = e.slot.lock().await;
+        let now = Timestamp::now();
+        if let Some(t) = slot.as_ref() {
+            let was_refused =
+                refused.is_some_and(|r| r.expose_secret() == t.bearer.expose_secret());
+            let due = refresh_at(t, refresh_before).is_some_and(|at| at <= now);
+            if !was_refused && !due && usable(t, now) {
+                return Ok(t.clone());
+            }
+            if refused.is_some() && !was_refused && usable(t, now) {
+                // Someone refreshed since the caller got its token: hand out the new one.
+                return Ok(t.clone());
+            }
+        }
+        match fetch().await {
+            Ok(t) => {
+                *slot = Some(t.clone());
+                Ok(t)
+            }
+            Err(err) => match slot.as_ref() {
+                Some(old) if usable(old, now) && refused.is_none() && err.is_transient() => {
+                    Ok(old.clone())
+                }
+                _ => Err(err),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn token(bearer: &str, life_s: i64) -> Token {
+        let now = Timestamp::now();
+        Token {
+            bearer: bearer.to_string().into(),
+            obtained_at: now,
+            expires_at: Some(Timestamp::from_second(now.as_second() + life_s).unwrap()),
+            note: None,
+            username: None,
+        }
+    }
+
+    #[test]
+    fn margins() {
+        let s = Duration::from_secs;
+        let table = [
+            (s(3600), None, s(300)),
+            (s(300), None, s(30)),
+            (s(30), None, s(10)),
+            (s(12), None, s(6)),
+            (s(3600), Some(s(60)), s(60)),
+        ];
+        for (life, cfg, want) in table {
+            assert_eq!(refresh_margin(life, cfg), want, "{life:?} {cfg:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_callers_share_one_fetch() {
+        let cache = Arc::new(TokenCache::default());
+        let calls = Arc::new(AtomicU32::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let (cache, calls) = (cache.clone(), calls.clone());
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .get("uid", "v1", None, None, || async {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok(token("t1", 3600))
+                    })
+                    .await
+                    .unwrap()
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap().bearer.expose_secret(), "t1");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn refused_tokens_refresh_once_and_versions_invalidate() {
+        let cache = TokenCache::default();
+        let t1 = cache
+            .get("u", "v1", None, None, || async { Ok(token("t1", 3600)) })
+            .await
+            .unwrap();
+        let t2 = cache
+            .get("u", "v1", None, Some(&t1.bearer), || async {
+                Ok(token("t2", 3600))
+            })
+            .await
+            .unwrap();
+        assert_eq!(t2.bearer.expose_secret(), "t2");
+        // A second report of the same refused token does not fetch again.
+        let t = cache
+            .get("u", "v1", None, Some(&t1.bearer), || async {
+                Ok(token("t3", 3600))
+            })
+            .await
+            .unwrap();
+        assert_eq!(t.bearer.expose_secret(), "t2");
+        // A new Secret version starts over.
+        let t = cache
+            .get("u", "v2", None, None, || async { Ok(token("t4", 3600)) })
+            .await
+            .unwrap();
+        assert_eq!(t.bearer.expose_secret(), "t4");
+    }
+
+    #[tokio::test]
+    async fn a_valid_token_survives_a_transient_refresh_failure() {
+        let cache = TokenCache::default();
+        // Obtained 100 s ago, 20 s left, refreshBefore 60 s: due now, still valid.
+        let mut old = token("old", 20);
+        old.obtained_at = Timestamp::from_second(old.obtained_at.as_second() - 100).unwrap();
+        cache
+            .get("u", "v", None, None, || async { Ok(old) })
+            .await
+            .unwrap();
+        let before = Some(Duration::from_secs(60));
+        let t = cache
+            .get("u", "v", before, None, || async {
+                Err(AuthError::Unreachable("down".into()))
+            })
+            .await
+            .unwrap();
+        assert_eq!(t.bearer.expose_secret(), "old");
+        let err = cache
+            .get("u", "v", before, None, || async {
+                Err(AuthError::InvalidCredentials("no".into()))
+            })
+            .await;
+        assert!(
+            err.is_err(),
+            "refused credentials are not hidden behind the old token"
+        );
+    }
+}

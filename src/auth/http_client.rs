@@ -1,0 +1,36 @@
+//! The outbound HTTP client of one ApiClient: TLS verified (plus an optional CA bundle), no redirects,
+//! timeouts, and plain http refused unless the ApiClient allows it.
+
+use std::time::Duration;
+
+use super::AuthError;
+use crate::crd::ApiClientSpec;
+
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Builds the client. `ca_pem`: the CA bundle read from `spec.tls.caBundleRef`, if any.
+pub fn build(spec: &ApiClientSpec, ca_pem: Option<&[u8]>) -> Result<reqwest::Client, AuthError> {
+    let mut b = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
+        .user_agent(concat!("jobrelay/", env!("CARGO_PKG_VERSION")))
+        // Bearer tokens never travel over plain http unless the ApiClient says so.
+        .https_only(!spec.allow_insecure_http);
+    if let Some(pem) = ca_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|_| AuthError::Tls("the CA bundle is not valid PEM".into()))?;
+        if certs.is_empty() {
+            return Err(AuthError::Tls("the CA bundle holds no certificate".into()));
+        }
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    if spec.tls.as_ref().is_some_and(|t| t.insecure_skip_verify) {
+        b = b.danger_accept_invalid_certs(true);
+    }
+    b.build()
+        .map_err(|e| AuthError::Tls(format!("cannot build the HTTP client: {e}")))
+}
