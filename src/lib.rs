@@ -6,5 +6,8 @@ pub mod cli;
 pub mod controller;
 pub mod crd;
 pub mod leader;
+pub mod metrics;
 pub mod platform;
+pub mod server;
 pub mod simulator;
+pub mod telemetry;

@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod credentials;
 pub mod http_client;
+pub mod service;
 pub mod sources;
 
 use k8s_openapi::jiff::Timestamp;

@@ -1,6 +1,7 @@
 //! Command-line interface: one binary, one subcommand per role.
 
 pub mod crdgen;
+pub mod run;
 pub mod simulate;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the CRD YAML, or write one file per kind with --out-dir.
     Crdgen(crdgen::Args),
+    /// Run the operator (ApiClient and RemoteJob controllers).
+    Run(run::Args),
     /// Run the platform simulator (Run:ai, OpenPAI, Eggplant DAI) for local demos and tests.
     Simulate(simulate::Args),
 }
@@ -29,5 +32,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Crdgen(args) => crdgen::run(args),
         Command::Simulate(args) => simulate::run(args).await,
+        Command::Run(args) => run::run(args).await,
     }
 }

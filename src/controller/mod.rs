@@ -1,3 +1,4 @@
 //! Controllers: fetch → pure plan → apply → status, one module per kind.
 
+pub mod api_client;
 pub mod remote_job;

@@ -68,7 +68,11 @@ pub enum PlatformApi {
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
-    printcolumn(name = "Expires", type_ = "date", json_path = ".status.tokenExpiresAt"),
+    printcolumn(
+        name = "Expires",
+        type_ = "string",
+        json_path = ".status.tokenExpiresAt"
+    ),
     printcolumn(
         name = "Age",
         type_ = "date",

@@ -3,6 +3,7 @@
 
 pub mod observe;
 pub mod plan;
+pub mod platform_remote;
 pub mod remote;
 pub mod runner;
 
@@ -16,7 +17,8 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
-use crate::crd::conditions::{self, reasons, types};
+pub(crate) use crate::crd::conditions::reasons;
+use crate::crd::conditions::{self, types};
 use crate::crd::{ApiClient, RemoteJob, RemoteJobPhase, RemoteJobStatus};
 use plan::{ClientState, CreateOutcome, Input, Observed, Step};
 use remote::{Remote, RemoteError};
@@ -25,16 +27,20 @@ use remote::{Remote, RemoteError};
 pub const FINALIZER: &str = "jobrelay.io/remote-job";
 const FIELD_MANAGER: &str = "jobrelay";
 
+/// A platform handle, or why the ApiClient cannot be used (condition reason, message).
+pub type RemoteFor = Result<Arc<dyn Remote>, (&'static str, String)>;
+
 /// Builds the platform handle for an ApiClient (token, HTTP client, adapter).
 pub trait RemoteFactory: Send + Sync {
     /// `Err((reason, message))` when the ApiClient cannot be used for jobs.
-    fn remote_for(&self, client: &ApiClient) -> Result<Arc<dyn Remote>, (&'static str, String)>;
+    fn remote_for(&self, client: &ApiClient) -> futures::future::BoxFuture<'_, RemoteFor>;
 }
 
 pub struct Context {
     pub client: kube::Client,
     pub remotes: Arc<dyn RemoteFactory>,
     pub recorder: Recorder,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -271,7 +277,7 @@ async fn resolve_client(
             format!("ApiClient {client_ns}/{name} is not Ready"),
         );
     }
-    match ctx.remotes.remote_for(&client) {
+    match ctx.remotes.remote_for(&client).await {
         Ok(r) => Ok((ClientState::Ready, Some(r))),
         Err((reason, message)) => unusable(reason, message),
     }
@@ -332,13 +338,7 @@ async fn publish_phase_event(ctx: &Context, job: &RemoteJob, status: &RemoteJobS
     let event = Event {
         type_,
         reason: status.phase.as_str().to_string(),
-        note: Some(
-            format!("{} {}", status.phase.as_str(), note)
-                .trim()
-                .chars()
-                .take(1000)
-                .collect(),
-        ),
+        note: Some(note.chars().take(1000).collect()),
         action: "Reconcile".into(),
         secondary: None,
     };

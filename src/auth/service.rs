@@ -1,0 +1,215 @@
+//! The token service both controllers share: reads an ApiClient's Secret (and CA bundle), builds and
+//! caches its HTTP client, and hands out bearer tokens through the [`TokenCache`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::{Api, ResourceExt};
+use secrecy::SecretString;
+
+use super::cache::TokenCache;
+use super::{AuthError, Token, credentials, http_client, sources};
+use crate::crd::{ApiClient, CaBundleKind};
+use crate::metrics::{Metrics, TokenRequestLabels};
+
+pub struct TokenService {
+    pub client: kube::Client,
+    pub cache: TokenCache,
+    pub metrics: Arc<Metrics>,
+    /// uid → (generation, CA bundle version, client)
+    http: Mutex<HashMap<String, (String, reqwest::Client)>>,
+}
+
+/// What the ApiClient controller learns from a refresh.
+pub struct Refreshed {
+    pub token: Token,
+    /// resourceVersion of the Secret the token was obtained with.
+    pub secret_version: String,
+}
+
+impl TokenService {
+    pub fn new(client: kube::Client, metrics: Arc<Metrics>) -> Self {
+        TokenService {
+            client,
+            cache: TokenCache::default(),
+            metrics,
+            http: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn ns(apic: &ApiClient) -> String {
+        apic.namespace().unwrap_or_default()
+    }
+
+    /// Reads the credentials Secret.
+    pub async fn secret(&self, apic: &ApiClient) -> Result<Secret, AuthError> {
+        let name = &apic.spec.credentials_secret_ref.name;
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), &Self::ns(apic));
+        match api.get_opt(name).await {
+            Ok(Some(s)) => Ok(s),
+            Ok(None) => Err(AuthError::SecretNotFound(name.clone())),
+            Err(e) => Err(AuthError::Unreachable(format!(
+                "reading Secret {name}: {e}"
+            ))),
+        }
+    }
+
+    async fn ca_bundle(&self, apic: &ApiClient) -> Result<Option<(String, Vec<u8>)>, AuthError> {
+        let Some(r) = apic
+            .spec
+            .tls
+            .as_ref()
+            .and_then(|t| t.ca_bundle_ref.as_ref())
+        else {
+            return Ok(None);
+        };
+        let ns = Self::ns(apic);
+        let missing = || {
+            AuthError::Tls(format!(
+                "CA bundle {}/{} key {} not found",
+                ns, r.name, r.key
+            ))
+        };
+        let (version, bytes) = match r.kind {
+            CaBundleKind::Secret => {
+                let s = Api::<Secret>::namespaced(self.client.clone(), &ns)
+                    .get_opt(&r.name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .ok_or_else(missing)?;
+                let b = s
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get(&r.key))
+                    .map(|b| b.0.clone())
+                    .ok_or_else(missing)?;
+                (s.resource_version().unwrap_or_default(), b)
+            }
+            CaBundleKind::ConfigMap => {
+                let c = Api::<ConfigMap>::namespaced(self.client.clone(), &ns)
+                    .get_opt(&r.name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .ok_or_else(missing)?;
+                let b = c
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get(&r.key))
+                    .map(|s| s.as_bytes().to_vec())
+                    .ok_or_else(missing)?;
+                (c.resource_version().unwrap_or_default(), b)
+            }
+        };
+        Ok(Some((version, bytes)))
+    }
+
+    /// The HTTP client of `apic` (rebuilt when its spec or CA bundle changes).
+    pub async fn http(&self, apic: &ApiClient) -> Result<reqwest::Client, AuthError> {
+        let ca = self.ca_bundle(apic).await?;
+        let version = format!(
+            "{}/{}",
+            apic.metadata.generation.unwrap_or(0),
+            ca.as_ref().map(|c| c.0.as_str()).unwrap_or("")
+        );
+        let uid = apic.uid().unwrap_or_default();
+        let cached = self
+            .http
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&uid)
+            .cloned();
+        if let Some((_, c)) = cached.filter(|(v, _)| *v == version) {
+            return Ok(c);
+        }
+        let client = http_client::build(&apic.spec, ca.as_ref().map(|c| c.1.as_slice()))?;
+        self.http
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uid, (version, client.clone()));
+        Ok(client)
+    }
+
+    fn refresh_before(apic: &ApiClient) -> Option<std::time::Duration> {
+        apic.spec
+            .refresh_before
+            .as_deref()
+            .and_then(crate::crd::duration::parse)
+    }
+
+    fn key(apic: &ApiClient, secret_version: &str) -> (String, String) {
+        (
+            apic.uid().unwrap_or_default(),
+            format!("{}/{secret_version}", apic.metadata.generation.unwrap_or(0)),
+        )
+    }
+
+    /// Obtains (or reuses) a token with the Secret as it is now. Used by the ApiClient controller.
+    pub async fn refresh(&self, apic: &ApiClient) -> Result<Refreshed, AuthError> {
+        let secret = self.secret(apic).await?;
+        let secret_version = secret.resource_version().unwrap_or_default();
+        let (id, version) = Self::key(apic, &secret_version);
+        let token = self
+            .cache
+            .get(&id, &version, Self::refresh_before(apic), None, || {
+                self.fetch(apic, secret)
+            })
+            .await?;
+        Ok(Refreshed {
+            token,
+            secret_version,
+        })
+    }
+
+    /// A bearer for calls to the platform. `refused`: the token a platform just answered 401 to.
+    /// Uses the Secret version the ApiClient controller last recorded, so it does not read the Secret
+    /// on every call.
+    pub async fn bearer(
+        &self,
+        apic: &ApiClient,
+        refused: Option<&SecretString>,
+    ) -> Result<Token, AuthError> {
+        let recorded = apic
+            .status
+            .as_ref()
+            .and_then(|s| s.credentials_version.clone())
+            .unwrap_or_default();
+        let (id, version) = Self::key(apic, &recorded);
+        self.cache
+            .get(
+                &id,
+                &version,
+                Self::refresh_before(apic),
+                refused,
+                || async {
+                    let secret = self.secret(apic).await?;
+                    self.fetch(apic, secret).await
+                },
+            )
+            .await
+    }
+
+    async fn fetch(&self, apic: &ApiClient, secret: Secret) -> Result<Token, AuthError> {
+        let result = async {
+            let creds = credentials::read(&apic.spec, &secret)?;
+            let http = self.http(apic).await?;
+            sources::fetch(&http, &apic.spec, &creds).await
+        }
+        .await;
+        let label = TokenRequestLabels {
+            namespace: Self::ns(apic),
+            apiclient: apic.name_any(),
+            result: match &result {
+                Ok(_) => "success".into(),
+                Err(e) => e.reason().into(),
+            },
+        };
+        // Only requests that went to a token endpoint count (a static token is no request).
+        if apic.spec.auth.bearer_token.is_none() {
+            self.metrics.token_requests.get_or_create(&label).inc();
+        }
+        result
+    }
+}

@@ -1,0 +1,169 @@
+//! ApiClient controller: read the Secret → obtain/refresh the token ([`TokenService`]) → [`plan::plan`]
+//! → write status (only when it changed) → event on a Ready flip → come back before the token is due.
+
+pub mod plan;
+pub mod secret_watch;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use crate::auth::service::TokenService;
+use crate::crd::conditions::{self, types};
+use crate::crd::{ApiClient, ApiClientStatus};
+use crate::metrics::{ClientLabels, Metrics};
+use secret_watch::SecretWatches;
+
+pub struct Context {
+    pub client: kube::Client,
+    pub tokens: Arc<TokenService>,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+    pub secrets: SecretWatches,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+pub async fn reconcile(apic: Arc<ApiClient>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = reconcile_inner(&apic, &ctx).await;
+    ctx.metrics
+        .observe_reconcile("apiclient", result.is_ok(), started.elapsed());
+    result
+}
+
+async fn reconcile_inner(apic: &ApiClient, ctx: &Context) -> Result<Action, Error> {
+    let ns = apic.namespace().unwrap_or_default();
+    let name = apic.name_any();
+    if apic.meta().deletion_timestamp.is_some() {
+        ctx.secrets.forget(&ns, &name);
+        ctx.tokens.cache.remove(&apic.uid().unwrap_or_default());
+        return Ok(Action::await_change());
+    }
+    ctx.secrets
+        .ensure(&ns, &apic.spec.credentials_secret_ref.name, &name);
+    let refreshed = ctx.tokens.refresh(apic).await;
+    let now = Timestamp::now();
+    let outcome = refreshed.as_ref().map(|r| plan::Success {
+        token: &r.token,
+        secret_version: &r.secret_version,
+    });
+    let refresh_before = apic
+        .spec
+        .refresh_before
+        .as_deref()
+        .and_then(crate::crd::duration::parse);
+    let old = apic.status.clone().unwrap_or_default();
+    let p = plan::plan(&old, apic.metadata.generation, outcome, refresh_before, now);
+
+    let labels = ClientLabels {
+        namespace: ns.clone(),
+        apiclient: name.clone(),
+    };
+    let left = p
+        .status
+        .token_expires_at
+        .as_ref()
+        .map(|t| t.0.as_second() - now.as_second())
+        .unwrap_or(0);
+    ctx.metrics
+        .token_expiry_seconds
+        .get_or_create(&labels)
+        .set(left);
+
+    if p.status != old || apic.status.is_none() {
+        let api: Api<ApiClient> = Api::namespaced(ctx.client.clone(), &ns);
+        let patch =
+            json!({"apiVersion": "jobrelay.io/v1alpha1", "kind": "ApiClient", "status": p.status});
+        api.patch_status(
+            &name,
+            &PatchParams::apply("jobrelay").force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+        publish_transition(ctx, apic, &old, &p.status).await;
+    }
+    Ok(Action::requeue(p.requeue.max(Duration::from_secs(1))))
+}
+
+/// An event when Ready flips or its reason changes.
+async fn publish_transition(
+    ctx: &Context,
+    apic: &ApiClient,
+    old: &ApiClientStatus,
+    new: &ApiClientStatus,
+) {
+    let key = |s: &ApiClientStatus| {
+        conditions::find(&s.conditions, types::READY).map(|c| (c.status.clone(), c.reason.clone()))
+    };
+    let (before, after) = (key(old), key(new));
+    if before == after {
+        return;
+    }
+    let Some(ready) = conditions::find(&new.conditions, types::READY) else {
+        return;
+    };
+    let ok = ready.status == conditions::TRUE;
+    let mut note = ready.message.clone();
+    if ok
+        && apic
+            .spec
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.insecure_skip_verify)
+    {
+        note = format!("{note}; TLS verification is disabled (insecureSkipVerify)");
+    }
+    let event = Event {
+        type_: if ok && !note.contains("insecureSkipVerify") {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        },
+        reason: ready.reason.clone(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "RefreshToken".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &apic.object_ref(&())).await {
+        tracing::warn!(error = %e, "publishing event failed");
+    }
+}
+
+fn error_policy(apic: Arc<ApiClient>, err: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(apiclient = %apic.name_any(), error = %err, "reconciling ApiClient failed");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// Runs the ApiClient controller until `shutdown`.
+pub async fn run(
+    ctx: Arc<Context>,
+    triggers: impl futures::Stream<Item = kube::runtime::reflector::ObjectRef<ApiClient>>
+    + Send
+    + 'static,
+    namespace: Option<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let api: Api<ApiClient> = match &namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
+    Controller::new(api, watcher::Config::default().any_semantic())
+        .reconcile_on(triggers)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| async {})
+        .await;
+}
