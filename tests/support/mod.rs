@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
+pub mod operator;
+
 /// The control plane this test binary uses.
 pub struct ControlPlane {
     pub kubeconfig: PathBuf,

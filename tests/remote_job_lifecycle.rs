@@ -1,0 +1,297 @@
+//! RemoteJobs end to end: the real apiserver, the real operator process, the platform simulator.
+
+mod support;
+
+use std::time::Duration;
+
+use jobrelay::crd::{RemoteJob, RemoteJobPhase};
+use jobrelay::simulator::{Fault, FaultKind};
+use kube::Api;
+use support::operator::{Operator, apply, counters, example, inject, simulator};
+use support::{TestNamespace, kubectl, kubectl_ok, wait_for};
+
+const LONG: Duration = Duration::from_secs(60);
+
+async fn wait_phase(jobs: &Api<RemoteJob>, name: &str, phase: RemoteJobPhase) -> RemoteJob {
+    wait_for(&format!("{name} to reach {phase:?}"), LONG, || async {
+        jobs.get_opt(name)
+            .await
+            .ok()
+            .flatten()
+            .filter(|j| j.status.as_ref().is_some_and(|s| s.phase == phase))
+    })
+    .await
+}
+
+fn runai_job(name: &str, extra_spec: &str, env: &[(&str, &str)]) -> String {
+    let env: String = env
+        .iter()
+        .map(|(k, v)| format!("\n      - {{name: {k}, value: \"{v}\"}}"))
+        .collect();
+    format!(
+        "apiVersion: jobrelay.io/v1alpha1\nkind: RemoteJob\nmetadata:\n  name: {name}\nspec:\n  clientRef: {{name: runai}}\n  runai:\n    projectId: \"5\"\n    clusterId: c0ffee00-0000-4000-8000-000000000000\n    image: busybox\n    environment:{env}\n{extra_spec}"
+    )
+}
+
+fn runai_client() -> String {
+    example("runai.yaml")
+        .split("\n---\n")
+        .take(2)
+        .collect::<Vec<_>>()
+        .join("\n---\n")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_platform_runs_to_success_exactly_once() {
+    let ns = TestNamespace::new("e2e-all");
+    let sim = simulator(None).await;
+    let _op = Operator::start(&ns.name).await;
+    for f in ["runai.yaml", "openpai.yaml", "dai.yaml"] {
+        apply(&ns.name, &example(f), Some(&sim));
+    }
+    let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
+    for name in ["runai-train", "openpai-hello", "dai-model-run"] {
+        let job = wait_phase(&jobs, name, RemoteJobPhase::Succeeded).await;
+        let s = job.status.unwrap();
+        assert!(
+            s.remote_id.is_some()
+                && s.url.is_some()
+                && s.start_time.is_some()
+                && s.completion_time.is_some(),
+            "{name}: {s:?}"
+        );
+        assert_eq!(s.attempts, 1);
+        let complete = s.conditions.iter().find(|c| c.type_ == "Complete").unwrap();
+        assert_eq!(complete.status, "True");
+    }
+    let c = counters(&sim);
+    assert_eq!(
+        c.creates.values().sum::<u64>(),
+        3,
+        "one create per RemoteJob: {:?}",
+        c.creates
+    );
+    assert!(c.creates.values().all(|n| *n == 1));
+    let events = kubectl_ok(&[
+        "get",
+        "events",
+        "-n",
+        &ns.name,
+        "-o",
+        "jsonpath={range .items[*]}{.reason}{\"\\n\"}{end}",
+    ]);
+    for reason in ["Submitting", "Queued", "Running", "Succeeded", "Ready"] {
+        assert!(
+            events.lines().any(|l| l == reason),
+            "no {reason} event: {events}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_runs_are_retried_up_to_the_backoff_limit() {
+    let ns = TestNamespace::new("e2e-backoff");
+    let sim = simulator(None).await;
+    let _op = Operator::start(&ns.name).await;
+    apply(&ns.name, &runai_client(), Some(&sim));
+    apply(
+        &ns.name,
+        &runai_job(
+            "flaky",
+            "  backoffLimit: 1\n",
+            &[
+                ("SIM_OUTCOME", "fail"),
+                ("SIM_RUN_SECONDS", "0.5"),
+                ("SIM_QUEUE_SECONDS", "0.2"),
+            ],
+        ),
+        None,
+    );
+    let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
+    let job = wait_phase(&jobs, "flaky", RemoteJobPhase::Failed).await;
+    let s = job.status.unwrap();
+    assert_eq!(s.attempts, 2);
+    let failed = s.conditions.iter().find(|c| c.type_ == "Failed").unwrap();
+    assert_eq!(
+        (failed.status.as_str(), failed.reason.as_str()),
+        ("True", "BackoffLimitExceeded")
+    );
+    let creates = counters(&sim).creates;
+    assert_eq!(
+        creates.len(),
+        2,
+        "two attempts under two names: {creates:?}"
+    );
+    assert!(creates.keys().any(|k| k.ends_with("-1")) && creates.keys().any(|k| k.ends_with("-2")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_cancels_remotely_and_orphan_leaves_the_job_running() {
+    let ns = TestNamespace::new("e2e-delete");
+    let sim = simulator(None).await;
+    let _op = Operator::start(&ns.name).await;
+    apply(&ns.name, &runai_client(), Some(&sim));
+    let long = [("SIM_RUN_SECONDS", "600"), ("SIM_QUEUE_SECONDS", "0")];
+    apply(&ns.name, &runai_job("cancel-me", "", &long), None);
+    apply(
+        &ns.name,
+        &runai_job("orphan-me", "  deletionPolicy: Orphan\n", &long),
+        None,
+    );
+    let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
+    let cancel_id = wait_phase(&jobs, "cancel-me", RemoteJobPhase::Running)
+        .await
+        .status
+        .unwrap()
+        .remote_id
+        .unwrap();
+    let orphan_id = wait_phase(&jobs, "orphan-me", RemoteJobPhase::Running)
+        .await
+        .status
+        .unwrap()
+        .remote_id
+        .unwrap();
+    kubectl_ok(&[
+        "delete",
+        "rjob",
+        "cancel-me",
+        "orphan-me",
+        "-n",
+        &ns.name,
+        "--wait=true",
+        "--timeout=60s",
+    ]);
+    let stored = sim.state.lock().jobs.clone();
+    assert!(stored[&cancel_id].frozen.is_some(), "cancelled remotely");
+    assert!(stored[&orphan_id].frozen.is_none(), "left running");
+    assert!(
+        !kubectl(&["get", "rjob", "cancel-me", "-n", &ns.name])
+            .status
+            .success()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exactly_once_when_the_create_answer_is_dropped_and_the_operator_is_killed() {
+    let ns = TestNamespace::new("e2e-once");
+    let sim = simulator(None).await;
+    // The first create is stored but its answer never arrives.
+    inject(
+        &sim,
+        Fault {
+            platform: "runai".into(),
+            op: "create".into(),
+            kind: FaultKind::CommitThenDrop,
+            count: 1,
+            retry_after: 1,
+            latency_ms: 0,
+        },
+    );
+    let mut op = Operator::start(&ns.name).await;
+    apply(&ns.name, &runai_client(), Some(&sim));
+    apply(
+        &ns.name,
+        &runai_job("dropped", "", &[("SIM_RUN_SECONDS", "4")]),
+        None,
+    );
+    let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
+    wait_phase(&jobs, "dropped", RemoteJobPhase::Running).await;
+    // Crash the operator mid-run, wipe the status (as a careless `kubectl edit` might), start again.
+    op.kill();
+    kubectl_ok(&[
+        "patch",
+        "rjob",
+        "dropped",
+        "-n",
+        &ns.name,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":null}"#,
+    ]);
+    let _op2 = Operator::start(&ns.name).await;
+    let job = wait_phase(&jobs, "dropped", RemoteJobPhase::Succeeded).await;
+    assert_eq!(job.status.unwrap().attempts, 1);
+    let creates = counters(&sim).creates;
+    assert_eq!(
+        creates.values().sum::<u64>(),
+        1,
+        "exactly one remote job: {creates:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limits_and_outages_are_waited_out() {
+    let ns = TestNamespace::new("e2e-storm");
+    let sim = simulator(None).await;
+    for (op, kind) in [
+        ("create", FaultKind::TooManyRequests),
+        ("get", FaultKind::Unavailable),
+        ("get", FaultKind::ServerError),
+    ] {
+        inject(
+            &sim,
+            Fault {
+                platform: "*".into(),
+                op: op.into(),
+                kind,
+                count: 3,
+                retry_after: 1,
+                latency_ms: 0,
+            },
+        );
+    }
+    let _op = Operator::start(&ns.name).await;
+    for f in ["runai.yaml", "openpai.yaml"] {
+        apply(&ns.name, &example(f), Some(&sim));
+    }
+    let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
+    for name in ["runai-train", "openpai-hello"] {
+        wait_phase(&jobs, name, RemoteJobPhase::Succeeded).await;
+    }
+    let c = counters(&sim);
+    assert_eq!(c.creates.values().sum::<u64>(), 2, "{:?}", c.creates);
+    let throttled: u64 = c
+        .requests
+        .iter()
+        .filter(|(k, _)| k.ends_with(" 429") || k.ends_with(" 503"))
+        .map(|(_, v)| v)
+        .sum();
+    assert!(throttled >= 3, "the faults were hit: {:?}", c.requests);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_token_is_refreshed_once_and_the_job_goes_on() {
+    let ns = TestNamespace::new("e2e-401");
+    let sim = simulator(None).await;
+    let _op = Operator::start(&ns.name).await;
+    apply(&ns.name, &runai_client(), Some(&sim));
+    apply(
+        &ns.name,
+        &runai_job("refused", "", &[("SIM_RUN_SECONDS", "3")]),
+        None,
+    );
+    let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
+    wait_phase(&jobs, "refused", RemoteJobPhase::Running).await;
+    let before = counters(&sim)
+        .token_requests
+        .get("demo-client")
+        .copied()
+        .unwrap_or(0);
+    inject(
+        &sim,
+        Fault {
+            platform: "runai".into(),
+            op: "get".into(),
+            kind: FaultKind::Unauthorized,
+            count: 1,
+            retry_after: 1,
+            latency_ms: 0,
+        },
+    );
+    wait_phase(&jobs, "refused", RemoteJobPhase::Succeeded).await;
+    let c = counters(&sim);
+    let after = c.token_requests.get("demo-client").copied().unwrap_or(0);
+    assert_eq!(after - before, 1, "one forced refresh");
+    assert!(c.requests.keys().any(|k| k.ends_with(" 401")));
+}

@@ -1,0 +1,190 @@
+//! The operator as a real process (`jobrelay run`) against the test control plane, and the platform
+//! simulator in-process, for end-to-end tests.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use jobrelay::simulator::{self, Config, Counters, Fault};
+
+use super::{control_plane, wait_for};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `jobrelay run`, watching one namespace. Stopped (SIGTERM, then SIGKILL) on drop.
+pub struct Operator {
+    child: Option<Child>,
+    pub log: PathBuf,
+    pub metrics_url: String,
+    namespace: String,
+}
+
+impl Operator {
+    pub async fn start(namespace: &str) -> Self {
+        let (metrics, health) = (free_port(), free_port());
+        let log = std::env::temp_dir().join(format!(
+            "jobrelay-operator-{namespace}-{}.log",
+            rand_suffix()
+        ));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_jobrelay"))
+            .args([
+                "run",
+                "--namespace",
+                namespace,
+                "--leader-elect=false",
+                "--log-format",
+                "json",
+            ])
+            .arg(format!("--metrics-addr=127.0.0.1:{metrics}"))
+            .arg(format!("--health-addr=127.0.0.1:{health}"))
+            .env("KUBECONFIG", &control_plane().kubeconfig)
+            .env(
+                "RUST_LOG",
+                "debug,kube=info,hyper=info,tower=info,reqwest=info,h2=info,rustls=info",
+            )
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("start jobrelay run");
+        let ready = format!("http://127.0.0.1:{health}/readyz");
+        wait_for("operator /readyz", Duration::from_secs(30), || {
+            let ready = ready.clone();
+            async move {
+                reqwest::get(&ready)
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+                    .map(|_| ())
+            }
+        })
+        .await;
+        Operator {
+            child: Some(child),
+            log,
+            metrics_url: format!("http://127.0.0.1:{metrics}/metrics"),
+            namespace: namespace.into(),
+        }
+    }
+
+    /// SIGKILL: no chance to clean up, as in a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(&self.metrics_url)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+            for _ in 0..50 {
+                if c.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "--- operator log ({}) ---\n{}",
+                self.namespace,
+                self.logs()
+                    .lines()
+                    .rev()
+                    .take(60)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+    }
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        % 1_000_000_007
+}
+
+/// The simulator in-process, with the demo credentials of examples/.
+pub async fn simulator(token_ttl: Option<Duration>) -> simulator::Handle {
+    let config = Config {
+        clients: [("demo-client".to_string(), "demo-secret".to_string())].into(),
+        users: [("demo".to_string(), "demo-password".to_string())].into(),
+        token_ttl,
+        ..Default::default()
+    };
+    simulator::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+pub fn counters(sim: &simulator::Handle) -> Counters {
+    sim.state.lock().counters.clone()
+}
+
+pub fn inject(sim: &simulator::Handle, fault: Fault) {
+    sim.state.lock().faults.push(fault);
+}
+
+/// Applies YAML text in `namespace`, rewriting the examples' simulator address to `sim`'s.
+pub fn apply(namespace: &str, yaml: &str, sim: Option<&simulator::Handle>) {
+    let text = match sim {
+        Some(s) => yaml.replace("127.0.0.1:8090", &s.addr.to_string()),
+        None => yaml.to_string(),
+    };
+    let mut child = Command::new(super::kubectl_path())
+        .env("KUBECONFIG", &control_plane().kubeconfig)
+        .args(["apply", "-n", namespace, "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl apply failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An example manifest from examples/.
+pub fn example(name: &str) -> String {
+    std::fs::read_to_string(super::repo_root().join("examples").join(name)).unwrap()
+}
