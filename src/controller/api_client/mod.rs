@@ -55,6 +55,14 @@ async fn reconcile_inner(apic: &ApiClient, ctx: &Context) -> Result<Action, Erro
     ctx.secrets
         .ensure(&ns, &apic.spec.credentials_secret_ref.name, &name);
     let refreshed = ctx.tokens.refresh(apic).await;
+    match &refreshed {
+        Ok(r) => {
+            tracing::debug!(namespace = %ns, apiclient = %name, expires_at = ?r.token.expires_at, "token in hand")
+        }
+        Err(e) => {
+            tracing::warn!(namespace = %ns, apiclient = %name, reason = e.reason(), error = %e, "no token")
+        }
+    }
     let now = Timestamp::now();
     let outcome = refreshed.as_ref().map(|r| plan::Success {
         token: &r.token,

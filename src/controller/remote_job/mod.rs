@@ -323,6 +323,16 @@ async fn write_status(
     )
     .await?;
     if old.phase != new.phase {
+        tracing::info!(
+            namespace = %job.namespace().unwrap_or_default(), job = %job.name_any(),
+            from = old.phase.as_str(), to = new.phase.as_str(), remote_id = ?new.remote_id, "phase changed"
+        );
+        ctx.metrics
+            .job_phase_changes
+            .get_or_create(&crate::metrics::PhaseLabels {
+                phase: new.phase.as_str().into(),
+            })
+            .inc();
         publish_phase_event(ctx, job, new).await;
     }
     Ok(())

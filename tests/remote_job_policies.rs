@@ -1,0 +1,148 @@
+//! Run policy end to end: suspend/resume, activeDeadlineSeconds, ttlSecondsAfterFinished, and a
+//! RemoteJob waiting on an ApiClient that is not usable.
+
+mod support;
+
+use std::time::Duration;
+
+use jobrelay::crd::{RemoteJob, RemoteJobPhase};
+use kube::Api;
+use support::operator::{Operator, apply, counters, example, simulator};
+use support::{TestNamespace, kubectl, kubectl_ok, wait_for};
+
+const LONG: Duration = Duration::from_secs(60);
+
+async fn wait_phase(jobs: &Api<RemoteJob>, name: &str, phase: RemoteJobPhase) -> RemoteJob {
+    wait_for(&format!("{name} to reach {phase:?}"), LONG, || async {
+        jobs.get_opt(name)
+            .await
+            .ok()
+            .flatten()
+            .filter(|j| j.status.as_ref().is_some_and(|s| s.phase == phase))
+    })
+    .await
+}
+
+fn runai_client() -> String {
+    example("runai.yaml")
+        .split("\n---\n")
+        .take(2)
+        .collect::<Vec<_>>()
+        .join("\n---\n")
+}
+
+fn runai_job(name: &str, extra_spec: &str, run_seconds: &str) -> String {
+    format!(
+        "apiVersion: jobrelay.io/v1alpha1\nkind: RemoteJob\nmetadata:\n  name: {name}\nspec:\n  clientRef: {{name: runai}}\n  runai:\n    projectId: \"5\"\n    clusterId: c0ffee00-0000-4000-8000-000000000000\n    image: busybox\n    environment:\n      - {{name: SIM_RUN_SECONDS, value: \"{run_seconds}\"}}\n      - {{name: SIM_QUEUE_SECONDS, value: \"0.2\"}}\n{extra_spec}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn suspend_before_and_during_the_run_then_resume() {
+    let ns = TestNamespace::new("pol-suspend");
+    let sim = simulator(None).await;
+    let _op = Operator::start(&ns.name).await;
+    apply(&ns.name, &runai_client(), Some(&sim));
+    apply(
+        &ns.name,
+        &runai_job("napper", "  suspend: true\n", "4"),
+        None,
+    );
+    let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
+    wait_phase(&jobs, "napper", RemoteJobPhase::Suspended).await;
+    assert!(
+        counters(&sim).creates.is_empty(),
+        "a job suspended from the start is not submitted"
+    );
+
+    let patch = |v: bool| {
+        kubectl_ok(&[
+            "patch",
+            "rjob",
+            "napper",
+            "-n",
+            &ns.name,
+            "--type=merge",
+            "-p",
+            &format!(r#"{{"spec":{{"suspend":{v}}}}}"#),
+        ])
+    };
+    patch(false);
+    wait_phase(&jobs, "napper", RemoteJobPhase::Running).await;
+    patch(true);
+    let s = wait_phase(&jobs, "napper", RemoteJobPhase::Suspended)
+        .await
+        .status
+        .unwrap();
+    assert_eq!(
+        s.remote_state.as_deref(),
+        Some("Stopped"),
+        "suspended on the platform"
+    );
+    patch(false);
+    let s = wait_phase(&jobs, "napper", RemoteJobPhase::Succeeded)
+        .await
+        .status
+        .unwrap();
+    assert_eq!(s.attempts, 1, "Run:ai resumes in place");
+    assert_eq!(counters(&sim).creates.values().sum::<u64>(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deadline_cancels_and_ttl_deletes() {
+    let ns = TestNamespace::new("pol-deadline");
+    let sim = simulator(None).await;
+    let _op = Operator::start(&ns.name).await;
+    apply(&ns.name, &runai_client(), Some(&sim));
+    apply(
+        &ns.name,
+        &runai_job("slow", "  activeDeadlineSeconds: 3\n", "600"),
+        None,
+    );
+    apply(
+        &ns.name,
+        &runai_job("brief", "  ttlSecondsAfterFinished: 2\n", "1"),
+        None,
+    );
+    let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
+    let s = wait_phase(&jobs, "slow", RemoteJobPhase::Failed)
+        .await
+        .status
+        .unwrap();
+    let failed = s.conditions.iter().find(|c| c.type_ == "Failed").unwrap();
+    assert_eq!(failed.reason, "DeadlineExceeded");
+    let id = s.remote_id.unwrap();
+    wait_for("the remote job to be cancelled", LONG, || async {
+        sim.state.lock().jobs[&id].frozen.map(|_| ())
+    })
+    .await;
+    // TTL: the finished RemoteJob goes away by itself.
+    wait_for("brief to be deleted after its TTL", LONG, || async {
+        (!kubectl(&["get", "rjob", "brief", "-n", &ns.name])
+            .status
+            .success())
+        .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_waits_for_its_api_client_and_says_why() {
+    let ns = TestNamespace::new("pol-wait");
+    let sim = simulator(None).await;
+    let _op = Operator::start(&ns.name).await;
+    apply(&ns.name, &runai_job("patient", "", "1"), None);
+    let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
+    wait_for("ApiClientNotFound condition", LONG, || async {
+        let j = jobs.get("patient").await.ok()?;
+        let c = j
+            .status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Submitted")?;
+        (c.reason == "ApiClientNotFound" && c.status == "False").then_some(())
+    })
+    .await;
+    apply(&ns.name, &runai_client(), Some(&sim));
+    wait_phase(&jobs, "patient", RemoteJobPhase::Succeeded).await;
+}
