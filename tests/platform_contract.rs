@@ -1,0 +1,368 @@
+//! Contract tests: every adapter operation against the simulator over real HTTP, every error class,
+//! and the simulator's answers checked against ../shared/platforms.md (shapes, codes, conflicts).
+
+mod support;
+
+use std::time::Duration;
+
+use jobrelay::crd::{PlatformApi, RemoteJobPhase as Phase, RemoteJobSpec};
+use jobrelay::platform::{Adapter, PlatformConfig, RemoteError};
+use jobrelay::simulator::{Fault, FaultKind};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use support::operator::{counters, inject, simulator};
+use support::wait_for;
+
+fn spec(body: Value) -> RemoteJobSpec {
+    let mut v = json!({"clientRef": {"name": "c"}});
+    v.as_object_mut()
+        .unwrap()
+        .extend(body.as_object().unwrap().clone());
+    serde_json::from_value(v).unwrap()
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+async fn token(url: String, form: &[(&str, &str)]) -> Value {
+    http()
+        .post(url)
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn runai_token(sim: &jobrelay::simulator::Handle) -> SecretString {
+    let t = token(
+        format!(
+            "{}/auth/realms/runai/protocol/openid-connect/token",
+            sim.base_url("runai")
+        ),
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "demo-client"),
+            ("client_secret", "demo-secret"),
+            ("scope", "openid"),
+            ("response_type", "id_token"),
+        ],
+    )
+    .await;
+    assert!(
+        t["id_token"].is_string() && t["expires_in"].as_u64().unwrap() > 0,
+        "{t}"
+    );
+    SecretString::from(t["access_token"].as_str().unwrap().to_string())
+}
+
+fn fault(platform: &str, op: &str, kind: FaultKind) -> Fault {
+    Fault {
+        platform: platform.into(),
+        op: op.into(),
+        kind,
+        count: 1,
+        retry_after: 7,
+        latency_ms: 0,
+    }
+}
+
+#[tokio::test]
+async fn runai_operations_and_error_classes() {
+    let sim = simulator(None).await;
+    let t = runai_token(&sim).await;
+    let a = Adapter::new(
+        http(),
+        PlatformConfig {
+            base_url: sim.base_url("runai"),
+            api: PlatformApi::RunaiTrainingsV1,
+            username: None,
+        },
+    );
+    let s = spec(
+        json!({"runai": {"projectId": "5", "clusterId": "c", "image": "busybox", "environment": [{"name": "SIM_RUN_SECONDS", "value": "1"}, {"name": "SIM_QUEUE_SECONDS", "value": "0.2"}]}}),
+    );
+    assert_eq!(a.lookup(&t, &s, "job-1").await.unwrap(), None);
+    let created = a.create(&t, &s, "job-1").await.unwrap();
+    assert_eq!(created.phase, Phase::Queued);
+    assert_eq!(
+        a.lookup(&t, &s, "job-1").await.unwrap().unwrap().id,
+        created.id
+    );
+    assert!(
+        matches!(
+            a.create(&t, &s, "job-1").await,
+            Err(RemoteError::Conflict { .. })
+        ),
+        "duplicate name → 409"
+    );
+    let done = wait_for("Completed", Duration::from_secs(10), || async {
+        a.get(&t, &created.id)
+            .await
+            .ok()
+            .filter(|v| v.phase == Phase::Succeeded)
+    })
+    .await;
+    assert_eq!(done.state, "Completed");
+    assert_eq!(a.get(&t, "no-such-id").await, Err(RemoteError::NotFound));
+    // Suspend / resume / delete.
+    let s2 = spec(
+        json!({"runai": {"projectId": "5", "clusterId": "c", "image": "busybox", "environment": [{"name": "SIM_RUN_SECONDS", "value": "60"}]}}),
+    );
+    let v = a.create(&t, &s2, "job-2").await.unwrap();
+    a.suspend(&t, &v.id).await.unwrap();
+    assert_eq!(a.get(&t, &v.id).await.unwrap().phase, Phase::Suspended);
+    a.resume(&t, &v.id).await.unwrap();
+    assert_eq!(a.get(&t, &v.id).await.unwrap().phase, Phase::Queued);
+    a.cancel(&t, &v.id).await.unwrap();
+    assert_eq!(
+        a.get(&t, &v.id).await,
+        Err(RemoteError::NotFound),
+        "a deleted training 404s"
+    );
+    // Error classes.
+    let bad = spec(json!({"runai": {"projectId": "5", "clusterId": "c", "image": ""}}));
+    assert!(
+        matches!(a.create(&t, &bad, "job-3").await, Err(RemoteError::Permanent { message }) if message.contains("image"))
+    );
+    assert!(matches!(
+        a.get(&SecretString::from("nope".to_string()), &created.id)
+            .await,
+        Err(RemoteError::Auth { .. })
+    ));
+    inject(&sim, fault("runai", "get", FaultKind::TooManyRequests));
+    assert_eq!(
+        a.get(&t, &created.id).await.unwrap_err().requeue_after(),
+        Duration::from_secs(7),
+        "Retry-After honoured"
+    );
+    inject(&sim, fault("runai", "get", FaultKind::Unavailable));
+    assert!(matches!(
+        a.get(&t, &created.id).await,
+        Err(RemoteError::Retriable { .. })
+    ));
+    inject(&sim, fault("runai", "create", FaultKind::CommitThenDrop));
+    assert!(matches!(
+        a.create(&t, &s, "job-4").await,
+        Err(RemoteError::OutcomeUnknown { .. })
+    ));
+    assert!(
+        a.lookup(&t, &s, "job-4").await.unwrap().is_some(),
+        "the dropped create was committed"
+    );
+    assert_eq!(counters(&sim).creates["runai/job-4"], 1);
+}
+
+#[tokio::test]
+async fn openpai_operations_and_error_classes() {
+    let sim = simulator(None).await;
+    let login: Value = http()
+        .post(format!("{}/api/v1/token", sim.base_url("openpai")))
+        .json(&json!({"username": "demo", "password": "demo-password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(login["user"], "demo");
+    let t = SecretString::from(login["token"].as_str().unwrap().to_string());
+    let a = Adapter::new(
+        http(),
+        PlatformConfig {
+            base_url: sim.base_url("openpai"),
+            api: PlatformApi::OpenpaiV2,
+            username: Some("demo".into()),
+        },
+    );
+    let s = spec(
+        json!({"openpai": {"image": "ubuntu", "commands": ["echo hi"], "parameters": {"SIM_RUN_SECONDS": "0.5", "SIM_QUEUE_SECONDS": "0.2", "SIM_OUTCOME": "fail"}}}),
+    );
+    assert_eq!(a.lookup(&t, &s, "pai-1").await.unwrap(), None);
+    let v = a.create(&t, &s, "pai-1").await.unwrap();
+    assert_eq!(v.id, "demo~pai-1");
+    assert!(matches!(
+        a.create(&t, &s, "pai-1").await,
+        Err(RemoteError::Conflict { .. })
+    ));
+    let failed = wait_for("FAILED", Duration::from_secs(10), || async {
+        a.get(&t, "demo~pai-1")
+            .await
+            .ok()
+            .filter(|v| v.phase == Phase::Failed)
+    })
+    .await;
+    assert_eq!(
+        (failed.state.as_str(), failed.message.as_deref()),
+        ("FAILED", Some("exit code 1"))
+    );
+    let long = spec(
+        json!({"openpai": {"image": "ubuntu", "commands": ["sleep 1"], "parameters": {"SIM_RUN_SECONDS": "60"}}}),
+    );
+    a.create(&t, &long, "pai-2").await.unwrap();
+    a.cancel(&t, "demo~pai-2").await.unwrap();
+    assert_eq!(
+        a.get(&t, "demo~pai-2").await.unwrap().phase,
+        Phase::Cancelled
+    );
+    let invalid = spec(
+        json!({"openpai": {"protocol": {"protocolVersion": 2, "type": "job", "taskRoles": {"main": {"dockerImage": "missing", "commands": ["x"]}}}}}),
+    );
+    assert!(
+        matches!(a.create(&t, &invalid, "pai-3").await, Err(RemoteError::Permanent { message }) if message.contains("Prerequisite missing does not exist"))
+    );
+    // 429 from the rate limiter is plain text with Retry-After.
+    inject(&sim, fault("openpai", "get", FaultKind::TooManyRequests));
+    let raw = http()
+        .get(format!(
+            "{}/api/v2/jobs/demo~pai-1",
+            sim.base_url("openpai")
+        ))
+        .bearer_auth(secrecy::ExposeSecret::expose_secret(&t))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 429);
+    assert_eq!(raw.headers()["retry-after"], "7");
+    assert_eq!(
+        raw.text().await.unwrap(),
+        "Too many requests, please try again later."
+    );
+    let e: Value = http()
+        .get(format!("{}/api/v2/jobs/demo~nope", sim.base_url("openpai")))
+        .bearer_auth(secrecy::ExposeSecret::expose_secret(&t))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(e["code"], "NoJobError");
+}
+
+#[tokio::test]
+async fn dai_operations_and_unknown_start_reconciliation() {
+    let sim = simulator(None).await;
+    let t = token(
+        format!(
+            "{}/auth/realms/eggplant/protocol/openid-connect/token",
+            sim.base_url("dai")
+        ),
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "demo-client"),
+            ("client_secret", "demo-secret"),
+        ],
+    )
+    .await;
+    assert_eq!(t["expires_in"], 300, "DAI tokens live 5 minutes");
+    let wrong = http()
+        .post(format!(
+            "{}/auth/realms/eggplant/protocol/openid-connect/token",
+            sim.base_url("dai")
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "demo-client"),
+            ("client_secret", "x"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(
+        wrong.json::<Value>().await.unwrap()["error"],
+        "unauthorized_client"
+    );
+    let t = SecretString::from(t["access_token"].as_str().unwrap().to_string());
+    let a = Adapter::new(
+        http(),
+        PlatformConfig {
+            base_url: sim.base_url("dai"),
+            api: PlatformApi::DaiExecutions,
+            username: None,
+        },
+    );
+    assert!(!a.has_names());
+    let s = spec(
+        json!({"dai": {"modelId": "m-1", "testCaseId": 3, "extra": {"SIM_RUN_SECONDS": 0.5, "SIM_QUEUE_SECONDS": 0.1}}}),
+    );
+    let since = k8s_openapi::jiff::Timestamp::now();
+    let v = a.create(&t, &s, "ignored").await.unwrap();
+    wait_for("Passed", Duration::from_secs(10), || async {
+        a.get(&t, &v.id)
+            .await
+            .ok()
+            .filter(|v| v.phase == Phase::Succeeded)
+    })
+    .await;
+    // A start whose answer was dropped is found by listing, not started again.
+    inject(&sim, fault("dai", "create", FaultKind::CommitThenDrop));
+    let s2 = spec(json!({"dai": {"modelId": "m-2", "extra": {"SIM_RUN_SECONDS": 60}}}));
+    assert!(matches!(
+        a.create(&t, &s2, "x").await,
+        Err(RemoteError::OutcomeUnknown { .. })
+    ));
+    let found = a
+        .find_start(&t, &s2, since)
+        .await
+        .unwrap()
+        .expect("the dropped start is listed");
+    assert_eq!(found.phase, Phase::Queued);
+    assert_eq!(counters(&sim).creates["dai/m-2"], 1);
+    a.cancel(&t, &found.id).await.unwrap();
+    assert_eq!(a.get(&t, &found.id).await.unwrap().phase, Phase::Cancelled);
+    let invalid = spec(json!({"dai": {"agentId": "a"}}));
+    assert!(
+        matches!(a.create(&t, &invalid, "x").await, Err(RemoteError::Permanent { message }) if message.contains("model_id"))
+    );
+}
+
+#[tokio::test]
+async fn simulator_survives_a_restart_with_its_state_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || jobrelay::simulator::Config {
+        clients: [("demo-client".to_string(), "demo-secret".to_string())].into(),
+        state_file: Some(dir.path().join("state.json")),
+        ..Default::default()
+    };
+    let sim = jobrelay::simulator::start(config(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let t = runai_token(&sim).await;
+    let a = Adapter::new(
+        http(),
+        PlatformConfig {
+            base_url: sim.base_url("runai"),
+            api: PlatformApi::RunaiTrainingsV1,
+            username: None,
+        },
+    );
+    let s = spec(json!({"runai": {"projectId": "5", "clusterId": "c", "image": "busybox"}}));
+    let v = a.create(&t, &s, "durable").await.unwrap();
+    sim.stop().await;
+    let sim = jobrelay::simulator::start(config(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let a = Adapter::new(
+        http(),
+        PlatformConfig {
+            base_url: sim.base_url("runai"),
+            api: PlatformApi::RunaiTrainingsV1,
+            username: None,
+        },
+    );
+    assert_eq!(
+        a.get(&t, &v.id).await.unwrap().id,
+        v.id,
+        "job and token survive the restart"
+    );
+    assert_eq!(counters(&sim).creates["runai/durable"], 1);
+}
