@@ -97,6 +97,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         recorder: recorder.clone(),
         secrets,
+        failures: Default::default(),
     });
     let factory = Arc::new(remote_job::platform_remote::Factory {
         tokens,
