@@ -8,7 +8,7 @@ use k8s_openapi::jiff::Timestamp;
 use crate::auth::cache::refresh_at;
 use crate::auth::{AuthError, Token};
 use crate::crd::ApiClientStatus;
-use crate::crd::conditions::{FALSE, TRUE, reasons, set_condition, types};
+use crate::crd::conditions::{self, FALSE, TRUE, reasons, set_condition, types};
 
 /// A refresh that worked: the token and the Secret version it came from.
 pub struct Success<'a> {
@@ -21,8 +21,25 @@ pub struct Plan {
     pub requeue: Duration,
 }
 
-const RETRY: Duration = Duration::from_secs(5);
 const RECHECK: Duration = Duration::from_secs(60);
+const RETRY_MIN: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Pure: when to retry a refresh that has been failing for `failing_for`. Half of that, so the gaps grow
+/// about 1.5× per try (1 s, 1.5 s, 2.25 s, …) without keeping a counter anywhere, capped at 30 s so a
+/// returning endpoint is noticed soon; and never later than `valid_for`, the life left in the token
+/// still in use, so one more try happens before it lapses.
+pub fn retry_after(failing_for: Duration, valid_for: Option<Duration>) -> Duration {
+    let d = (failing_for / 2).clamp(RETRY_MIN, RETRY_MAX);
+    match valid_for {
+        Some(v) if v > Duration::ZERO => d.min(v).max(RETRY_MIN),
+        _ => d,
+    }
+}
+
+fn secs_between(from: Timestamp, to: Timestamp) -> Duration {
+    Duration::from_secs((to.as_second() - from.as_second()).max(0) as u64)
+}
 
 pub fn plan(
     old: &ApiClientStatus,
@@ -50,7 +67,7 @@ pub fn plan(
                 // Handed an old token while its refresh is due: the refresh is failing.
                 (Some(exp), Some(at)) if at <= now => (
                     format!("token valid until {exp}; refreshing it failed, retrying"),
-                    RETRY,
+                    retry_after(secs_between(at, now), Some(secs_between(now, exp))),
                 ),
                 (Some(exp), at) => {
                     let wait = at
@@ -78,6 +95,12 @@ pub fn plan(
             Plan { status, requeue }
         }
         Err(err) => {
+            // Failing since Ready last turned False (set_condition keeps that time while it stays False).
+            let failing_for = conditions::find(&old.conditions, types::READY)
+                .filter(|c| c.status == FALSE)
+                .map_or(Duration::ZERO, |c| {
+                    secs_between(c.last_transition_time.0, now)
+                });
             status.token_expires_at = None;
             set_condition(
                 &mut status.conditions,
@@ -90,7 +113,11 @@ pub fn plan(
             );
             Plan {
                 status,
-                requeue: if err.is_transient() { RETRY } else { RECHECK },
+                requeue: if err.is_transient() {
+                    retry_after(failing_for, None)
+                } else {
+                    RECHECK
+                },
             }
         }
     }
@@ -155,12 +182,12 @@ mod tests {
             (
                 AuthError::Unreachable("down".into()),
                 reasons::TOKEN_ENDPOINT_UNREACHABLE,
-                RETRY,
+                RETRY_MIN,
             ),
             (
                 AuthError::Discovery("x".into()),
                 reasons::DISCOVERY_FAILED,
-                RETRY,
+                RETRY_MIN,
             ),
         ];
         for (err, reason, requeue) in table {
@@ -195,7 +222,43 @@ mod tests {
             "{}",
             ready.message
         );
-        assert_eq!(p.requeue, RETRY);
+        // Due at 90 s (10 s margin), failing for 5 s: retry in 2.5 s.
+        assert_eq!(p.requeue, Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn retries_back_off_and_stop_growing() {
+        let s = Duration::from_secs;
+        let table = [
+            // (failing for, life left in the token in use, retry after)
+            (s(0), None, s(1)),
+            (s(3), None, Duration::from_millis(1500)),
+            (s(20), None, s(10)),
+            (s(600), None, s(30)),
+            (s(600), Some(s(4)), s(4)),
+            (s(600), Some(Duration::ZERO), s(30)),
+            (s(20), Some(Duration::from_millis(200)), s(1)),
+        ];
+        for (failing, valid, want) in table {
+            assert_eq!(retry_after(failing, valid), want, "{failing:?} {valid:?}");
+        }
+    }
+
+    #[test]
+    fn a_lasting_outage_is_retried_less_often() {
+        let err = AuthError::Unreachable("connection refused".into());
+        let first = plan(
+            &ApiClientStatus::default(),
+            Some(1),
+            Err(&err),
+            None,
+            ts(100),
+        );
+        assert_eq!(first.requeue, RETRY_MIN);
+        // Same failure 40 s later: Ready has been False since 100, so back off (capped).
+        let later = plan(&first.status, Some(1), Err(&err), None, ts(140));
+        assert_eq!(later.requeue, Duration::from_secs(20));
+        assert_eq!(later.status, first.status, "no status write for a repeat");
     }
 
     #[test]

@@ -1,0 +1,96 @@
+//! Keycloak goes away and comes back: the operator keeps running, keeps a still-valid token Ready while
+//! refreshes fail, reports TokenEndpointUnreachable once it has expired, and recovers by itself.
+//! Its own Keycloak (stopped and started on the same port), so no other test loses its token endpoint.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use jobrelay::crd::ApiClient;
+use kube::Api;
+use support::operator::{Operator, apply};
+use support::{TestNamespace, wait_for};
+
+/// The client and secret of hack/testenv/keycloak-realm.json: they survive a restart (re-imported).
+const CLIENT: &str = "jobrelay-operator";
+const SECRET: &str = "jobrelay-test-secret";
+
+async fn ready(api: &Api<ApiClient>, name: &str) -> Option<(String, String, String)> {
+    let c = api.get(name).await.ok()?;
+    let r = c
+        .status?
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Ready")?;
+    Some((r.status, r.reason, r.message))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keycloak_outage_is_survived_and_recovered_from() {
+    let Some(kc) = support::keycloak::private("keycloak_outage_is_survived_and_recovered_from")
+    else {
+        return;
+    };
+    kc.set_lifespan(CLIENT, 30).await;
+    let ns = TestNamespace::new("kc-outage");
+    let op = Operator::start(&ns.name).await;
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: ids\nstringData:\n  client_id: {CLIENT}\n  client_secret: {SECRET}\n"
+    );
+    apply(&ns.name, &secret, None);
+    let apic = format!(
+        "apiVersion: jobrelay.io/v1alpha1\nkind: ApiClient\nmetadata:\n  name: kc\nspec:\n  platform: runai\n  baseUrl: http://127.0.0.1:1/runai\n  allowInsecureHttp: true\n  auth:\n    oauth2:\n      tokenUrl: {}\n  credentialsSecretRef:\n    name: ids\n",
+        kc.token_url()
+    );
+    apply(&ns.name, &apic, None);
+    let api: Api<ApiClient> = Api::namespaced(support::client().await, &ns.name);
+    wait_for("Ready True", Duration::from_secs(15), || async {
+        ready(&api, "kc").await.filter(|r| r.0 == "True")
+    })
+    .await;
+
+    kc.stop();
+    let stopped = Instant::now();
+    // The token (30 s, refreshed 10 s ahead) is still valid for a while: Ready stays True, saying so.
+    let degraded = wait_for(
+        "a failing refresh shown while Ready",
+        Duration::from_secs(30),
+        || async {
+            ready(&api, "kc")
+                .await
+                .filter(|r| r.0 == "True" && r.2.contains("refreshing it failed"))
+        },
+    )
+    .await;
+    eprintln!("degraded after {:?}: {}", stopped.elapsed(), degraded.2);
+    let down = wait_for(
+        "TokenEndpointUnreachable once expired",
+        Duration::from_secs(45),
+        || async { ready(&api, "kc").await.filter(|r| r.0 == "False") },
+    )
+    .await;
+    assert_eq!(down.1, "TokenEndpointUnreachable", "{}", down.2);
+    assert!(
+        stopped.elapsed() > Duration::from_secs(5),
+        "a valid token was not dropped at once"
+    );
+    // Still serving: no crash, no restart.
+    assert!(
+        op.metrics().await.contains("jobrelay_reconcile"),
+        "operator answers /metrics"
+    );
+
+    kc.restart();
+    let back = Instant::now();
+    wait_for(
+        "Ready True again after Keycloak returns",
+        Duration::from_secs(60),
+        || async { ready(&api, "kc").await.filter(|r| r.0 == "True") },
+    )
+    .await;
+    eprintln!("recovered {:?} after Keycloak was back", back.elapsed());
+    assert!(
+        op.logs().contains("TokenEndpointUnreachable"),
+        "the outage was logged"
+    );
+}
