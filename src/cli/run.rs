@@ -97,7 +97,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         recorder: recorder.clone(),
         secrets,
-        failures: Default::default(),
     });
     let factory = Arc::new(remote_job::platform_remote::Factory {
         tokens,

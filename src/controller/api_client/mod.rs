@@ -28,15 +28,6 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
     pub secrets: SecretWatches,
-    /// Consecutive failed refreshes per ApiClient uid, for backoff.
-    pub failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
-}
-
-/// Pure: exponential backoff on top of the plan's retry interval, capped at a minute (a recovered
-/// token endpoint is noticed within a minute).
-pub fn backoff(base: Duration, failures: u32) -> Duration {
-    base.saturating_mul(1u32 << failures.saturating_sub(1).min(10))
-        .min(Duration::from_secs(60))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,10 +50,6 @@ async fn reconcile_inner(apic: &ApiClient, ctx: &Context) -> Result<Action, Erro
     if apic.meta().deletion_timestamp.is_some() {
         ctx.secrets.forget(&ns, &name);
         ctx.tokens.cache.remove(&apic.uid().unwrap_or_default());
-        ctx.failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&apic.uid().unwrap_or_default());
         return Ok(Action::await_change());
     }
     ctx.secrets
@@ -116,19 +103,7 @@ async fn reconcile_inner(apic: &ApiClient, ctx: &Context) -> Result<Action, Erro
         .await?;
         publish_transition(ctx, apic, &old, &p.status).await;
     }
-    let failures = {
-        let mut map = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let n = map.entry(apic.uid().unwrap_or_default()).or_default();
-        *n = if refreshed.is_ok() {
-            0
-        } else {
-            n.saturating_add(1)
-        };
-        *n
-    };
-    Ok(Action::requeue(
-        backoff(p.requeue, failures).max(Duration::from_secs(1)),
-    ))
+    Ok(Action::requeue(p.requeue.max(Duration::from_secs(1))))
 }
 
 /// An event when Ready flips or its reason changes.
@@ -199,19 +174,4 @@ pub async fn run(
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})
         .await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        let s = Duration::from_secs;
-        assert_eq!(backoff(s(5), 0), s(5));
-        assert_eq!(backoff(s(5), 1), s(5));
-        assert_eq!(backoff(s(5), 2), s(10));
-        assert_eq!(backoff(s(5), 4), s(40));
-        assert_eq!(backoff(s(5), 30), s(60));
-    }
 }
