@@ -13,6 +13,11 @@ use serde_json::{Value, json};
 use support::operator::{counters, inject, simulator};
 use support::wait_for;
 
+/// Run:ai/OpenPAI/DAI look jobs up by id alone; the spec matters to generic APIs only.
+static SPEC_ANY: std::sync::LazyLock<RemoteJobSpec> = std::sync::LazyLock::new(|| {
+    spec(json!({"runai": {"projectId": "5", "clusterId": "c", "image": "i"}}))
+});
+
 fn spec(body: Value) -> RemoteJobSpec {
     let mut v = json!({"clientRef": {"name": "c"}});
     v.as_object_mut()
@@ -104,26 +109,35 @@ async fn runai_operations_and_error_classes() {
         "duplicate name → 409"
     );
     let done = wait_for("Completed", Duration::from_secs(10), || async {
-        a.get(&t, &created.id)
+        a.get(&t, &SPEC_ANY, &created.id)
             .await
             .ok()
             .filter(|v| v.phase == Phase::Succeeded)
     })
     .await;
     assert_eq!(done.state, "Completed");
-    assert_eq!(a.get(&t, "no-such-id").await, Err(RemoteError::NotFound));
+    assert_eq!(
+        a.get(&t, &SPEC_ANY, "no-such-id").await,
+        Err(RemoteError::NotFound)
+    );
     // Suspend / resume / delete.
     let s2 = spec(
         json!({"runai": {"projectId": "5", "clusterId": "c", "image": "busybox", "environment": [{"name": "SIM_RUN_SECONDS", "value": "60"}]}}),
     );
     let v = a.create(&t, &s2, "job-2").await.unwrap();
-    a.suspend(&t, &v.id).await.unwrap();
-    assert_eq!(a.get(&t, &v.id).await.unwrap().phase, Phase::Suspended);
-    a.resume(&t, &v.id).await.unwrap();
-    assert_eq!(a.get(&t, &v.id).await.unwrap().phase, Phase::Queued);
-    a.cancel(&t, &v.id).await.unwrap();
+    a.suspend(&t, &SPEC_ANY, &v.id).await.unwrap();
     assert_eq!(
-        a.get(&t, &v.id).await,
+        a.get(&t, &SPEC_ANY, &v.id).await.unwrap().phase,
+        Phase::Suspended
+    );
+    a.resume(&t, &v.id).await.unwrap();
+    assert_eq!(
+        a.get(&t, &SPEC_ANY, &v.id).await.unwrap().phase,
+        Phase::Queued
+    );
+    a.cancel(&t, &SPEC_ANY, &v.id).await.unwrap();
+    assert_eq!(
+        a.get(&t, &SPEC_ANY, &v.id).await,
         Err(RemoteError::NotFound),
         "a deleted training 404s"
     );
@@ -133,19 +147,26 @@ async fn runai_operations_and_error_classes() {
         matches!(a.create(&t, &bad, "job-3").await, Err(RemoteError::Permanent { message }) if message.contains("image"))
     );
     assert!(matches!(
-        a.get(&SecretString::from("nope".to_string()), &created.id)
-            .await,
+        a.get(
+            &SecretString::from("nope".to_string()),
+            &SPEC_ANY,
+            &created.id
+        )
+        .await,
         Err(RemoteError::Auth { .. })
     ));
     inject(&sim, fault("runai", "get", FaultKind::TooManyRequests));
     assert_eq!(
-        a.get(&t, &created.id).await.unwrap_err().requeue_after(),
+        a.get(&t, &SPEC_ANY, &created.id)
+            .await
+            .unwrap_err()
+            .requeue_after(),
         Duration::from_secs(7),
         "Retry-After honoured"
     );
     inject(&sim, fault("runai", "get", FaultKind::Unavailable));
     assert!(matches!(
-        a.get(&t, &created.id).await,
+        a.get(&t, &SPEC_ANY, &created.id).await,
         Err(RemoteError::Retriable { .. })
     ));
     inject(&sim, fault("runai", "create", FaultKind::CommitThenDrop));
@@ -193,7 +214,7 @@ async fn openpai_operations_and_error_classes() {
         Err(RemoteError::Conflict { .. })
     ));
     let failed = wait_for("FAILED", Duration::from_secs(10), || async {
-        a.get(&t, "demo~pai-1")
+        a.get(&t, &SPEC_ANY, "demo~pai-1")
             .await
             .ok()
             .filter(|v| v.phase == Phase::Failed)
@@ -207,9 +228,9 @@ async fn openpai_operations_and_error_classes() {
         json!({"openpai": {"image": "ubuntu", "commands": ["sleep 1"], "parameters": {"SIM_RUN_SECONDS": "60"}}}),
     );
     a.create(&t, &long, "pai-2").await.unwrap();
-    a.cancel(&t, "demo~pai-2").await.unwrap();
+    a.cancel(&t, &SPEC_ANY, "demo~pai-2").await.unwrap();
     assert_eq!(
-        a.get(&t, "demo~pai-2").await.unwrap().phase,
+        a.get(&t, &SPEC_ANY, "demo~pai-2").await.unwrap().phase,
         Phase::Cancelled
     );
     let invalid = spec(
@@ -297,7 +318,7 @@ async fn dai_operations_and_unknown_start_reconciliation() {
     let since = k8s_openapi::jiff::Timestamp::now();
     let v = a.create(&t, &s, "ignored").await.unwrap();
     wait_for("Passed", Duration::from_secs(10), || async {
-        a.get(&t, &v.id)
+        a.get(&t, &SPEC_ANY, &v.id)
             .await
             .ok()
             .filter(|v| v.phase == Phase::Succeeded)
@@ -317,8 +338,11 @@ async fn dai_operations_and_unknown_start_reconciliation() {
         .expect("the dropped start is listed");
     assert_eq!(found.phase, Phase::Queued);
     assert_eq!(counters(&sim).creates["dai/m-2"], 1);
-    a.cancel(&t, &found.id).await.unwrap();
-    assert_eq!(a.get(&t, &found.id).await.unwrap().phase, Phase::Cancelled);
+    a.cancel(&t, &SPEC_ANY, &found.id).await.unwrap();
+    assert_eq!(
+        a.get(&t, &SPEC_ANY, &found.id).await.unwrap().phase,
+        Phase::Cancelled
+    );
     let invalid = spec(json!({"dai": {"agentId": "a"}}));
     assert!(
         matches!(a.create(&t, &invalid, "x").await, Err(RemoteError::Permanent { message }) if message.contains("model_id"))
@@ -360,9 +384,60 @@ async fn simulator_survives_a_restart_with_its_state_file() {
         },
     );
     assert_eq!(
-        a.get(&t, &v.id).await.unwrap().id,
+        a.get(&t, &SPEC_ANY, &v.id).await.unwrap().id,
         v.id,
         "job and token survive the restart"
     );
     assert_eq!(counters(&sim).creates["runai/durable"], 1);
+}
+
+#[tokio::test]
+async fn generic_adapter_drives_a_rest_api_from_the_job_description() {
+    // The DAI execution service is a plain REST API: drive it generically.
+    let sim = simulator(None).await;
+    let t = token(
+        format!(
+            "{}/auth/realms/eggplant/protocol/openid-connect/token",
+            sim.base_url("dai")
+        ),
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "demo-client"),
+            ("client_secret", "demo-secret"),
+        ],
+    )
+    .await;
+    let t = SecretString::from(t["access_token"].as_str().unwrap().to_string());
+    let a = Adapter::generic(http(), &sim.base_url("dai"));
+    let s = spec(json!({"generic": {
+        "submitPath": "/execution_service/api/v1/executions",
+        "body": {"model_id": "g-1", "SIM_RUN_SECONDS": 0.5, "SIM_QUEUE_SECONDS": 0.1},
+        "statusPath": "/execution_service/api/v1/executions/{id}",
+        "cancelPath": "/execution_service/api/v1/executions/{id}"
+    }}));
+    let v = a.create(&t, &s, "n").await.unwrap();
+    assert_eq!(v.phase, Phase::Queued);
+    let done = wait_for("passed", Duration::from_secs(10), || async {
+        a.get(&t, &s, &v.id)
+            .await
+            .ok()
+            .filter(|v| v.phase == Phase::Succeeded)
+    })
+    .await;
+    assert_eq!(done.state, "Passed");
+    let long = spec(
+        json!({"generic": {"submitPath": "/execution_service/api/v1/executions", "body": {"model_id": "g-2", "SIM_RUN_SECONDS": 60},
+        "statusPath": "/execution_service/api/v1/executions/{id}", "cancelPath": "/execution_service/api/v1/executions/{id}"}}),
+    );
+    let v = a.create(&t, &long, "n").await.unwrap();
+    a.cancel(&t, &long, &v.id).await.unwrap();
+    assert_eq!(
+        a.get(&t, &long, &v.id).await.unwrap().phase,
+        Phase::Cancelled
+    );
+    assert_eq!(
+        a.get(&t, &long, "missing").await,
+        Err(RemoteError::NotFound)
+    );
+    assert!(!a.has_names());
 }

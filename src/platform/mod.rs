@@ -2,6 +2,7 @@
 //! phase). Each call takes the bearer token; obtaining and refreshing tokens is the caller's business.
 
 pub mod dai;
+pub mod generic;
 pub mod http;
 pub mod openpai;
 pub mod runai;
@@ -84,6 +85,7 @@ pub enum Adapter {
     Runai(runai::Runai),
     Openpai(openpai::Openpai),
     Dai(dai::Dai),
+    Generic(generic::Generic),
 }
 
 impl Adapter {
@@ -99,9 +101,17 @@ impl Adapter {
         }
     }
 
+    /// A generic REST API at `base_url`, described by each RemoteJob's `generic` body.
+    pub fn generic(http: reqwest::Client, base_url: &str) -> Self {
+        Adapter::Generic(generic::Generic {
+            http,
+            base_url: base_url.to_string(),
+        })
+    }
+
     /// Jobs carry our name (lookup and conflict on create work).
     pub fn has_names(&self) -> bool {
-        !matches!(self, Adapter::Dai(_))
+        matches!(self, Adapter::Runai(_) | Adapter::Openpai(_))
     }
 
     /// In-place suspend/resume.
@@ -119,14 +129,21 @@ impl Adapter {
             Adapter::Runai(a) => a.create(t, spec, name).await,
             Adapter::Openpai(a) => a.create(t, spec, name).await,
             Adapter::Dai(a) => a.create(t, spec).await,
+            Adapter::Generic(a) => a.create(t, spec, name).await,
         }
     }
 
-    pub async fn get(&self, t: &SecretString, id: &str) -> RemoteResult<RemoteView> {
+    pub async fn get(
+        &self,
+        t: &SecretString,
+        spec: &RemoteJobSpec,
+        id: &str,
+    ) -> RemoteResult<RemoteView> {
         match self {
             Adapter::Runai(a) => a.get(t, id).await,
             Adapter::Openpai(a) => a.get(t, id).await,
             Adapter::Dai(a) => a.get(t, id).await,
+            Adapter::Generic(a) => a.get(t, spec, id).await,
         }
     }
 
@@ -140,7 +157,7 @@ impl Adapter {
         match self {
             Adapter::Runai(a) => a.lookup(t, spec, name).await,
             Adapter::Openpai(a) => a.lookup(t, name).await,
-            Adapter::Dai(_) => Ok(None),
+            Adapter::Dai(_) | Adapter::Generic(_) => Ok(None),
         }
     }
 
@@ -157,18 +174,29 @@ impl Adapter {
         }
     }
 
-    pub async fn cancel(&self, t: &SecretString, id: &str) -> RemoteResult<()> {
+    pub async fn cancel(
+        &self,
+        t: &SecretString,
+        spec: &RemoteJobSpec,
+        id: &str,
+    ) -> RemoteResult<()> {
         match self {
             Adapter::Runai(a) => a.delete(t, id).await,
             Adapter::Openpai(a) => a.stop(t, id).await,
             Adapter::Dai(a) => a.abort(t, id).await,
+            Adapter::Generic(a) => a.cancel(t, spec, id).await,
         }
     }
 
-    pub async fn suspend(&self, t: &SecretString, id: &str) -> RemoteResult<()> {
+    pub async fn suspend(
+        &self,
+        t: &SecretString,
+        spec: &RemoteJobSpec,
+        id: &str,
+    ) -> RemoteResult<()> {
         match self {
             Adapter::Runai(a) => a.action(t, id, "suspend").await,
-            other => other.cancel(t, id).await,
+            other => other.cancel(t, spec, id).await,
         }
     }
 

@@ -123,9 +123,9 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
                     Err(e) => Err(e),
                 }
             }
-            Step::Cancel => call_on_id(&p.status, |id| remote.cancel(id)).await,
-            Step::Suspend => call_on_id(&p.status, |id| remote.suspend(id)).await,
-            Step::Resume => call_on_id(&p.status, |id| remote.resume(id)).await,
+            Step::Cancel => call_on_id(&p.status, |id| remote.cancel(&job, id)).await,
+            Step::Suspend => call_on_id(&p.status, |id| remote.suspend(&job, id)).await,
+            Step::Resume => call_on_id(&p.status, |id| remote.resume(&job, id)).await,
             Step::None | Step::DeleteObject | Step::RemoveFinalizer => {
                 return finish_step(&api, &job, p.step, p.requeue).await;
             }

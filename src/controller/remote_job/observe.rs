@@ -42,7 +42,7 @@ pub async fn observe(
     let max_attempts = job.spec.backoff_limit + 1;
     match target(status, remote.capabilities().lookup_by_name, max_attempts) {
         Target::Nothing => Ok(Observed::Nothing),
-        Target::Id(id) => match remote.get(&id).await {
+        Target::Id(id) => match remote.get(job, &id).await {
             Ok(view) => Ok(Observed::Found {
                 view,
                 attempt: status.attempts.max(1),

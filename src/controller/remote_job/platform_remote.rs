@@ -34,28 +34,36 @@ pub fn platform_api(apic: &ApiClient) -> Option<PlatformApi> {
 }
 
 impl RemoteFactory for Factory {
-    fn remote_for(
-        &self,
-        apic: &ApiClient,
-    ) -> BoxFuture<'_, Result<Arc<dyn Remote>, (&'static str, String)>> {
+    fn remote_for(&self, apic: &ApiClient) -> BoxFuture<'_, super::RemoteFor> {
         let apic = apic.clone();
         async move {
-            let api = platform_api(&apic).ok_or((
-                reasons::PLATFORM_MISMATCH,
-                "platform generic is not supported yet".to_string(),
-            ))?;
             let http = self
                 .tokens
                 .http(&apic)
                 .await
                 .map_err(|e| (reasons::CLIENT_NOT_READY, e.to_string()))?;
-            let config = PlatformConfig {
-                base_url: apic.spec.base_url.clone(),
-                api,
-                username: None,
+            let base_url = apic.spec.base_url.clone();
+            // Generic APIs have no API generation; the config's `api` is then unused.
+            let (adapter, config) = match platform_api(&apic) {
+                Some(api) => {
+                    let config = PlatformConfig {
+                        base_url,
+                        api,
+                        username: None,
+                    };
+                    (Adapter::new(http.clone(), config.clone()), config)
+                }
+                None => {
+                    let config = PlatformConfig {
+                        base_url,
+                        api: PlatformApi::RunaiTrainingsV1,
+                        username: None,
+                    };
+                    (Adapter::generic(http.clone(), &config.base_url), config)
+                }
             };
             let remote: Arc<dyn Remote> = Arc::new(PlatformRemote {
-                adapter: Adapter::new(http.clone(), config.clone()),
+                adapter,
                 http,
                 config,
                 apic,
@@ -150,9 +158,13 @@ impl Remote for PlatformRemote {
         )
     }
 
-    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RemoteResult<RemoteView>> {
+    fn get<'a>(
+        &'a self,
+        job: &'a RemoteJob,
+        id: &'a str,
+    ) -> BoxFuture<'a, RemoteResult<RemoteView>> {
         self.with_token("get", move |a, t| {
-            async move { a.get(&t, id).await }.boxed()
+            async move { a.get(&t, &job.spec, id).await }.boxed()
         })
         .boxed()
     }
@@ -190,21 +202,21 @@ impl Remote for PlatformRemote {
         .boxed()
     }
 
-    fn cancel<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RemoteResult<()>> {
+    fn cancel<'a>(&'a self, job: &'a RemoteJob, id: &'a str) -> BoxFuture<'a, RemoteResult<()>> {
         self.with_token("cancel", move |a, t| {
-            async move { a.cancel(&t, id).await }.boxed()
+            async move { a.cancel(&t, &job.spec, id).await }.boxed()
         })
         .boxed()
     }
 
-    fn suspend<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RemoteResult<()>> {
+    fn suspend<'a>(&'a self, job: &'a RemoteJob, id: &'a str) -> BoxFuture<'a, RemoteResult<()>> {
         self.with_token("suspend", move |a, t| {
-            async move { a.suspend(&t, id).await }.boxed()
+            async move { a.suspend(&t, &job.spec, id).await }.boxed()
         })
         .boxed()
     }
 
-    fn resume<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RemoteResult<()>> {
+    fn resume<'a>(&'a self, _job: &'a RemoteJob, id: &'a str) -> BoxFuture<'a, RemoteResult<()>> {
         self.with_token("resume", move |a, t| {
             async move { a.resume(&t, id).await }.boxed()
         })

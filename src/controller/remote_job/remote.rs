@@ -15,7 +15,11 @@ pub trait Remote: Send + Sync {
     fn capabilities(&self) -> Capabilities;
     /// The deterministic remote name of attempt `attempt` (1-based) of `job`.
     fn remote_name(&self, job: &RemoteJob, attempt: i32) -> String;
-    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RemoteResult<RemoteView>>;
+    fn get<'a>(
+        &'a self,
+        job: &'a RemoteJob,
+        id: &'a str,
+    ) -> BoxFuture<'a, RemoteResult<RemoteView>>;
     /// Finds a job by our name; `None` when the platform has none.
     fn lookup<'a>(
         &'a self,
@@ -34,7 +38,7 @@ pub trait Remote: Send + Sync {
         job: &'a RemoteJob,
         since: Timestamp,
     ) -> BoxFuture<'a, RemoteResult<Option<RemoteView>>>;
-    fn cancel<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RemoteResult<()>>;
-    fn suspend<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RemoteResult<()>>;
-    fn resume<'a>(&'a self, id: &'a str) -> BoxFuture<'a, RemoteResult<()>>;
+    fn cancel<'a>(&'a self, job: &'a RemoteJob, id: &'a str) -> BoxFuture<'a, RemoteResult<()>>;
+    fn suspend<'a>(&'a self, job: &'a RemoteJob, id: &'a str) -> BoxFuture<'a, RemoteResult<()>>;
+    fn resume<'a>(&'a self, job: &'a RemoteJob, id: &'a str) -> BoxFuture<'a, RemoteResult<()>>;
 }

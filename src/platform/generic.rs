@@ -1,0 +1,174 @@
+//! A generic OAuth2-protected REST API, driven entirely by the RemoteJob's `generic` body: a submit call
+//! whose answer holds the id (JSON pointer), a status call whose answer holds a state word (JSON
+//! pointer) mapped through word lists, and an optional cancel call. Such APIs have no lookup by our
+//! name, so a submit whose answer was lost is reported as unknown and then submitted again (the
+//! documented limit of this platform kind).
+
+use reqwest::Method;
+use secrecy::SecretString;
+use serde_json::Value;
+
+use super::http::{sanitize, send};
+use super::{RemoteError, RemoteResult, RemoteView};
+use crate::crd::{GenericJob, GenericStates, HttpMethod, RemoteJobPhase as Phase, RemoteJobSpec};
+
+#[derive(Clone, Debug)]
+pub struct Generic {
+    pub http: reqwest::Client,
+    pub base_url: String,
+}
+
+/// Pure: a state word → our phase through the job's word lists (case-insensitive; unlisted → Unknown).
+pub fn map_state(states: &GenericStates, word: &str) -> Phase {
+    let has = |list: &[String]| list.iter().any(|w| w.eq_ignore_ascii_case(word));
+    if has(&states.succeeded) {
+        Phase::Succeeded
+    } else if has(&states.failed) {
+        Phase::Failed
+    } else if has(&states.cancelled) {
+        Phase::Cancelled
+    } else if has(&states.running) {
+        Phase::Running
+    } else if has(&states.queued) {
+        Phase::Queued
+    } else {
+        Phase::Unknown
+    }
+}
+
+/// Pure: `{id}` and `{name}` in a path, percent-encoded.
+pub fn fill(path: &str, id: &str, name: &str) -> String {
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    path.replace("{id}", &enc(id)).replace("{name}", &enc(name))
+}
+
+fn method(m: HttpMethod) -> Method {
+    match m {
+        HttpMethod::Get => Method::GET,
+        HttpMethod::Post => Method::POST,
+        HttpMethod::Put => Method::PUT,
+        HttpMethod::Patch => Method::PATCH,
+        HttpMethod::Delete => Method::DELETE,
+    }
+}
+
+fn word_at(v: &Value, pointer: &str) -> Option<String> {
+    match v.pointer(pointer)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+impl Generic {
+    fn job(spec: &RemoteJobSpec) -> RemoteResult<&GenericJob> {
+        spec.generic.as_ref().ok_or_else(|| RemoteError::Permanent {
+            message: "spec.generic is not set".into(),
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url.trim_end_matches('/'))
+    }
+
+    fn view(&self, job: &GenericJob, id: &str, v: &Value) -> RemoteView {
+        let word = word_at(v, &job.state_pointer).unwrap_or_else(|| "unknown".into());
+        RemoteView {
+            id: id.to_string(),
+            phase: map_state(&job.states, &word),
+            message: job
+                .message_pointer
+                .as_deref()
+                .and_then(|p| word_at(v, p))
+                .map(|m| sanitize(&m)),
+            state: word,
+            url: Some(self.url(&fill(&job.status_path, id, ""))),
+        }
+    }
+
+    pub async fn create(
+        &self,
+        t: &SecretString,
+        spec: &RemoteJobSpec,
+        name: &str,
+    ) -> RemoteResult<RemoteView> {
+        let job = Self::job(spec)?;
+        let mut req = self.http.request(
+            method(job.submit_method),
+            self.url(&fill(&job.submit_path, "", name)),
+        );
+        if let Some(body) = &job.body {
+            req = req.json(body);
+        }
+        let ans = send(req, t, true).await?;
+        let id =
+            word_at(&ans.body, &job.id_pointer).ok_or_else(|| RemoteError::OutcomeUnknown {
+                message: format!("the submit answer has no id at {}", job.id_pointer),
+            })?;
+        let mut view = self.view(job, &id, &ans.body);
+        if view.phase == Phase::Unknown {
+            view.phase = Phase::Queued;
+        }
+        Ok(view)
+    }
+
+    pub async fn get(
+        &self,
+        t: &SecretString,
+        spec: &RemoteJobSpec,
+        id: &str,
+    ) -> RemoteResult<RemoteView> {
+        let job = Self::job(spec)?;
+        let ans = send(
+            self.http.get(self.url(&fill(&job.status_path, id, ""))),
+            t,
+            false,
+        )
+        .await?;
+        Ok(self.view(job, id, &ans.body))
+    }
+
+    pub async fn cancel(
+        &self,
+        t: &SecretString,
+        spec: &RemoteJobSpec,
+        id: &str,
+    ) -> RemoteResult<()> {
+        let job = Self::job(spec)?;
+        let Some(path) = &job.cancel_path else {
+            return Err(RemoteError::Permanent {
+                message: "spec.generic.cancelPath is not set: the job cannot be cancelled".into(),
+            });
+        };
+        send(
+            self.http
+                .request(method(job.cancel_method), self.url(&fill(path, id, ""))),
+            t,
+            false,
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_words_map_and_paths_fill() {
+        let s = GenericStates::default();
+        for (w, p) in [
+            ("SUCCEEDED", Phase::Succeeded),
+            ("passed", Phase::Succeeded),
+            ("error", Phase::Failed),
+            ("Aborted", Phase::Cancelled),
+            ("running", Phase::Running),
+            ("pending", Phase::Queued),
+            ("weird", Phase::Unknown),
+        ] {
+            assert_eq!(map_state(&s, w), p, "{w}");
+        }
+        assert_eq!(fill("/jobs/{id}/x", "a b/c", ""), "/jobs/a+b%2Fc/x");
+    }
+}
