@@ -216,3 +216,19 @@ async fn openpai_and_dai_suspend_by_stopping_and_cancel_on_delete() {
     }
     assert_eq!(counters(&sim).creates.values().sum::<u64>(), 4);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_generic_rest_api_job_runs_to_success() {
+    let ns = TestNamespace::new("pol-generic");
+    let sim = simulator(None).await;
+    let _op = Operator::start(&ns.name).await;
+    let manifest = "apiVersion: v1\nkind: Secret\nmetadata: {name: ids}\nstringData: {client_id: demo-client, client_secret: demo-secret}\n---\napiVersion: jobrelay.io/v1alpha1\nkind: ApiClient\nmetadata: {name: rest}\nspec:\n  platform: generic\n  baseUrl: http://127.0.0.1:8090/dai\n  allowInsecureHttp: true\n  auth:\n    oauth2: {tokenUrl: 'http://127.0.0.1:8090/dai/auth/realms/x/protocol/openid-connect/token'}\n  credentialsSecretRef: {name: ids}\n---\napiVersion: jobrelay.io/v1alpha1\nkind: RemoteJob\nmetadata: {name: rest-job}\nspec:\n  clientRef: {name: rest}\n  generic:\n    submitPath: /execution_service/api/v1/executions\n    body: {model_id: m, SIM_RUN_SECONDS: 1}\n    statusPath: '/execution_service/api/v1/executions/{id}'\n    cancelPath: '/execution_service/api/v1/executions/{id}'\n";
+    apply(&ns.name, manifest, Some(&sim));
+    let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
+    let s = wait_phase(&jobs, "rest-job", RemoteJobPhase::Succeeded)
+        .await
+        .status
+        .unwrap();
+    assert_eq!(s.remote_state.as_deref(), Some("Passed"));
+    assert_eq!(counters(&sim).creates.values().sum::<u64>(), 1);
+}
