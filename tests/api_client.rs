@@ -3,45 +3,14 @@
 
 mod support;
 
+use support::fixtures::*;
+
 use std::time::{Duration, Instant};
 
 use jobrelay::crd::ApiClient;
 use kube::Api;
 use support::operator::{Operator, apply, simulator};
 use support::{TestNamespace, kubectl_ok, wait_for};
-
-async fn wait_ready(
-    clients: &Api<ApiClient>,
-    name: &str,
-    status: &str,
-    reason: &str,
-    within: Duration,
-) -> ApiClient {
-    wait_for(
-        &format!("{name} Ready={status} ({reason})"),
-        within,
-        || async {
-            let c = clients.get(name).await.ok()?;
-            let ready = c
-                .status
-                .as_ref()?
-                .conditions
-                .iter()
-                .find(|c| c.type_ == "Ready")?
-                .clone();
-            (ready.status == status && ready.reason == reason).then_some(c)
-        },
-    )
-    .await
-}
-
-fn secret(name: &str, pairs: &[(&str, &str)]) -> String {
-    let data: String = pairs
-        .iter()
-        .map(|(k, v)| format!("\n  {k}: \"{v}\""))
-        .collect();
-    format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\nstringData:{data}\n")
-}
 
 fn client(name: &str, platform: &str, auth: &str, secret_ref: &str) -> String {
     format!(
@@ -165,7 +134,7 @@ async fn every_token_method_against_the_simulator() {
         ),
         None,
     );
-    let csv = "client_id,client_secret,token_url\\ndemo-client,demo-secret,http://127.0.0.1:8090/dai/auth/realms/eggplant/protocol/openid-connect/token\\n";
+    let csv = "client_id,client_secret,token_url\ndemo-client,demo-secret,http://127.0.0.1:8090/dai/auth/realms/eggplant/protocol/openid-connect/token\n";
     apply(
         &ns.name,
         &secret("csv", &[("credentials.csv", csv)]),

@@ -2,6 +2,8 @@
 
 mod support;
 
+use support::fixtures::*;
+
 use std::time::Duration;
 
 use jobrelay::crd::{RemoteJob, RemoteJobPhase};
@@ -9,37 +11,6 @@ use jobrelay::simulator::{Fault, FaultKind};
 use kube::Api;
 use support::operator::{Operator, apply, counters, example, inject, simulator};
 use support::{TestNamespace, kubectl, kubectl_ok, wait_for};
-
-const LONG: Duration = Duration::from_secs(60);
-
-async fn wait_phase(jobs: &Api<RemoteJob>, name: &str, phase: RemoteJobPhase) -> RemoteJob {
-    wait_for(&format!("{name} to reach {phase:?}"), LONG, || async {
-        jobs.get_opt(name)
-            .await
-            .ok()
-            .flatten()
-            .filter(|j| j.status.as_ref().is_some_and(|s| s.phase == phase))
-    })
-    .await
-}
-
-fn runai_job(name: &str, extra_spec: &str, env: &[(&str, &str)]) -> String {
-    let env: String = env
-        .iter()
-        .map(|(k, v)| format!("\n      - {{name: {k}, value: \"{v}\"}}"))
-        .collect();
-    format!(
-        "apiVersion: jobrelay.io/v1alpha1\nkind: RemoteJob\nmetadata:\n  name: {name}\nspec:\n  clientRef: {{name: runai}}\n  runai:\n    projectId: \"5\"\n    clusterId: c0ffee00-0000-4000-8000-000000000000\n    image: busybox\n    environment:{env}\n{extra_spec}"
-    )
-}
-
-fn runai_client() -> String {
-    example("runai.yaml")
-        .split("\n---\n")
-        .take(2)
-        .collect::<Vec<_>>()
-        .join("\n---\n")
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_platform_runs_to_success_exactly_once() {

@@ -3,39 +3,12 @@
 
 mod support;
 
-use std::time::Duration;
+use support::fixtures::*;
 
 use jobrelay::crd::{RemoteJob, RemoteJobPhase};
 use kube::Api;
 use support::operator::{Operator, apply, counters, example, simulator};
 use support::{TestNamespace, kubectl, kubectl_ok, wait_for};
-
-const LONG: Duration = Duration::from_secs(60);
-
-async fn wait_phase(jobs: &Api<RemoteJob>, name: &str, phase: RemoteJobPhase) -> RemoteJob {
-    wait_for(&format!("{name} to reach {phase:?}"), LONG, || async {
-        jobs.get_opt(name)
-            .await
-            .ok()
-            .flatten()
-            .filter(|j| j.status.as_ref().is_some_and(|s| s.phase == phase))
-    })
-    .await
-}
-
-fn runai_client() -> String {
-    example("runai.yaml")
-        .split("\n---\n")
-        .take(2)
-        .collect::<Vec<_>>()
-        .join("\n---\n")
-}
-
-fn runai_job(name: &str, extra_spec: &str, run_seconds: &str) -> String {
-    format!(
-        "apiVersion: jobrelay.io/v1alpha1\nkind: RemoteJob\nmetadata:\n  name: {name}\nspec:\n  clientRef: {{name: runai}}\n  runai:\n    projectId: \"5\"\n    clusterId: c0ffee00-0000-4000-8000-000000000000\n    image: busybox\n    environment:\n      - {{name: SIM_RUN_SECONDS, value: \"{run_seconds}\"}}\n      - {{name: SIM_QUEUE_SECONDS, value: \"0.2\"}}\n{extra_spec}"
-    )
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn suspend_before_and_during_the_run_then_resume() {
@@ -45,7 +18,11 @@ async fn suspend_before_and_during_the_run_then_resume() {
     apply(&ns.name, &runai_client(), Some(&sim));
     apply(
         &ns.name,
-        &runai_job("napper", "  suspend: true\n", "4"),
+        &runai_job(
+            "napper",
+            "  suspend: true\n",
+            &[("SIM_RUN_SECONDS", "4"), ("SIM_QUEUE_SECONDS", "0.2")],
+        ),
         None,
     );
     let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
@@ -96,12 +73,20 @@ async fn deadline_cancels_and_ttl_deletes() {
     apply(&ns.name, &runai_client(), Some(&sim));
     apply(
         &ns.name,
-        &runai_job("slow", "  activeDeadlineSeconds: 3\n", "600"),
+        &runai_job(
+            "slow",
+            "  activeDeadlineSeconds: 3\n",
+            &[("SIM_RUN_SECONDS", "600"), ("SIM_QUEUE_SECONDS", "0.2")],
+        ),
         None,
     );
     apply(
         &ns.name,
-        &runai_job("brief", "  ttlSecondsAfterFinished: 2\n", "1"),
+        &runai_job(
+            "brief",
+            "  ttlSecondsAfterFinished: 2\n",
+            &[("SIM_RUN_SECONDS", "1"), ("SIM_QUEUE_SECONDS", "0.2")],
+        ),
         None,
     );
     let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
@@ -131,7 +116,15 @@ async fn a_job_waits_for_its_api_client_and_says_why() {
     let ns = TestNamespace::new("pol-wait");
     let sim = simulator(None).await;
     let _op = Operator::start(&ns.name).await;
-    apply(&ns.name, &runai_job("patient", "", "1"), None);
+    apply(
+        &ns.name,
+        &runai_job(
+            "patient",
+            "",
+            &[("SIM_RUN_SECONDS", "1"), ("SIM_QUEUE_SECONDS", "0.2")],
+        ),
+        None,
+    );
     let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
     wait_for("ApiClientNotFound condition", LONG, || async {
         let j = jobs.get("patient").await.ok()?;

@@ -77,6 +77,21 @@ pub fn bearer(
     Ok(claims)
 }
 
+/// The preamble of every platform call: the bearer check, then any injected fault for `op`.
+#[allow(clippy::result_large_err)] // the error is the finished HTTP response, returned as is
+pub async fn admit(
+    state: &Shared,
+    platform: &str,
+    op: &str,
+    headers: &HeaderMap,
+) -> Result<serde_json::Value, Response> {
+    let claims = bearer(state, platform, headers)?;
+    match fault(state, platform, op).await {
+        Some(r) => Err(r),
+        None => Ok(claims),
+    }
+}
+
 /// Mints a token for `subject` on `platform`; returns (token, lifetime).
 pub fn mint(
     state: &State,

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::common::{Shared, bearer, drop_connection, fault, iso, take_commit_then_drop};
+use super::common::{Shared, admit, drop_connection, iso, take_commit_then_drop};
 use super::jobs::{Job, Stage, vars_from_object};
 use super::state::{State as Sim, now_ms};
 
@@ -49,10 +49,7 @@ pub async fn start(
     headers: HeaderMap,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
-    if let Err(r) = bearer(&sim, P, &headers) {
-        return r;
-    }
-    if let Some(r) = fault(&sim, P, "create").await {
+    if let Err(r) = admit(&sim, P, "create", &headers).await {
         return r;
     }
     if ["model_id", "rerun_id", "script"]
@@ -103,10 +100,7 @@ pub async fn get(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = bearer(&sim, P, &headers) {
-        return r;
-    }
-    if let Some(r) = fault(&sim, P, "get").await {
+    if let Err(r) = admit(&sim, P, "get", &headers).await {
         return r;
     }
     let job = sim
@@ -130,10 +124,7 @@ pub async fn list(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = bearer(&sim, P, &headers) {
-        return r;
-    }
-    if let Some(r) = fault(&sim, P, "list").await {
+    if let Err(r) = admit(&sim, P, "list", &headers).await {
         return r;
     }
     let since = q
@@ -164,10 +155,7 @@ pub async fn abort(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = bearer(&sim, P, &headers) {
-        return r;
-    }
-    if let Some(r) = fault(&sim, P, "cancel").await {
+    if let Err(r) = admit(&sim, P, "cancel", &headers).await {
         return r;
     }
     let mut inner = sim.lock();

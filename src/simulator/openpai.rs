@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::common::{Shared, bearer, drop_connection, error, fault, take_commit_then_drop};
+use super::common::{Shared, admit, drop_connection, error, take_commit_then_drop};
 use super::jobs::{Job, Stage, vars_from_object};
 use super::state::{State as Sim, now_ms};
 
@@ -91,14 +91,11 @@ fn validate(p: &Value) -> Result<(), String> {
 }
 
 pub async fn submit(State(sim): State<Shared>, headers: HeaderMap, body: String) -> Response {
-    let claims = match bearer(&sim, P, &headers) {
+    let claims = match admit(&sim, P, "create", &headers).await {
         Ok(c) => c,
         Err(r) => return r,
     };
     let user = claims["sub"].as_str().unwrap_or("").to_string();
-    if let Some(r) = fault(&sim, P, "create").await {
-        return r;
-    }
     // js-yaml.safeLoad of the text body: JSON text is YAML too.
     let parsed = serde_json::from_str(&body)
         .or_else(|_| serde_saphyr::from_str::<Value>(&body).map_err(|_| ()));
@@ -182,10 +179,7 @@ pub async fn get(
     headers: HeaderMap,
     Path(frame): Path<String>,
 ) -> Response {
-    if let Err(r) = bearer(&sim, P, &headers) {
-        return r;
-    }
-    if let Some(r) = fault(&sim, P, "get").await {
+    if let Err(r) = admit(&sim, P, "get", &headers).await {
         return r;
     }
     let job = sim
@@ -214,10 +208,7 @@ pub async fn list(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = bearer(&sim, P, &headers) {
-        return r;
-    }
-    if let Some(r) = fault(&sim, P, "list").await {
+    if let Err(r) = admit(&sim, P, "list", &headers).await {
         return r;
     }
     let users: Option<Vec<&str>> = q.get("username").map(|u| u.split(',').collect());
@@ -249,10 +240,7 @@ pub async fn execution_type(
     Path(frame): Path<String>,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
-    if let Err(r) = bearer(&sim, P, &headers) {
-        return r;
-    }
-    if let Some(r) = fault(&sim, P, "cancel").await {
+    if let Err(r) = admit(&sim, P, "cancel", &headers).await {
         return r;
     }
     let value = body.get("value").and_then(Value::as_str).unwrap_or("");

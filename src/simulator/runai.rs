@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::common::{Shared, bearer, drop_connection, error, fault, iso, take_commit_then_drop};
+use super::common::{Shared, admit, drop_connection, error, iso, take_commit_then_drop};
 use super::jobs::{Job, Stage, vars_from_pairs};
 use super::state::{State as Sim, now_ms};
 
@@ -65,10 +65,7 @@ pub async fn create(
     headers: HeaderMap,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
-    if let Err(r) = bearer(&sim, P, &headers) {
-        return r;
-    }
-    if let Some(r) = fault(&sim, P, "create").await {
+    if let Err(r) = admit(&sim, P, "create", &headers).await {
         return r;
     }
     let s = |k: &str| {
@@ -148,10 +145,7 @@ pub async fn get(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = bearer(&sim, P, &headers) {
-        return r;
-    }
-    if let Some(r) = fault(&sim, P, "get").await {
+    if let Err(r) = admit(&sim, P, "get", &headers).await {
         return r;
     }
     match find(&sim, &id) {
@@ -165,7 +159,7 @@ pub async fn get_workload(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = bearer(&sim, P, &headers) {
+    if let Err(r) = admit(&sim, P, "get", &headers).await {
         return r;
     }
     match find(&sim, &id) {
@@ -180,10 +174,7 @@ pub async fn list(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = bearer(&sim, P, &headers) {
-        return r;
-    }
-    if let Some(r) = fault(&sim, P, "list").await {
+    if let Err(r) = admit(&sim, P, "list", &headers).await {
         return r;
     }
     let filters: Vec<(String, String)> = q
@@ -230,10 +221,7 @@ pub async fn list(
 }
 
 async fn action(sim: Shared, headers: HeaderMap, id: String, op: &str) -> Response {
-    if let Err(r) = bearer(&sim, P, &headers) {
-        return r;
-    }
-    if let Some(r) = fault(&sim, P, op).await {
+    if let Err(r) = admit(&sim, P, op, &headers).await {
         return r;
     }
     let mut inner = sim.lock();
