@@ -32,7 +32,10 @@ static SHARED: OnceLock<Option<Keycloak>> = OnceLock::new();
 
 fn skipped(test: &str) -> bool {
     if std::env::var("JOBRELAY_SKIP_KEYCLOAK").as_deref() == Ok("1") {
-        eprintln!(
+        // Straight to the process's stderr: `eprintln!` would be captured and hidden for a passing test.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
             "\n!!!!!!!! SKIPPED {test}: JOBRELAY_SKIP_KEYCLOAK=1, no Keycloak test ran !!!!!!!!\n"
         );
         return true;
