@@ -12,6 +12,7 @@ CRD_DIRS := crds $(wildcard charts/jobrelay/crds)
 help:
 	@echo "make demo      local control plane + simulator + operator, run the examples to completion"
 	@echo "make test      fmt, clippy, unit tests, CRD drift check, integration tests on a real control plane"
+	@echo "make bench     the operator under load: submit/finish times, requests per job, memory"
 	@echo "make crds      regenerate crds/ (and the chart's CRDs) with jobrelay crdgen"
 	@echo "make testenv-up / testenv-down   start / stop a control plane by hand"
 
@@ -49,6 +50,13 @@ testenv-up: deps
 
 testenv-down:
 	@hack/testenv/down "$(TESTENV_DIR)"
+
+# The operator under load (release build), on its own control plane; prints a table.
+bench: deps
+	@set -e; hack/testenv/down "$(TESTENV_DIR)-bench"; \
+	eval "$$(hack/testenv/up --dir "$(TESTENV_DIR)-bench")"; \
+	trap 'hack/testenv/down "$(TESTENV_DIR)-bench"' EXIT; \
+	JOBRELAY_TEST_KUBECONFIG="$$KUBECONFIG" $(CARGO) bench --locked --bench operator
 
 demo: deps
 	@hack/demo --dir "$(DEMO_DIR)"

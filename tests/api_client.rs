@@ -312,3 +312,87 @@ fn rand_word() -> u64 {
         .as_nanos() as u64
         % 1_000_003
 }
+
+/// TLS for real: the test apiserver serves https with the test bed's own CA. Its OIDC discovery document
+/// is not readable anonymously, so a client that gets through TLS ends at DiscoveryFailed (HTTP 403),
+/// one that does not trust the CA at TlsError.
+#[tokio::test(flavor = "multi_thread")]
+async fn ca_bundles_are_trusted_and_unknown_cas_are_refused() {
+    let ns = TestNamespace::new("apic-tls");
+    let _op = Operator::start(&ns.name).await;
+    let kubeconfig = std::fs::read_to_string(&support::control_plane().kubeconfig).unwrap();
+    let server = kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .unwrap()
+        .to_string();
+    let ca_path = kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("certificate-authority: "))
+        .unwrap()
+        .to_string();
+    let ca = std::fs::read_to_string(ca_path).unwrap();
+    let ca_indented: String = ca.lines().map(|l| format!("    {l}\n")).collect();
+    apply(
+        &ns.name,
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: testenv-ca\ndata:\n  ca.crt: |\n{ca_indented}"
+        ),
+        None,
+    );
+    apply(
+        &ns.name,
+        &secret("ids", &[("client_id", "x"), ("client_secret", "y")]),
+        None,
+    );
+    let auth = format!("    oauth2:\n      issuerUrl: {server}");
+    let https = |name: &str, tls: &str| {
+        format!(
+            "apiVersion: jobrelay.io/v1alpha1\nkind: ApiClient\nmetadata:\n  name: {name}\nspec:\n  platform: dai\n  baseUrl: {server}\n  auth:\n{auth}\n  credentialsSecretRef:\n    name: ids\n{tls}"
+        )
+    };
+    apply(&ns.name, &https("untrusted", ""), None);
+    apply(
+        &ns.name,
+        &https(
+            "trusted",
+            "  tls:\n    caBundleRef: {kind: ConfigMap, name: testenv-ca, key: ca.crt}\n",
+        ),
+        None,
+    );
+    apply(
+        &ns.name,
+        &https("skip-verify", "  tls:\n    insecureSkipVerify: true\n"),
+        None,
+    );
+    let clients: Api<ApiClient> = Api::namespaced(support::client().await, &ns.name);
+    wait_ready(
+        &clients,
+        "untrusted",
+        "False",
+        "TlsError",
+        Duration::from_secs(30),
+    )
+    .await;
+    let trusted = wait_ready(
+        &clients,
+        "trusted",
+        "False",
+        "DiscoveryFailed",
+        Duration::from_secs(30),
+    )
+    .await;
+    let msg = &trusted.status.unwrap().conditions[0].message;
+    assert!(
+        msg.contains("HTTP 401") || msg.contains("HTTP 403"),
+        "{msg}"
+    );
+    wait_ready(
+        &clients,
+        "skip-verify",
+        "False",
+        "DiscoveryFailed",
+        Duration::from_secs(30),
+    )
+    .await;
+}

@@ -295,3 +295,72 @@ async fn a_refused_token_is_refreshed_once_and_the_job_goes_on() {
     assert_eq!(after - before, 1, "one forced refresh");
     assert!(c.requests.keys().any(|k| k.ends_with(" 401")));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_right_after_sending_the_create_never_submits_twice() {
+    let ns = TestNamespace::new("e2e-kill");
+    let sim = simulator(None).await;
+    // The create takes 3 s to be answered: the operator dies while it is in flight.
+    inject(
+        &sim,
+        Fault {
+            platform: "openpai".into(),
+            op: "create".into(),
+            kind: FaultKind::Latency,
+            count: 1,
+            retry_after: 1,
+            latency_ms: 3000,
+        },
+    );
+    let mut op = Operator::start(&ns.name).await;
+    apply(&ns.name, &example("openpai.yaml"), Some(&sim));
+    let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
+    wait_phase(&jobs, "openpai-hello", RemoteJobPhase::Submitting).await;
+    wait_for("the create request to be in flight", LONG, || async {
+        sim.state.lock().faults.is_empty().then_some(())
+    })
+    .await;
+    op.kill();
+    let _op2 = Operator::start(&ns.name).await;
+    let job = wait_phase(&jobs, "openpai-hello", RemoteJobPhase::Succeeded).await;
+    assert_eq!(job.status.unwrap().attempts, 1);
+    let creates = counters(&sim).creates;
+    assert_eq!(creates.values().sum::<u64>(), 1, "{creates:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_expiring_mid_run_are_refreshed_ahead_and_no_job_fails() {
+    let ns = TestNamespace::new("e2e-expiry");
+    // Tokens live 12 s; the job runs 20 s and is polled every second.
+    let sim = simulator(Some(Duration::from_secs(12))).await;
+    let _op = Operator::start(&ns.name).await;
+    apply(&ns.name, &runai_client(), Some(&sim));
+    apply(
+        &ns.name,
+        &runai_job(
+            "long",
+            "  pollInterval: 1s\n",
+            &[("SIM_RUN_SECONDS", "20"), ("SIM_QUEUE_SECONDS", "0")],
+        ),
+        None,
+    );
+    let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
+    wait_phase(&jobs, "long", RemoteJobPhase::Succeeded).await;
+    let c = counters(&sim);
+    let refused: u64 = c
+        .requests
+        .iter()
+        .filter(|(k, _)| k.ends_with(" 401"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(
+        refused, 0,
+        "refreshed ahead of expiry, never refused: {:?}",
+        c.requests
+    );
+    let tokens = c.token_requests["demo-client"];
+    assert!(
+        (2..=4).contains(&tokens),
+        "about one token per 6 s of a 20 s run, got {tokens}"
+    );
+}

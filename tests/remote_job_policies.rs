@@ -146,3 +146,73 @@ async fn a_job_waits_for_its_api_client_and_says_why() {
     apply(&ns.name, &runai_client(), Some(&sim));
     wait_phase(&jobs, "patient", RemoteJobPhase::Succeeded).await;
 }
+
+/// OpenPAI and DAI cannot suspend in place: suspend stops the job, resume submits a new attempt;
+/// deleting a running job stops it remotely.
+#[tokio::test(flavor = "multi_thread")]
+async fn openpai_and_dai_suspend_by_stopping_and_cancel_on_delete() {
+    let ns = TestNamespace::new("pol-stop");
+    let sim = simulator(None).await;
+    let _op = Operator::start(&ns.name).await;
+    let slow = |text: String| {
+        text.replace("SIM_RUN_SECONDS: \"5\"", "SIM_RUN_SECONDS: \"30\"")
+            .replace("SIM_RUN_SECONDS: 5", "SIM_RUN_SECONDS: 30")
+    };
+    apply(&ns.name, &slow(example("openpai.yaml")), Some(&sim));
+    apply(&ns.name, &slow(example("dai.yaml")), Some(&sim));
+    let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
+    for name in ["openpai-hello", "dai-model-run"] {
+        let first = wait_phase(&jobs, name, RemoteJobPhase::Running)
+            .await
+            .status
+            .unwrap()
+            .remote_id
+            .unwrap();
+        kubectl_ok(&[
+            "patch",
+            "rjob",
+            name,
+            "-n",
+            &ns.name,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"suspend":true}}"#,
+        ]);
+        wait_phase(&jobs, name, RemoteJobPhase::Suspended).await;
+        assert!(
+            sim.state.lock().jobs[&first].frozen.is_some(),
+            "{name}: stopped remotely"
+        );
+        kubectl_ok(&[
+            "patch",
+            "rjob",
+            name,
+            "-n",
+            &ns.name,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"suspend":false}}"#,
+        ]);
+        let s = wait_phase(&jobs, name, RemoteJobPhase::Running)
+            .await
+            .status
+            .unwrap();
+        assert_eq!(s.attempts, 2, "{name}: resumed as a new attempt");
+        assert_ne!(s.remote_id.as_deref(), Some(first.as_str()));
+        kubectl_ok(&[
+            "delete",
+            "rjob",
+            name,
+            "-n",
+            &ns.name,
+            "--wait=true",
+            "--timeout=60s",
+        ]);
+        let id = s.remote_id.unwrap();
+        assert!(
+            sim.state.lock().jobs[&id].frozen.is_some(),
+            "{name}: cancelled on delete"
+        );
+    }
+    assert_eq!(counters(&sim).creates.values().sum::<u64>(), 4);
+}

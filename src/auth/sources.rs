@@ -151,11 +151,14 @@ async fn discover(http: &reqwest::Client, issuer: &str) -> Result<String, AuthEr
         "{}/.well-known/openid-configuration",
         issuer.trim_end_matches('/')
     );
-    let resp = http
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| AuthError::Discovery(transport(&e)))?;
+    let resp = http.get(url).send().await.map_err(|e| {
+        let m = transport(&e);
+        if m.starts_with("TLS") {
+            AuthError::Tls(m)
+        } else {
+            AuthError::Discovery(m)
+        }
+    })?;
     if !resp.status().is_success() {
         return Err(AuthError::Discovery(format!(
             "HTTP {}",

@@ -185,7 +185,16 @@ async fn create(
         Err(RemoteError::Permanent { message }) => CreateOutcome::Rejected(message),
         Err(e) => return Err(e),
     };
-    let next = plan::after_create(status, &outcome, job.metadata.generation, Timestamp::now());
+    let now = Timestamp::now();
+    if let (CreateOutcome::Accepted(_), 1, Some(created)) = (
+        &outcome,
+        status.attempts,
+        job.metadata.creation_timestamp.as_ref(),
+    ) {
+        let secs = (now.as_millisecond() - created.0.as_millisecond()).max(0) as f64 / 1000.0;
+        ctx.metrics.submit_seconds.observe(secs);
+    }
+    let next = plan::after_create(status, &outcome, job.metadata.generation, now);
     write_status(ctx, api, job, status, &next)
         .await
         .map_err(|e| RemoteError::Retriable {

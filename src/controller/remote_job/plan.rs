@@ -234,6 +234,18 @@ fn plan_running(input: &Input, mut status: RemoteJobStatus) -> Plan {
             finish(&mut status, input, Phase::Failed, reason, &msg);
             done(input, status, Step::None)
         }
+        // Suspended by stopping (platforms that cannot suspend in place): the stop shows as cancelled.
+        Phase::Cancelled if !input.caps.suspend_resume && input.spec.suspend => {
+            status.phase = Phase::Suspended;
+            status.message = Some("suspended (stopped on the platform)".into());
+            done(input, status, Step::None)
+        }
+        // Resumed after such a stop: a fresh attempt under a new name.
+        Phase::Cancelled if !input.caps.suspend_resume && status.phase == Phase::Suspended => {
+            status.phase = Phase::Pending;
+            status.remote_id = None;
+            plan_submission(input, status)
+        }
         Phase::Cancelled => {
             finish(
                 &mut status,

@@ -450,3 +450,31 @@ fn create_outcomes() {
         (reasons::SUBMIT_REJECTED, "image is required")
     );
 }
+
+#[test]
+fn suspend_by_stopping_then_resubmit_where_the_platform_cannot_resume() {
+    let mut c = Case::new();
+    c.caps = Capabilities {
+        lookup_by_name: true,
+        suspend_resume: false,
+    };
+    c.spec.suspend = true;
+    c.status = submitted(Phase::Running, 1);
+    c.observed = found(Phase::Running, 1);
+    assert_eq!(c.run().step, Step::Cancel, "stop it");
+    c.observed = found(Phase::Cancelled, 1);
+    let p = c.run();
+    assert_eq!(
+        (p.step, p.status.phase),
+        (Step::None, Phase::Suspended),
+        "the stop is a suspension, not a cancellation"
+    );
+    c.status = p.status;
+    c.spec.suspend = false;
+    let p = c.run();
+    assert_eq!(
+        (p.step, p.status.phase, p.status.attempts),
+        (Step::Create, Phase::Submitting, 2)
+    );
+    assert_eq!(p.status.remote_name.as_deref(), Some("ns-job-abcd-2"));
+}
