@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::fixtures::*;
+use support::apiclient::{secret, wait_ready};
 
 use std::time::{Duration, Instant};
 

@@ -15,6 +15,20 @@ use support::{TestNamespace, wait_for};
 const CLIENT: &str = "jobrelay-operator";
 const SECRET: &str = "jobrelay-test-secret";
 
+/// Token requests of ApiClient `kc` that found the endpoint unreachable, from the operator's /metrics.
+async fn failed_attempts(op: &Operator) -> u64 {
+    let metrics = op.metrics().await;
+    metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("jobrelay_token_requests_total")
+                && l.contains("apiclient=\"kc\"")
+                && l.contains("TokenEndpointUnreachable")
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 async fn ready(api: &Api<ApiClient>, name: &str) -> Option<(String, String, String)> {
     let c = api.get(name).await.ok()?;
     let r = c
@@ -63,6 +77,22 @@ async fn keycloak_outage_is_survived_and_recovered_from() {
     )
     .await;
     eprintln!("degraded after {:?}: {}", stopped.elapsed(), degraded.2);
+    // Retries go on, and as they change nothing they write no status.
+    let before = api.get("kc").await.unwrap();
+    let attempts = failed_attempts(&op).await;
+    wait_for(
+        "two more refresh attempts",
+        Duration::from_secs(8),
+        || async { (failed_attempts(&op).await >= attempts + 2).then_some(()) },
+    )
+    .await;
+    let after = api.get("kc").await.unwrap();
+    if ready(&api, "kc").await.is_some_and(|r| r.0 == "True") {
+        assert_eq!(
+            before.metadata.resource_version, after.metadata.resource_version,
+            "a retry that changes nothing must not write status"
+        );
+    }
     let down = wait_for(
         "TokenEndpointUnreachable once expired",
         Duration::from_secs(45),
@@ -89,6 +119,14 @@ async fn keycloak_outage_is_survived_and_recovered_from() {
     )
     .await;
     eprintln!("recovered {:?} after Keycloak was back", back.elapsed());
+    // Backed off, not hammering: retries spread out (1 s growing to 30 s) over the whole outage.
+    let outage = stopped.elapsed().as_secs();
+    let failed = failed_attempts(&op).await;
+    eprintln!("{failed} failed attempts in a {outage} s outage");
+    assert!(
+        failed >= 3 && failed <= outage / 3,
+        "{failed} attempts in {outage} s"
+    );
     assert!(
         op.logs().contains("TokenEndpointUnreachable"),
         "the outage was logged"

@@ -1,8 +1,8 @@
-//! Manifests and waits the end-to-end tests share.
+//! Manifests and waits the RemoteJob end-to-end tests share (ApiClient ones: `apiclient.rs`).
 
 use std::time::Duration;
 
-use jobrelay::crd::{ApiClient, RemoteJob, RemoteJobPhase};
+use jobrelay::crd::{RemoteJob, RemoteJobPhase};
 use kube::Api;
 
 use super::operator::example;
@@ -20,41 +20,6 @@ pub async fn wait_phase(jobs: &Api<RemoteJob>, name: &str, phase: RemoteJobPhase
             .filter(|j| j.status.as_ref().is_some_and(|s| s.phase == phase))
     })
     .await
-}
-
-/// Waits until ApiClient `name` has Ready=`status` with `reason`.
-pub async fn wait_ready(
-    clients: &Api<ApiClient>,
-    name: &str,
-    status: &str,
-    reason: &str,
-    within: Duration,
-) -> ApiClient {
-    wait_for(
-        &format!("{name} Ready={status} ({reason})"),
-        within,
-        || async {
-            let c = clients.get(name).await.ok()?;
-            let ready = c
-                .status
-                .as_ref()?
-                .conditions
-                .iter()
-                .find(|c| c.type_ == "Ready")?
-                .clone();
-            (ready.status == status && ready.reason == reason).then_some(c)
-        },
-    )
-    .await
-}
-
-/// A Secret with `stringData`.
-pub fn secret(name: &str, pairs: &[(&str, &str)]) -> String {
-    let data: String = pairs
-        .iter()
-        .map(|(k, v)| format!("\n  {k}: {v:?}"))
-        .collect();
-    format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\nstringData:{data}\n")
 }
 
 /// The Run:ai Secret and ApiClient of examples/runai.yaml (without its RemoteJob).

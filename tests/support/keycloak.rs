@@ -17,8 +17,12 @@ use super::repo_root;
 pub const REALM: &str = "jobrelay";
 
 pub struct Keycloak {
-    /// Ends in `/auth`.
+    /// Plain http; ends in `/auth`.
     pub url: String,
+    /// The same Keycloak over https, with a certificate from a test CA of its own.
+    pub https_url: String,
+    /// That CA (PEM).
+    pub ca_pem: String,
     admin_password: String,
     /// The directory `hack/testenv/keycloak` was started with (`None`: started by someone else).
     dir: Option<PathBuf>,
@@ -28,7 +32,10 @@ static SHARED: OnceLock<Option<Keycloak>> = OnceLock::new();
 
 fn skipped(test: &str) -> bool {
     if std::env::var("JOBRELAY_SKIP_KEYCLOAK").as_deref() == Ok("1") {
-        eprintln!(
+        // Straight to the process's stderr: `eprintln!` would be captured and hidden for a passing test.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
             "\n!!!!!!!! SKIPPED {test}: JOBRELAY_SKIP_KEYCLOAK=1, no Keycloak test ran !!!!!!!!\n"
         );
         return true;
@@ -66,8 +73,12 @@ impl Keycloak {
                 .unwrap_or_else(|| panic!("{k} in {}", path.display()))
                 .to_string()
         };
+        let ca_file = get("KEYCLOAK_CA_FILE");
         Keycloak {
             url: get("KEYCLOAK_URL"),
+            https_url: get("KEYCLOAK_HTTPS_URL"),
+            ca_pem: std::fs::read_to_string(&ca_file)
+                .unwrap_or_else(|e| panic!("reading {ca_file}: {e}")),
             admin_password: get("KEYCLOAK_ADMIN_PASSWORD"),
             dir,
         }

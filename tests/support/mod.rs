@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
+pub mod apiclient;
 pub mod fixtures;
 pub mod keycloak;
 pub mod operator;

@@ -1,0 +1,160 @@
+//! The token service against a real Keycloak: concurrent callers share one token request, a platform's
+//! 401 forces exactly one refresh, and with 30 s tokens the operator refreshes ahead of expiry at close to
+//! the ideal rate (counted by Keycloak itself, and by the operator's /metrics).
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jobrelay::auth::service::TokenService;
+use jobrelay::crd::ApiClient;
+use kube::Api;
+use secrecy::ExposeSecret;
+use support::TestNamespace;
+use support::apiclient::{api_client, oauth2, secret, unique, wait_ready};
+use support::keycloak;
+use support::operator::{Operator, apply};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_concurrent_callers_cause_one_token_request() {
+    let Some(kc) = keycloak::shared("twenty_concurrent_callers_cause_one_token_request") else {
+        return;
+    };
+    let ns = TestNamespace::new("kc-flight");
+    let client_id = unique("flight");
+    let pw = unique("flight-secret");
+    kc.create_client(&client_id, &pw, 300).await;
+    // No operator: the token service alone, the way the RemoteJob controller uses it.
+    apply(
+        &ns.name,
+        &secret("ids", &[("client_id", &client_id), ("client_secret", &pw)]),
+        None,
+    );
+    apply(
+        &ns.name,
+        &api_client(
+            "flight",
+            "runai",
+            &oauth2("tokenUrl", &kc.token_url()),
+            "ids",
+        ),
+        None,
+    );
+    let api: Api<ApiClient> = Api::namespaced(support::client().await, &ns.name);
+    let apic = api.get("flight").await.unwrap();
+    let service = Arc::new(TokenService::new(support::client().await, Arc::default()));
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let (service, apic) = (service.clone(), apic.clone());
+            tokio::spawn(async move {
+                service
+                    .bearer(&apic, None)
+                    .await
+                    .map(|t| t.bearer.expose_secret().to_string())
+            })
+        })
+        .collect();
+    let mut bearers = Vec::new();
+    for c in calls {
+        bearers.push(c.await.unwrap().expect("bearer"));
+    }
+    assert!(
+        bearers.iter().all(|b| *b == bearers[0]),
+        "all callers share one token"
+    );
+    assert_eq!(kc.tokens_issued(&client_id).await, 1);
+    // A 401 from the platform: one forced refresh, however many callers report the same token.
+    let refused: secrecy::SecretString = bearers[0].clone().into();
+    let mut again = Vec::new();
+    for _ in 0..5 {
+        again.push(
+            service
+                .bearer(&apic, Some(&refused))
+                .await
+                .unwrap()
+                .bearer
+                .expose_secret()
+                .to_string(),
+        );
+    }
+    assert!(again.iter().all(|b| *b == again[0] && *b != bearers[0]));
+    assert_eq!(kc.tokens_issued(&client_id).await, 2);
+}
+
+/// Token lifetime 30 s over 3 minutes: refreshed ahead of expiry each time (10 s margin → every 20 s),
+/// and no more often than that.
+#[tokio::test(flavor = "multi_thread")]
+async fn refresh_rate_stays_within_five_percent_of_ideal() {
+    let Some(kc) = keycloak::shared("refresh_rate_stays_within_five_percent_of_ideal") else {
+        return;
+    };
+    let ns = TestNamespace::new("kc-rate");
+    let client_id = unique("rate");
+    let pw = unique("rate-secret");
+    kc.create_client(&client_id, &pw, 30).await;
+    let op = Operator::start(&ns.name).await;
+    apply(
+        &ns.name,
+        &secret("ids", &[("client_id", &client_id), ("client_secret", &pw)]),
+        None,
+    );
+    apply(
+        &ns.name,
+        &api_client("rate", "runai", &oauth2("tokenUrl", &kc.token_url()), "ids"),
+        None,
+    );
+    let api: Api<ApiClient> = Api::namespaced(support::client().await, &ns.name);
+    let first = wait_ready(&api, "rate", "True", "Ready", Duration::from_secs(10)).await;
+    let start = first.status.unwrap().last_refresh_time.unwrap().0;
+    let window = Duration::from_secs(180);
+    let mut expiry_seen = Vec::new();
+    let deadline = Instant::now() + window;
+    while Instant::now() < deadline {
+        // The token is never allowed to lapse while we watch.
+        let st = api.get("rate").await.unwrap().status.unwrap();
+        let exp = st.token_expires_at.unwrap().0;
+        assert!(
+            exp > k8s_openapi::jiff::Timestamp::now(),
+            "status shows an expired token"
+        );
+        expiry_seen.push(exp);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let elapsed = k8s_openapi::jiff::Timestamp::now().as_second() - start.as_second();
+    let issued = kc.tokens_issued(&client_id).await as f64;
+    let ideal = 1.0 + (elapsed as f64 / 20.0).floor();
+    eprintln!("{issued} tokens in {elapsed} s, ideal {ideal}");
+    assert!(
+        issued <= (ideal * 1.05).ceil(),
+        "{issued} token requests, ideal {ideal}"
+    );
+    assert!(
+        issued >= ideal - 1.0,
+        "refreshed ahead of expiry: {issued} requests, ideal {ideal}"
+    );
+    expiry_seen.dedup();
+    assert!(
+        expiry_seen.len() as f64 >= ideal - 1.0,
+        "status followed the refreshes"
+    );
+    // The operator's own count agrees with Keycloak's.
+    let metrics = op.metrics().await;
+    let line = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("jobrelay_token_requests_total")
+                && l.contains("apiclient=\"rate\"")
+                && l.contains("success")
+        })
+        .unwrap_or_else(|| panic!("no token request metric:\n{metrics}"));
+    let counted: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(
+        (counted - issued).abs() <= 1.0,
+        "metrics {counted}, Keycloak {issued}"
+    );
+    assert!(
+        metrics.contains("jobrelay_token_expiry_seconds"),
+        "{metrics}"
+    );
+}

@@ -1,0 +1,73 @@
+//! Manifests and waits for ApiClient tests: Secrets, ApiClients, the Ready condition.
+
+use std::time::Duration;
+
+use jobrelay::crd::ApiClient;
+use kube::Api;
+
+use super::wait_for;
+
+/// Waits until ApiClient `name` has Ready=`status` with `reason`, and returns it.
+pub async fn wait_ready(
+    api: &Api<ApiClient>,
+    name: &str,
+    status: &str,
+    reason: &str,
+    within: Duration,
+) -> ApiClient {
+    wait_for(
+        &format!("{name} Ready={status} ({reason})"),
+        within,
+        || async {
+            let c = api.get(name).await.ok()?;
+            let ready = c
+                .status
+                .as_ref()?
+                .conditions
+                .iter()
+                .find(|c| c.type_ == "Ready")?
+                .clone();
+            (ready.status == status && ready.reason == reason).then_some(c)
+        },
+    )
+    .await
+}
+
+pub fn secret(name: &str, pairs: &[(&str, &str)]) -> String {
+    let data: String = pairs
+        .iter()
+        .map(|(k, v)| format!("\n  {k}: {v:?}"))
+        .collect();
+    format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\nstringData:{data}\n")
+}
+
+/// An ApiClient on `platform` whose `auth:` block is `auth` (indented four spaces).
+pub fn api_client(name: &str, platform: &str, auth: &str, secret_ref: &str) -> String {
+    format!(
+        "apiVersion: jobrelay.io/v1alpha1\nkind: ApiClient\nmetadata:\n  name: {name}\nspec:\n  platform: {platform}\n  baseUrl: http://127.0.0.1:1/{platform}\n  allowInsecureHttp: true\n  auth:\n{auth}\n  credentialsSecretRef:\n    name: {secret_ref}\n"
+    )
+}
+
+pub fn oauth2(field: &str, url: &str) -> String {
+    format!("    oauth2:\n      {field}: {url}")
+}
+
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_007)
+}
+
+pub fn ready_message(c: &ApiClient) -> String {
+    c.status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap()
+        .message
+        .clone()
+}
