@@ -41,9 +41,10 @@ crds-check:
 
 integration:
 	@set -e; hack/testenv/down "$(TESTENV_DIR)"; \
-	eval "$$(hack/testenv/up --dir "$(TESTENV_DIR)")"; \
+	eval "$$(hack/testenv/up --dir "$(TESTENV_DIR)" --keycloak)"; \
 	trap 'hack/testenv/down "$(TESTENV_DIR)"' EXIT; \
-	JOBRELAY_TEST_KUBECONFIG="$$KUBECONFIG" $(CARGO) test --locked --test "*" -- --test-threads=4
+	JOBRELAY_TEST_KUBECONFIG="$$KUBECONFIG" JOBRELAY_TEST_KEYCLOAK_ENV="$$JOBRELAY_TEST_KEYCLOAK_ENV" \
+	  $(CARGO) test --locked --test "*" -- --test-threads=4
 
 testenv-up: deps
 	@hack/testenv/up --dir "$(TESTENV_DIR)"
