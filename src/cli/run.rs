@@ -107,6 +107,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         remotes: factory,
         recorder,
         metrics: metrics.clone(),
+        not_before: Default::default(),
     });
 
     ready.store(true, Ordering::Relaxed);

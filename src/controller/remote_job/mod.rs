@@ -41,6 +41,26 @@ pub struct Context {
     pub remotes: Arc<dyn RemoteFactory>,
     pub recorder: Recorder,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Per RemoteJob uid: no remote call before this instant (a platform's Retry-After, or our backoff).
+    /// Our own status write would otherwise re-trigger a reconcile at once and ignore the wait.
+    pub not_before: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+impl Context {
+    fn wait_left(&self, uid: &str) -> Option<Duration> {
+        let map = self.not_before.lock().unwrap_or_else(|e| e.into_inner());
+        let left = map
+            .get(uid)?
+            .checked_duration_since(std::time::Instant::now())?;
+        (!left.is_zero()).then_some(left)
+    }
+
+    fn hold_off(&self, uid: &str, wait: Duration) {
+        let mut map = self.not_before.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        map.retain(|_, t| *t > now);
+        map.insert(uid.to_string(), now + wait);
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +83,9 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
         return Ok(Action::await_change());
     }
 
+    if let Some(left) = ctx.wait_left(&job.uid().unwrap_or_default()) {
+        return Ok(Action::requeue(left));
+    }
     let (client_state, remote) = resolve_client(&ctx, &job, &ns).await?;
     let status = job.status.clone().unwrap_or_default();
     let observed = match &remote {
@@ -233,6 +256,7 @@ async fn remote_trouble(
     err: &RemoteError,
 ) -> Result<Action, Error> {
     tracing::info!(job = %job.name_any(), error = %err, "remote call failed");
+    ctx.hold_off(&job.uid().unwrap_or_default(), err.requeue_after());
     let mut next = status.clone();
     next.message = Some(err.to_string());
     write_status(ctx, api, job, status, &next).await?;
