@@ -99,6 +99,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         secrets,
     });
     let factory = Arc::new(remote_job::platform_remote::Factory {
+        batches: Default::default(),
         tokens,
         metrics: metrics.clone(),
     });

@@ -161,6 +161,33 @@ impl Adapter {
         }
     }
 
+    /// Pure: the scope a batched status call covers for this job (Run:ai project, OpenPAI user), if the
+    /// platform has such a call.
+    pub fn list_scope(&self, spec: &RemoteJobSpec) -> Option<String> {
+        match self {
+            Adapter::Runai(_) => spec
+                .runai
+                .as_ref()
+                .map(|r| format!("project/{}", r.project_id)),
+            // One user per ApiClient (the token's).
+            Adapter::Openpai(_) => Some("user".into()),
+            _ => None,
+        }
+    }
+
+    /// The batched status call: every job in the scope of `spec` (see [`Adapter::list_scope`]).
+    pub async fn list(
+        &self,
+        t: &SecretString,
+        spec: &RemoteJobSpec,
+    ) -> RemoteResult<Vec<RemoteView>> {
+        match self {
+            Adapter::Runai(a) => a.list(t, spec).await,
+            Adapter::Openpai(a) => a.list(t).await,
+            _ => Ok(Vec::new()),
+        }
+    }
+
     /// DAI: a start made at or after `since` matching the job's model/script, whose answer was lost.
     pub async fn find_start(
         &self,

@@ -153,6 +153,32 @@ impl Openpai {
         }
     }
 
+    /// Every job of our user: the batched status call.
+    pub async fn list(&self, t: &SecretString) -> RemoteResult<Vec<RemoteView>> {
+        self.check_api()?;
+        let user = self.user()?;
+        let req = self
+            .http
+            .get(self.url("/api/v2/jobs"))
+            .query(&[("username", user)]);
+        let ans = send(req, t, false).await?;
+        let items = ans
+            .body
+            .get("data")
+            .or(Some(&ans.body))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        Ok(items
+            .iter()
+            .filter_map(|j| {
+                let name = j.get("name").and_then(Value::as_str)?;
+                let owner = j.get("username").and_then(Value::as_str).unwrap_or(user);
+                Some(self.view(&format!("{owner}~{name}"), j))
+            })
+            .collect())
+    }
+
     pub async fn stop(&self, t: &SecretString, id: &str) -> RemoteResult<()> {
         self.check_api()?;
         let req = self

@@ -161,6 +161,39 @@ impl Runai {
         found.map(|w| self.view(&w)).transpose()
     }
 
+    /// Every workload of the job's project (pages of 500, at most 20 pages): the batched status call.
+    pub async fn list(
+        &self,
+        t: &SecretString,
+        spec: &RemoteJobSpec,
+    ) -> RemoteResult<Vec<RemoteView>> {
+        let filter = format!("projectId=={}", Self::body(spec)?.project_id);
+        let mut out = Vec::new();
+        let mut offset = 0u64;
+        for _ in 0..20 {
+            let req = self.http.get(self.url("/api/v1/workloads")).query(&[
+                ("filterBy", filter.as_str()),
+                ("limit", "500"),
+                ("offset", offset.to_string().as_str()),
+            ]);
+            let ans = send(req, t, false).await?;
+            for w in ans
+                .body
+                .get("workloads")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                out.push(self.view(w)?);
+            }
+            match ans.body.get("next").and_then(Value::as_u64) {
+                Some(next) if next > offset => offset = next,
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
     pub async fn delete(&self, t: &SecretString, id: &str) -> RemoteResult<()> {
         send(
             self.http

@@ -1,6 +1,7 @@
 //! RemoteJob controller: fetch (ApiClient, remote observation) → [`plan::plan`] → write status → one
 //! remote step. Every decision lives in `plan.rs`; this module only does IO.
 
+pub mod batch;
 pub mod observe;
 pub mod plan;
 pub mod platform_remote;

@@ -10,6 +10,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use secrecy::SecretString;
 
+use super::batch::{Batches, MIN_JOBS};
 use super::plan::Capabilities;
 use super::remote::{Remote, RemoteError, RemoteResult};
 use super::{RemoteFactory, reasons};
@@ -21,6 +22,7 @@ use crate::platform::{Adapter, PlatformConfig, RemoteView, remote_name};
 pub struct Factory {
     pub tokens: Arc<TokenService>,
     pub metrics: Arc<Metrics>,
+    pub batches: Arc<Batches>,
 }
 
 /// Pure: the API generation an ApiClient uses.
@@ -69,6 +71,7 @@ impl RemoteFactory for Factory {
                 apic,
                 tokens: self.tokens.clone(),
                 metrics: self.metrics.clone(),
+                batches: self.batches.clone(),
             });
             Ok(remote)
         }
@@ -83,9 +86,30 @@ pub struct PlatformRemote {
     apic: ApiClient,
     tokens: Arc<TokenService>,
     metrics: Arc<Metrics>,
+    batches: Arc<Batches>,
 }
 
 impl PlatformRemote {
+    /// The job's status from a shared listing when enough jobs of its scope are active.
+    async fn batched_get(&self, job: &RemoteJob, id: &str) -> Option<RemoteView> {
+        let scope = self.adapter.list_scope(&job.spec)?;
+        let scope = self
+            .batches
+            .scope(&format!("{}/{scope}", self.apic.uid().unwrap_or_default()));
+        if scope.note(&job.uid().unwrap_or_default()) < MIN_JOBS {
+            return None;
+        }
+        let listing = scope
+            .listing(|| {
+                self.with_token("list", move |a, t| {
+                    async move { a.list(&t, &job.spec).await }.boxed()
+                })
+            })
+            .await
+            .ok()?;
+        listing.get(id).cloned()
+    }
+
     /// Runs `call` with a bearer; on 401 refreshes the token once and runs it again.
     async fn with_token<'a, T, F>(&'a self, op: &str, call: F) -> RemoteResult<T>
     where
@@ -163,9 +187,15 @@ impl Remote for PlatformRemote {
         job: &'a RemoteJob,
         id: &'a str,
     ) -> BoxFuture<'a, RemoteResult<RemoteView>> {
-        self.with_token("get", move |a, t| {
-            async move { a.get(&t, &job.spec, id).await }.boxed()
-        })
+        async move {
+            if let Some(view) = self.batched_get(job, id).await {
+                return Ok(view);
+            }
+            self.with_token("get", move |a, t| {
+                async move { a.get(&t, &job.spec, id).await }.boxed()
+            })
+            .await
+        }
         .boxed()
     }
 
