@@ -7,7 +7,19 @@ use proptest::prelude::*;
 
 const RUNAI_TERMINAL: &[&str] = &["completed", "failed", "deleting"];
 const OPENPAI_TERMINAL: &[&str] = &["succeeded", "failed", "stopped"];
-const DAI_TERMINAL: &[&str] = &["passed", "succeeded", "success", "completed", "failed", "error", "errored", "incomplete", "aborted", "cancelled", "canceled"];
+const DAI_TERMINAL: &[&str] = &[
+    "passed",
+    "succeeded",
+    "success",
+    "completed",
+    "failed",
+    "error",
+    "errored",
+    "incomplete",
+    "aborted",
+    "cancelled",
+    "canceled",
+];
 
 proptest! {
     #[test]

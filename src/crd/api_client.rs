@@ -60,10 +60,23 @@ pub enum PlatformApi {
     shortname = "apic",
     category = "jobrelay",
     printcolumn(name = "Platform", type_ = "string", json_path = ".spec.platform"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
     printcolumn(name = "Expires", type_ = "date", json_path = ".status.tokenExpiresAt"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
-    printcolumn(name = "Reason", type_ = "string", priority = 1, json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        priority = 1,
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
@@ -146,7 +159,9 @@ pub struct AuthSpec {
 }
 
 /// Which field of the token response is sent as the bearer.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub enum TokenField {
     /// The OAuth2 `access_token` (Run:ai control plane, DAI).
     #[default]
@@ -158,7 +173,9 @@ pub enum TokenField {
 }
 
 /// How the client authenticates at the token endpoint.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub enum ClientAuthMethod {
     /// client_id and client_secret in the form body (Run:ai and DAI docs).
     #[default]
@@ -304,7 +321,9 @@ pub struct TlsSpec {
 }
 
 /// Where a CA bundle lives.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub enum CaBundleKind {
     #[default]
     Secret,

@@ -109,15 +109,39 @@ mod tests {
     #[test]
     fn transition_time_changes_only_on_flip() {
         let mut c = Vec::new();
-        set_condition(&mut c, types::READY, FALSE, reasons::SECRET_NOT_FOUND, "a", Some(1), ts(10));
+        set_condition(
+            &mut c,
+            types::READY,
+            FALSE,
+            reasons::SECRET_NOT_FOUND,
+            "a",
+            Some(1),
+            ts(10),
+        );
         assert_eq!(c[0].last_transition_time, Time(ts(10)));
         // same status, new reason and message: time kept
-        set_condition(&mut c, types::READY, FALSE, reasons::INVALID_CREDENTIALS, "b", Some(2), ts(20));
+        set_condition(
+            &mut c,
+            types::READY,
+            FALSE,
+            reasons::INVALID_CREDENTIALS,
+            "b",
+            Some(2),
+            ts(20),
+        );
         assert_eq!(c[0].last_transition_time, Time(ts(10)));
         assert_eq!(c[0].reason, reasons::INVALID_CREDENTIALS);
         assert_eq!(c[0].observed_generation, Some(2));
         // flip: time moves
-        set_condition(&mut c, types::READY, TRUE, reasons::READY, "ok", Some(2), ts(30));
+        set_condition(
+            &mut c,
+            types::READY,
+            TRUE,
+            reasons::READY,
+            "ok",
+            Some(2),
+            ts(30),
+        );
         assert_eq!(c[0].last_transition_time, Time(ts(30)));
         assert_eq!(c.len(), 1);
         assert!(is_true(&c, types::READY));
@@ -126,17 +150,49 @@ mod tests {
     #[test]
     fn unchanged_condition_is_identical() {
         let mut c = Vec::new();
-        set_condition(&mut c, types::READY, TRUE, reasons::READY, "ok", Some(1), ts(10));
+        set_condition(
+            &mut c,
+            types::READY,
+            TRUE,
+            reasons::READY,
+            "ok",
+            Some(1),
+            ts(10),
+        );
         let before = c.clone();
-        set_condition(&mut c, types::READY, TRUE, reasons::READY, "ok", Some(1), ts(99));
+        set_condition(
+            &mut c,
+            types::READY,
+            TRUE,
+            reasons::READY,
+            "ok",
+            Some(1),
+            ts(99),
+        );
         assert_eq!(before, c);
     }
 
     #[test]
     fn conditions_of_other_types_are_kept() {
         let mut c = Vec::new();
-        set_condition(&mut c, types::SUBMITTED, TRUE, reasons::SUBMITTED, "", None, ts(1));
-        set_condition(&mut c, types::RUNNING, TRUE, reasons::SUBMITTED, "", None, ts(2));
+        set_condition(
+            &mut c,
+            types::SUBMITTED,
+            TRUE,
+            reasons::SUBMITTED,
+            "",
+            None,
+            ts(1),
+        );
+        set_condition(
+            &mut c,
+            types::RUNNING,
+            TRUE,
+            reasons::SUBMITTED,
+            "",
+            None,
+            ts(2),
+        );
         assert_eq!(c.len(), 2);
         assert!(find(&c, types::COMPLETE).is_none());
     }

@@ -15,7 +15,9 @@ pub fn parse(s: &str) -> Option<Duration> {
     let mut total = Duration::ZERO;
     let mut rest = s;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return None;
         }
@@ -80,7 +82,11 @@ mod tests {
             ("99999999999999999999s", None),
         ];
         for (input, want) in cases {
-            assert_eq!(parse(input).map(|d| d.as_millis() as u64), *want, "input {input:?}");
+            assert_eq!(
+                parse(input).map(|d| d.as_millis() as u64),
+                *want,
+                "input {input:?}"
+            );
         }
     }
 

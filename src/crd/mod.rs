@@ -29,5 +29,9 @@ pub fn generated_crds() -> Vec<(&'static str, String)> {
 
 /// All CRDs as one multi-document YAML stream (what `jobrelay crdgen` prints).
 pub fn generated_crds_stream() -> String {
-    generated_crds().into_iter().map(|(_, y)| y).collect::<Vec<_>>().join("")
+    generated_crds()
+        .into_iter()
+        .map(|(_, y)| y)
+        .collect::<Vec<_>>()
+        .join("")
 }

@@ -21,9 +21,23 @@ use super::platform_bodies::{DaiJob, GenericJob, OpenpaiJob, RunaiJob};
     printcolumn(name = "Client", type_ = "string", json_path = ".spec.clientRef.name"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Remote-ID", type_ = "string", json_path = ".status.remoteId"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
-    printcolumn(name = "Message", type_ = "string", priority = 1, json_path = ".status.message"),
-    printcolumn(name = "URL", type_ = "string", priority = 1, json_path = ".status.url"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        priority = 1,
+        json_path = ".status.message"
+    ),
+    printcolumn(
+        name = "URL",
+        type_ = "string",
+        priority = 1,
+        json_path = ".status.url"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
@@ -105,7 +119,9 @@ pub struct ClientRef {
 }
 
 /// What happens remotely when a RemoteJob is deleted.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub enum DeletionPolicy {
     /// Cancel the remote job and wait for the platform to confirm.
     #[default]
@@ -115,7 +131,9 @@ pub enum DeletionPolicy {
 }
 
 /// Our normalized view of a remote job's state.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, schemars::JsonSchema,
+)]
 pub enum RemoteJobPhase {
     /// Not yet submitted (waiting for the ApiClient, or suspended before submission).
     #[default]

@@ -25,7 +25,7 @@ use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 
 use super::error::{Idempotency, PlatformError, Result};
-use super::http::{missing, send, seg, str_at};
+use super::http::{missing, seg, send, str_at};
 use super::runai::merge;
 use super::sanitize::sanitize_message;
 use super::{Observation, PlatformConfig, ts_from_millis, ts_from_str};
@@ -98,10 +98,16 @@ impl DaiAdapter {
             put("rerun_id", json!(v));
         }
         if let Some(a) = &job.agent_id {
-            put("agent", json!({"agent_id": a, "is_hosted_agent": job.is_hosted_agent.unwrap_or(false)}));
+            put(
+                "agent",
+                json!({"agent_id": a, "is_hosted_agent": job.is_hosted_agent.unwrap_or(false)}),
+            );
         }
         if let Some(a) = &job.asset_version_id {
-            put("asset", json!({"asset_version_id": a, "asset_path": job.asset_path}));
+            put(
+                "asset",
+                json!({"asset_version_id": a, "asset_path": job.asset_path}),
+            );
         }
         if let Some(s) = &job.sut_id {
             put("sut", json!({"sut_id": s}));
@@ -145,9 +151,13 @@ impl DaiAdapter {
     /// Starts a run. Never retried here; see the module doc for what to do on `OutcomeUnknown`.
     pub async fn submit(&self, token: &SecretString, job: &DaiJob) -> Result<Observation> {
         let req = if self.legacy() {
-            self.http.post(self.config.url("/api/run")).form(&Self::legacy_form(job))
+            self.http
+                .post(self.config.url("/api/run"))
+                .form(&Self::legacy_form(job))
         } else {
-            self.http.post(self.config.url(EXECUTIONS)).json(&Self::execution_body(job))
+            self.http
+                .post(self.config.url(EXECUTIONS))
+                .json(&Self::execution_body(job))
         };
         let v = send(req, token, Idempotency::Create).await?.json()?;
         // The field name is not documented: accept id, execution_id (and the legacy runid).
@@ -166,7 +176,11 @@ impl DaiAdapter {
     }
 
     fn run_url(&self, id: &str) -> String {
-        if self.legacy() { self.config.url("/api/run/progress") } else { self.config.url(&format!("{EXECUTIONS}/{}", seg(id))) }
+        if self.legacy() {
+            self.config.url("/api/run/progress")
+        } else {
+            self.config.url(&format!("{EXECUTIONS}/{}", seg(id)))
+        }
     }
 
     pub async fn get(&self, token: &SecretString, id: &str) -> Result<Observation> {
@@ -180,15 +194,22 @@ impl DaiAdapter {
 
     async fn raw_get(&self, token: &SecretString, id: &str) -> Result<Value> {
         let req = if self.legacy() {
-            self.http.post(self.config.url("/api/run/progress")).form(&[("id", id)])
+            self.http
+                .post(self.config.url("/api/run/progress"))
+                .form(&[("id", id)])
         } else {
-            self.http.get(self.config.url(&format!("{EXECUTIONS}/{}", seg(id))))
+            self.http
+                .get(self.config.url(&format!("{EXECUTIONS}/{}", seg(id))))
         };
         let v = send(req, token, Idempotency::Idempotent).await?.json()?;
         // Progress may answer with a one-element list.
         Ok(match v {
             Value::Array(mut a) if !a.is_empty() => a.swap_remove(0),
-            Value::Array(_) => return Err(PlatformError::NotFound { message: "run not found".into() }),
+            Value::Array(_) => {
+                return Err(PlatformError::NotFound {
+                    message: "run not found".into(),
+                });
+            }
             other => other,
         })
     }
@@ -196,12 +217,18 @@ impl DaiAdapter {
     /// Aborts a run. Legacy abort takes the run's process id, read from its progress first.
     pub async fn cancel(&self, token: &SecretString, id: &str) -> Result<()> {
         if !self.legacy() {
-            let req = self.http.delete(self.config.url(&format!("{EXECUTIONS}/{}", seg(id))));
+            let req = self
+                .http
+                .delete(self.config.url(&format!("{EXECUTIONS}/{}", seg(id))));
             return send(req, token, Idempotency::Idempotent).await.map(drop);
         }
         let v = self.raw_get(token, id).await?;
-        let pid = str_at(&v, "/processid").ok_or_else(|| missing("processid", Idempotency::Idempotent))?;
-        let req = self.http.post(self.config.url("/api/run/abort")).form(&[("id", pid.as_str())]);
+        let pid = str_at(&v, "/processid")
+            .ok_or_else(|| missing("processid", Idempotency::Idempotent))?;
+        let req = self
+            .http
+            .post(self.config.url("/api/run/abort"))
+            .form(&[("id", pid.as_str())]);
         send(req, token, Idempotency::Idempotent).await.map(drop)
     }
 
@@ -217,7 +244,9 @@ impl DaiAdapter {
         let limit = RECONCILE_LIMIT.to_string();
         let req = if self.legacy() {
             let model = job.model_name.clone().unwrap_or_default();
-            self.http.post(self.config.url("/api/run/progress")).form(&[("modelName", model.as_str()), ("limit", limit.as_str())])
+            self.http
+                .post(self.config.url("/api/run/progress"))
+                .form(&[("modelName", model.as_str()), ("limit", limit.as_str())])
         } else {
             let mut q = vec![("limit", limit.clone())];
             if let Some(m) = &job.model_id {
@@ -228,14 +257,21 @@ impl DaiAdapter {
         let v = send(req, token, Idempotency::Idempotent).await?.json()?;
         let runs: Vec<Observation> = match &v {
             Value::Array(a) => a.iter().map(|r| self.observation(r)).collect(),
-            _ => v.get("items").or_else(|| v.get("data")).and_then(Value::as_array).map(|a| a.iter().map(|r| self.observation(r)).collect()).unwrap_or_default(),
+            _ => v
+                .get("items")
+                .or_else(|| v.get("data"))
+                .and_then(Value::as_array)
+                .map(|a| a.iter().map(|r| self.observation(r)).collect())
+                .unwrap_or_default(),
         };
         Ok(match_start_window(runs, sent_at, window))
     }
 
     fn observation(&self, v: &Value) -> Observation {
         let status = str_at(v, "/status").unwrap_or_default();
-        let id = str_at(v, "/id").or_else(|| str_at(v, "/execution_id")).unwrap_or_default();
+        let id = str_at(v, "/id")
+            .or_else(|| str_at(v, "/execution_id"))
+            .unwrap_or_default();
         let time = |keys: &[&str]| {
             keys.iter().find_map(|k| match v.get(*k) {
                 Some(Value::String(s)) => ts_from_str(Some(s)),
@@ -253,19 +289,28 @@ impl DaiAdapter {
             created_at: started,
             started_at: started,
             completed_at: time(&["endtime", "end_time", "ended_at"]),
-            message: str_at(v, "/message").map(|m| sanitize_message(&m)).filter(|m| !m.is_empty()),
+            message: str_at(v, "/message")
+                .map(|m| sanitize_message(&m))
+                .filter(|m| !m.is_empty()),
         }
     }
 }
 
 /// The pure half of reconciliation: which runs started inside the window.
-pub fn match_start_window(runs: Vec<Observation>, sent_at: Timestamp, window: Duration) -> StartReconciliation {
+pub fn match_start_window(
+    runs: Vec<Observation>,
+    sent_at: Timestamp,
+    window: Duration,
+) -> StartReconciliation {
     let skew = SignedDuration::try_from(CLOCK_SKEW).unwrap_or_default();
     let window = SignedDuration::try_from(window).unwrap_or_default();
     let (Ok(lo), Ok(hi)) = (sent_at.checked_sub(skew), sent_at.checked_add(window)) else {
         return StartReconciliation::Ambiguous(runs);
     };
-    let mut hits: Vec<Observation> = runs.into_iter().filter(|r| r.started_at.is_some_and(|t| t >= lo && t <= hi)).collect();
+    let mut hits: Vec<Observation> = runs
+        .into_iter()
+        .filter(|r| r.started_at.is_some_and(|t| t >= lo && t <= hi))
+        .collect();
     match hits.len() {
         0 => StartReconciliation::NotStarted,
         1 => StartReconciliation::Found(hits.remove(0)),
@@ -304,22 +349,48 @@ mod tests {
             ..Default::default()
         };
         let w = Duration::from_secs(30);
-        assert_eq!(match_start_window(vec![run("old", -60)], t0, w), StartReconciliation::NotStarted);
-        assert_eq!(match_start_window(vec![run("old", -60), run("a", 2)], t0, w), StartReconciliation::Found(run("a", 2)));
-        assert_eq!(match_start_window(vec![run("skew", -3)], t0, w), StartReconciliation::Found(run("skew", -3)));
-        assert!(matches!(match_start_window(vec![run("a", 1), run("b", 5)], t0, w), StartReconciliation::Ambiguous(v) if v.len() == 2));
-        assert_eq!(match_start_window(vec![], t0, w), StartReconciliation::NotStarted);
+        assert_eq!(
+            match_start_window(vec![run("old", -60)], t0, w),
+            StartReconciliation::NotStarted
+        );
+        assert_eq!(
+            match_start_window(vec![run("old", -60), run("a", 2)], t0, w),
+            StartReconciliation::Found(run("a", 2))
+        );
+        assert_eq!(
+            match_start_window(vec![run("skew", -3)], t0, w),
+            StartReconciliation::Found(run("skew", -3))
+        );
+        assert!(
+            matches!(match_start_window(vec![run("a", 1), run("b", 5)], t0, w), StartReconciliation::Ambiguous(v) if v.len() == 2)
+        );
+        assert_eq!(
+            match_start_window(vec![], t0, w),
+            StartReconciliation::NotStarted
+        );
     }
 
     #[test]
     fn bodies() {
-        let job: DaiJob = serde_json::from_value(json!({"modelId": "m", "agentId": "a", "extra": {"SIM_OUTCOME": "fail"}})).unwrap();
+        let job: DaiJob = serde_json::from_value(
+            json!({"modelId": "m", "agentId": "a", "extra": {"SIM_OUTCOME": "fail"}}),
+        )
+        .unwrap();
         let b = DaiAdapter::execution_body(&job);
         assert_eq!(b["execution_type"], "executing");
-        assert_eq!(b["agent"], json!({"agent_id": "a", "is_hosted_agent": false}));
+        assert_eq!(
+            b["agent"],
+            json!({"agent_id": "a", "is_hosted_agent": false})
+        );
         assert_eq!(b["SIM_OUTCOME"], "fail");
-        let legacy: DaiJob = serde_json::from_value(json!({"modelName": "m", "group": "g", "extra": {"SIM_RUN_SECONDS": 2}})).unwrap();
+        let legacy: DaiJob = serde_json::from_value(
+            json!({"modelName": "m", "group": "g", "extra": {"SIM_RUN_SECONDS": 2}}),
+        )
+        .unwrap();
         let f = DaiAdapter::legacy_form(&legacy);
-        assert!(f.contains(&("modelName".into(), "m".into())) && f.contains(&("SIM_RUN_SECONDS".into(), "2".into())));
+        assert!(
+            f.contains(&("modelName".into(), "m".into()))
+                && f.contains(&("SIM_RUN_SECONDS".into(), "2".into()))
+        );
     }
 }

@@ -12,7 +12,10 @@ pub type Result<T> = std::result::Result<T, PlatformError>;
 pub enum PlatformError {
     /// Try again later (5xx, 429, timeouts, connection failures before anything was sent).
     #[error("retriable: {message}")]
-    Retriable { retry_after: Option<Duration>, message: String },
+    Retriable {
+        retry_after: Option<Duration>,
+        message: String,
+    },
     /// 401: refresh the token once and retry.
     #[error("unauthorized: {message}")]
     Auth { message: String },
@@ -41,13 +44,23 @@ impl PlatformError {
 }
 
 /// Classifies a non-success HTTP status. `message` is the already-sanitized platform message.
-pub fn classify_status(status: StatusCode, retry_after: Option<Duration>, message: String) -> PlatformError {
+pub fn classify_status(
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    message: String,
+) -> PlatformError {
     match status.as_u16() {
         401 => PlatformError::Auth { message },
         404 => PlatformError::NotFound { message },
         409 => PlatformError::Conflict { message },
-        408 | 425 | 429 => PlatformError::Retriable { retry_after, message },
-        s if s >= 500 => PlatformError::Retriable { retry_after, message },
+        408 | 425 | 429 => PlatformError::Retriable {
+            retry_after,
+            message,
+        },
+        s if s >= 500 => PlatformError::Retriable {
+            retry_after,
+            message,
+        },
         _ => PlatformError::Permanent { message },
     }
 }
@@ -70,16 +83,27 @@ pub enum TransportFailure {
     AfterSend,
 }
 
-pub fn classify_transport(kind: TransportFailure, idempotency: Idempotency, message: String) -> PlatformError {
+pub fn classify_transport(
+    kind: TransportFailure,
+    idempotency: Idempotency,
+    message: String,
+) -> PlatformError {
     match (kind, idempotency) {
-        (TransportFailure::AfterSend, Idempotency::Create) => PlatformError::OutcomeUnknown { message },
-        _ => PlatformError::Retriable { retry_after: None, message },
+        (TransportFailure::AfterSend, Idempotency::Create) => {
+            PlatformError::OutcomeUnknown { message }
+        }
+        _ => PlatformError::Retriable {
+            retry_after: None,
+            message,
+        },
     }
 }
 
 /// Parses `Retry-After` (delta-seconds; HTTP dates are rare on these APIs and are ignored).
 pub fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
-    value.and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs)
+    value
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
 }
 
 #[cfg(test)]
@@ -97,12 +121,34 @@ mod tests {
             (404, PlatformError::NotFound { message: m() }),
             (409, PlatformError::Conflict { message: m() }),
             (422, PlatformError::Permanent { message: m() }),
-            (429, PlatformError::Retriable { retry_after: ra, message: m() }),
-            (500, PlatformError::Retriable { retry_after: ra, message: m() }),
-            (503, PlatformError::Retriable { retry_after: ra, message: m() }),
+            (
+                429,
+                PlatformError::Retriable {
+                    retry_after: ra,
+                    message: m(),
+                },
+            ),
+            (
+                500,
+                PlatformError::Retriable {
+                    retry_after: ra,
+                    message: m(),
+                },
+            ),
+            (
+                503,
+                PlatformError::Retriable {
+                    retry_after: ra,
+                    message: m(),
+                },
+            ),
         ];
         for (code, want) in cases {
-            assert_eq!(&classify_status(StatusCode::from_u16(*code).unwrap(), ra, m()), want, "{code}");
+            assert_eq!(
+                &classify_status(StatusCode::from_u16(*code).unwrap(), ra, m()),
+                want,
+                "{code}"
+            );
         }
     }
 
@@ -113,14 +159,20 @@ mod tests {
         let m = || "m".to_string();
         assert!(classify_transport(Connect, Create, m()).is_retriable());
         assert!(classify_transport(AfterSend, Idempotent, m()).is_retriable());
-        assert_eq!(classify_transport(AfterSend, Create, m()), PlatformError::OutcomeUnknown { message: m() });
+        assert_eq!(
+            classify_transport(AfterSend, Create, m()),
+            PlatformError::OutcomeUnknown { message: m() }
+        );
     }
 
     #[test]
     fn retry_after() {
         assert_eq!(parse_retry_after(Some("60")), Some(Duration::from_secs(60)));
         assert_eq!(parse_retry_after(Some(" 3 ")), Some(Duration::from_secs(3)));
-        assert_eq!(parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")), None);
+        assert_eq!(
+            parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")),
+            None
+        );
         assert_eq!(parse_retry_after(None), None);
     }
 }

@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use serde_json::Value;
 
 use super::error::{Idempotency, PlatformError, Result};
-use super::http::{send, seg, str_at};
+use super::http::{seg, send, str_at};
 use super::sanitize::sanitize_message;
 use super::{Observation, PlatformConfig};
 use crate::crd::{GenericJob, GenericStates, HttpMethod, RemoteJobPhase};
@@ -50,7 +50,11 @@ fn fill_name(v: &Value, name: &str) -> Value {
     match v {
         Value::String(s) => Value::String(s.replace("{name}", name)),
         Value::Array(a) => Value::Array(a.iter().map(|x| fill_name(x, name)).collect()),
-        Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), fill_name(x, name))).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), fill_name(x, name)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -66,9 +70,16 @@ impl GenericAdapter {
         Self { config, http }
     }
 
-    pub async fn submit(&self, token: &SecretString, remote_name: &str, job: &GenericJob) -> Result<Observation> {
+    pub async fn submit(
+        &self,
+        token: &SecretString,
+        remote_name: &str,
+        job: &GenericJob,
+    ) -> Result<Observation> {
         let path = job.submit_path.replace("{name}", &seg(remote_name));
-        let mut req = self.http.request(method(job.submit_method), self.config.url(&path));
+        let mut req = self
+            .http
+            .request(method(job.submit_method), self.config.url(&path));
         if let Some(b) = &job.body {
             req = req.json(&fill_name(b, remote_name));
         }
@@ -82,15 +93,28 @@ impl GenericAdapter {
         Ok(o)
     }
 
-    pub async fn get(&self, token: &SecretString, id: &str, job: &GenericJob) -> Result<Observation> {
-        let req = self.http.get(self.config.url(&fill_path(&job.status_path, id)));
+    pub async fn get(
+        &self,
+        token: &SecretString,
+        id: &str,
+        job: &GenericJob,
+    ) -> Result<Observation> {
+        let req = self
+            .http
+            .get(self.config.url(&fill_path(&job.status_path, id)));
         let v = send(req, token, Idempotency::Idempotent).await?.json()?;
         Ok(self.observation(&v, id, job))
     }
 
     pub async fn cancel(&self, token: &SecretString, id: &str, job: &GenericJob) -> Result<()> {
-        let path = job.cancel_path.as_deref().ok_or(PlatformError::Unsupported("cancel"))?;
-        let req = self.http.request(method(job.cancel_method), self.config.url(&fill_path(path, id)));
+        let path = job
+            .cancel_path
+            .as_deref()
+            .ok_or(PlatformError::Unsupported("cancel"))?;
+        let req = self.http.request(
+            method(job.cancel_method),
+            self.config.url(&fill_path(path, id)),
+        );
         send(req, token, Idempotency::Idempotent).await.map(drop)
     }
 
@@ -101,7 +125,12 @@ impl GenericAdapter {
             remote_state: sanitize_message(&state),
             remote_id: id.to_string(),
             remote_name: None,
-            message: job.message_pointer.as_deref().and_then(|p| str_at(v, p)).map(|m| sanitize_message(&m)).filter(|m| !m.is_empty()),
+            message: job
+                .message_pointer
+                .as_deref()
+                .and_then(|p| str_at(v, p))
+                .map(|m| sanitize_message(&m))
+                .filter(|m| !m.is_empty()),
             url: Some(self.config.url(&fill_path(&job.status_path, id))),
             ..Default::default()
         }
@@ -139,7 +168,10 @@ mod tests {
     #[test]
     fn name_fills() {
         let b = serde_json::json!({"name": "{name}", "tags": ["x-{name}"], "n": 1});
-        assert_eq!(fill_name(&b, "j1"), serde_json::json!({"name": "j1", "tags": ["x-j1"], "n": 1}));
+        assert_eq!(
+            fill_name(&b, "j1"),
+            serde_json::json!({"name": "j1", "tags": ["x-j1"], "n": 1})
+        );
         assert_eq!(fill_path("/jobs/{id}/cancel", "a b"), "/jobs/a%20b/cancel");
     }
 }

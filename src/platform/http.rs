@@ -4,7 +4,10 @@ use reqwest::{RequestBuilder, Response};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use super::error::{Idempotency, PlatformError, Result, TransportFailure, classify_status, classify_transport, parse_retry_after};
+use super::error::{
+    Idempotency, PlatformError, Result, TransportFailure, classify_status, classify_transport,
+    parse_retry_after,
+};
 use super::sanitize::{message_from_body, sanitize_message};
 
 /// Largest response body we read; platform answers are small, anything bigger is a misbehaving server.
@@ -28,7 +31,11 @@ impl Answer {
 }
 
 /// Sends with `Authorization: Bearer`, returns 2xx answers and classifies everything else.
-pub(crate) async fn send(req: RequestBuilder, token: &SecretString, idempotency: Idempotency) -> Result<Answer> {
+pub(crate) async fn send(
+    req: RequestBuilder,
+    token: &SecretString,
+    idempotency: Idempotency,
+) -> Result<Answer> {
     let req = req.bearer_auth(token.expose_secret());
     let resp = req.send().await.map_err(|e| transport(&e, idempotency))?;
     read(resp, idempotency).await
@@ -36,7 +43,11 @@ pub(crate) async fn send(req: RequestBuilder, token: &SecretString, idempotency:
 
 async fn read(resp: Response, idempotency: Idempotency) -> Result<Answer> {
     let status = resp.status();
-    let retry_after = parse_retry_after(resp.headers().get(http::header::RETRY_AFTER).and_then(|v| v.to_str().ok()));
+    let retry_after = parse_retry_after(
+        resp.headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok()),
+    );
     let body = match resp.bytes().await {
         Ok(b) => b,
         // A success status already tells the outcome; only the body is lost.
@@ -55,7 +66,11 @@ async fn read(resp: Response, idempotency: Idempotency) -> Result<Answer> {
 }
 
 fn transport(e: &reqwest::Error, idempotency: Idempotency) -> PlatformError {
-    let kind = if e.is_connect() { TransportFailure::Connect } else { TransportFailure::AfterSend };
+    let kind = if e.is_connect() {
+        TransportFailure::Connect
+    } else {
+        TransportFailure::AfterSend
+    };
     // reqwest errors carry the URL, never headers; strip the URL's query anyway (it may hold filters).
     let what = if e.is_timeout() {
         "timed out"
@@ -64,7 +79,10 @@ fn transport(e: &reqwest::Error, idempotency: Idempotency) -> PlatformError {
     } else {
         "connection failed"
     };
-    let url = e.url().map(|u| format!(" ({}{})", u.origin().ascii_serialization(), u.path())).unwrap_or_default();
+    let url = e
+        .url()
+        .map(|u| format!(" ({}{})", u.origin().ascii_serialization(), u.path()))
+        .unwrap_or_default();
     classify_transport(kind, idempotency, sanitize_message(&format!("{what}{url}")))
 }
 
@@ -84,11 +102,16 @@ pub(crate) fn missing(what: &str, idempotency: Idempotency) -> PlatformError {
     let message = format!("response lacks {what}");
     match idempotency {
         Idempotency::Create => PlatformError::OutcomeUnknown { message },
-        Idempotency::Idempotent => PlatformError::Retriable { retry_after: None, message },
+        Idempotency::Idempotent => PlatformError::Retriable {
+            retry_after: None,
+            message,
+        },
     }
 }
 
 /// Percent-encodes one path segment (names and ids come from users and platforms).
 pub(crate) fn seg(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
 }

@@ -42,7 +42,12 @@ pub struct PlatformConfig {
 impl PlatformConfig {
     pub fn new(platform: Platform, base_url: impl Into<String>) -> Self {
         let base_url = base_url.into().trim_end_matches('/').to_string();
-        Self { platform, base_url, api: None, username: None }
+        Self {
+            platform,
+            base_url,
+            api: None,
+            username: None,
+        }
     }
 
     pub fn with_api(mut self, api: PlatformApi) -> Self {
@@ -128,7 +133,9 @@ impl fmt::Debug for Adapter {
             Adapter::Dai(a) => &a.config,
             Adapter::Generic(a) => &a.config,
         };
-        f.debug_struct("Adapter").field("config", config).finish_non_exhaustive()
+        f.debug_struct("Adapter")
+            .field("config", config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -147,7 +154,12 @@ impl Adapter {
     /// Submits a job under `remote_name`. On [`PlatformError::Conflict`] or
     /// [`PlatformError::OutcomeUnknown`] call [`Adapter::lookup`] (named platforms) or
     /// [`dai::DaiAdapter::reconcile_unknown_start`] (DAI) instead of submitting again.
-    pub async fn submit(&self, token: &SecretString, remote_name: &str, body: JobBody<'_>) -> Result<Observation> {
+    pub async fn submit(
+        &self,
+        token: &SecretString,
+        remote_name: &str,
+        body: JobBody<'_>,
+    ) -> Result<Observation> {
         match (self, body) {
             (Adapter::Runai(a), JobBody::Runai(j)) => a.submit(token, remote_name, j).await,
             (Adapter::Openpai(a), JobBody::Openpai(j)) => a.submit(token, remote_name, j).await,
@@ -158,7 +170,12 @@ impl Adapter {
     }
 
     /// Reads one job by its remote id.
-    pub async fn get(&self, token: &SecretString, remote_id: &str, body: JobBody<'_>) -> Result<Observation> {
+    pub async fn get(
+        &self,
+        token: &SecretString,
+        remote_id: &str,
+        body: JobBody<'_>,
+    ) -> Result<Observation> {
         match (self, body) {
             (Adapter::Runai(a), JobBody::Runai(_)) => a.get(token, remote_id).await,
             (Adapter::Openpai(a), JobBody::Openpai(_)) => a.get(token, remote_id).await,
@@ -170,11 +187,20 @@ impl Adapter {
 
     /// Finds a job by the name we gave it (adoption after a crash or a 409). `Ok(None)`: not there.
     /// DAI and generic jobs have no client-chosen name: always `Ok(None)`.
-    pub async fn lookup(&self, token: &SecretString, remote_name: &str, body: JobBody<'_>) -> Result<Option<Observation>> {
+    pub async fn lookup(
+        &self,
+        token: &SecretString,
+        remote_name: &str,
+        body: JobBody<'_>,
+    ) -> Result<Option<Observation>> {
         match (self, body) {
-            (Adapter::Runai(a), JobBody::Runai(j)) => a.lookup(token, remote_name, &j.project_id).await,
+            (Adapter::Runai(a), JobBody::Runai(j)) => {
+                a.lookup(token, remote_name, &j.project_id).await
+            }
             (Adapter::Openpai(a), JobBody::Openpai(_)) => a.lookup(token, remote_name).await,
-            (Adapter::Dai(_), JobBody::Dai(_)) | (Adapter::Generic(_), JobBody::Generic(_)) => Ok(None),
+            (Adapter::Dai(_), JobBody::Dai(_)) | (Adapter::Generic(_), JobBody::Generic(_)) => {
+                Ok(None)
+            }
             _ => Err(mismatch(body)),
         }
     }
@@ -182,7 +208,11 @@ impl Adapter {
     /// Batched status of many jobs of this ApiClient, where the platform has a list call
     /// (Run:ai per project, OpenPAI per user). Returns `Ok(None)` where there is none; callers then
     /// fall back to [`Adapter::get`] per job.
-    pub async fn list(&self, token: &SecretString, scope: Option<&str>) -> Result<Option<Vec<Observation>>> {
+    pub async fn list(
+        &self,
+        token: &SecretString,
+        scope: Option<&str>,
+    ) -> Result<Option<Vec<Observation>>> {
         match self {
             Adapter::Runai(a) => a.list(token, scope).await.map(Some),
             Adapter::Openpai(a) => a.list(token).await.map(Some),
@@ -191,7 +221,12 @@ impl Adapter {
     }
 
     /// Cancels (Run:ai: deletes; OpenPAI: stops; DAI: aborts). NotFound means it is already gone.
-    pub async fn cancel(&self, token: &SecretString, remote_id: &str, body: JobBody<'_>) -> Result<()> {
+    pub async fn cancel(
+        &self,
+        token: &SecretString,
+        remote_id: &str,
+        body: JobBody<'_>,
+    ) -> Result<()> {
         match (self, body) {
             (Adapter::Runai(a), JobBody::Runai(_)) => a.cancel(token, remote_id).await,
             (Adapter::Openpai(a), JobBody::Openpai(_)) => a.cancel(token, remote_id).await,
@@ -223,13 +258,17 @@ impl Adapter {
 
 fn mismatch(body: JobBody<'_>) -> PlatformError {
     PlatformError::Permanent {
-        message: format!("a {} job body cannot go to this ApiClient's platform", body.platform().as_str()),
+        message: format!(
+            "a {} job body cannot go to this ApiClient's platform",
+            body.platform().as_str()
+        ),
     }
 }
 
 /// Milliseconds since the epoch (OpenPAI, DAI numbers) to a timestamp; 0 and junk give `None`.
 pub(crate) fn ts_from_millis(ms: Option<i64>) -> Option<Timestamp> {
-    ms.filter(|m| *m > 0).and_then(|m| Timestamp::from_millisecond(m).ok())
+    ms.filter(|m| *m > 0)
+        .and_then(|m| Timestamp::from_millisecond(m).ok())
 }
 
 /// RFC 3339 text to a timestamp; junk gives `None` (times are informative, never fatal).

@@ -11,13 +11,30 @@ pub const MAX_NAME_LEN: usize = 63;
 /// The uid prefix keeps recreated RemoteJobs with the same name apart (OpenPAI never frees a name),
 /// the attempt keeps resubmissions apart. When too long, the namespace/name part is cut, never the
 /// uid or attempt suffix.
-pub fn remote_name(namespace: &str, name: &str, uid: &str, attempt: u32, platform: Platform) -> String {
-    let uid_part: String = uid.chars().filter(|c| c.is_ascii_alphanumeric()).take(8).collect::<String>().to_ascii_lowercase();
+pub fn remote_name(
+    namespace: &str,
+    name: &str,
+    uid: &str,
+    attempt: u32,
+    platform: Platform,
+) -> String {
+    let uid_part: String = uid
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(8)
+        .collect::<String>()
+        .to_ascii_lowercase();
     let suffix = format!("-{uid_part}-{attempt}");
     let prefix = match platform {
         // OpenPAI allows [a-zA-Z0-9_-]; lower-casing anyway keeps names alike across platforms.
-        Platform::Openpai => reduce(&format!("{namespace}-{name}"), |c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
-        Platform::Runai | Platform::Dai | Platform::Generic => reduce(&format!("{namespace}-{name}"), |c| c.is_ascii_alphanumeric() || c == '-'),
+        Platform::Openpai => reduce(&format!("{namespace}-{name}"), |c| {
+            c.is_ascii_alphanumeric() || c == '_' || c == '-'
+        }),
+        Platform::Runai | Platform::Dai | Platform::Generic => {
+            reduce(&format!("{namespace}-{name}"), |c| {
+                c.is_ascii_alphanumeric() || c == '-'
+            })
+        }
     };
     let room = MAX_NAME_LEN - suffix.len();
     let mut prefix: String = prefix.chars().take(room).collect();
@@ -51,7 +68,8 @@ mod tests {
     fn dns1123(s: &str) -> bool {
         !s.is_empty()
             && s.len() <= 63
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             && !s.starts_with('-')
             && !s.ends_with('-')
     }
@@ -61,12 +79,30 @@ mod tests {
         let uid = "3f2a9c1e-0000-4000-8000-000000000000";
         let long = "a".repeat(80);
         let cases: &[(&str, &str, u32, Platform, &str)] = &[
-            ("default", "train", 0, Platform::Runai, "default-train-3f2a9c1e-0"),
-            ("default", "Train.Big", 2, Platform::Runai, "default-train-big-3f2a9c1e-2"),
+            (
+                "default",
+                "train",
+                0,
+                Platform::Runai,
+                "default-train-3f2a9c1e-0",
+            ),
+            (
+                "default",
+                "Train.Big",
+                2,
+                Platform::Runai,
+                "default-train-big-3f2a9c1e-2",
+            ),
             ("ns", "my_job", 1, Platform::Openpai, "ns-my_job-3f2a9c1e-1"),
             ("ns", "my_job", 1, Platform::Runai, "ns-my-job-3f2a9c1e-1"),
             ("ns", "x.y", 0, Platform::Openpai, "ns-x-y-3f2a9c1e-0"),
-            ("ns", &long, 10, Platform::Runai, &format!("ns-{}-3f2a9c1e-10", "a".repeat(63 - 3 - 12))),
+            (
+                "ns",
+                &long,
+                10,
+                Platform::Runai,
+                &format!("ns-{}-3f2a9c1e-10", "a".repeat(63 - 3 - 12)),
+            ),
             ("", "", 0, Platform::Dai, "j-3f2a9c1e-0"),
         ];
         for (ns, name, attempt, platform, want) in cases {

@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use super::error::{Idempotency, PlatformError, Result};
-use super::http::{send, seg, str_at};
+use super::http::{seg, send, str_at};
 use super::sanitize::sanitize_message;
 use super::{Observation, PlatformConfig, ts_from_millis};
 use crate::crd::{OpenpaiJob, PlatformApi, RemoteJobPhase};
@@ -44,9 +44,12 @@ impl OpenpaiAdapter {
     }
 
     fn user(&self) -> Result<&str> {
-        self.config.username.as_deref().ok_or(PlatformError::Permanent {
-            message: "OpenPAI needs the username the token belongs to".into(),
-        })
+        self.config
+            .username
+            .as_deref()
+            .ok_or(PlatformError::Permanent {
+                message: "OpenPAI needs the username the token belongs to".into(),
+            })
     }
 
     /// Job protocol v2 from the typed fields, or the given protocol with our name.
@@ -115,15 +118,29 @@ impl OpenpaiAdapter {
         c
     }
 
-    pub async fn submit(&self, token: &SecretString, remote_name: &str, job: &OpenpaiJob) -> Result<Observation> {
+    pub async fn submit(
+        &self,
+        token: &SecretString,
+        remote_name: &str,
+        job: &OpenpaiJob,
+    ) -> Result<Observation> {
         let user = self.user()?;
         let req = if self.v1() {
-            self.http.post(self.config.url(&format!("/api/v1/user/{}/jobs", seg(user)))).json(&Self::config_v1(remote_name, job))
+            self.http
+                .post(self.config.url(&format!("/api/v1/user/{}/jobs", seg(user))))
+                .json(&Self::config_v1(remote_name, job))
         } else {
-            let yaml = serde_saphyr::to_string(&Self::protocol_v2(remote_name, job))
-                .map_err(|e| PlatformError::Permanent { message: sanitize_message(&format!("job protocol: {e}")) })?;
+            let yaml =
+                serde_saphyr::to_string(&Self::protocol_v2(remote_name, job)).map_err(|e| {
+                    PlatformError::Permanent {
+                        message: sanitize_message(&format!("job protocol: {e}")),
+                    }
+                })?;
             // text/yaml: the server parses text bodies with js-yaml; application/json would break it.
-            self.http.post(self.config.url("/api/v2/jobs")).header(http::header::CONTENT_TYPE, "text/yaml").body(yaml)
+            self.http
+                .post(self.config.url("/api/v2/jobs"))
+                .header(http::header::CONTENT_TYPE, "text/yaml")
+                .body(yaml)
         };
         // The 202 body is a message, not the job; the job is visible right away as WAITING.
         send(req, token, Idempotency::Create).await?;
@@ -140,9 +157,11 @@ impl OpenpaiAdapter {
 
     fn job_url(&self, user: &str, name: &str) -> String {
         if self.v1() {
-            self.config.url(&format!("/api/v1/user/{}/jobs/{}", seg(user), seg(name)))
+            self.config
+                .url(&format!("/api/v1/user/{}/jobs/{}", seg(user), seg(name)))
         } else {
-            self.config.url(&format!("/api/v2/jobs/{}", seg(&format!("{user}~{name}"))))
+            self.config
+                .url(&format!("/api/v2/jobs/{}", seg(&format!("{user}~{name}"))))
         }
     }
 
@@ -156,11 +175,21 @@ impl OpenpaiAdapter {
 
     pub async fn get(&self, token: &SecretString, id: &str) -> Result<Observation> {
         let (user, name) = self.split_id(id)?;
-        let v = send(self.http.get(self.job_url(user, name)), token, Idempotency::Idempotent).await?.json()?;
+        let v = send(
+            self.http.get(self.job_url(user, name)),
+            token,
+            Idempotency::Idempotent,
+        )
+        .await?
+        .json()?;
         Ok(self.observation(&v, user, name))
     }
 
-    pub async fn lookup(&self, token: &SecretString, remote_name: &str) -> Result<Option<Observation>> {
+    pub async fn lookup(
+        &self,
+        token: &SecretString,
+        remote_name: &str,
+    ) -> Result<Option<Observation>> {
         let id = format!("{}~{remote_name}", self.user()?);
         match self.get(token, &id).await {
             Ok(o) => Ok(Some(o)),
@@ -172,12 +201,23 @@ impl OpenpaiAdapter {
     /// The user's jobs. The list call is rate-limited harder than gets (60/min/user): call it rarely.
     pub async fn list(&self, token: &SecretString) -> Result<Vec<Observation>> {
         let user = self.user()?;
-        let path = if self.v1() { "/api/v1/jobs" } else { "/api/v2/jobs" };
-        let req = self.http.get(self.config.url(path)).query(&[("username", user)]);
+        let path = if self.v1() {
+            "/api/v1/jobs"
+        } else {
+            "/api/v2/jobs"
+        };
+        let req = self
+            .http
+            .get(self.config.url(path))
+            .query(&[("username", user)]);
         let v = send(req, token, Idempotency::Idempotent).await?.json()?;
         let items = match &v {
             Value::Array(a) => a.clone(),
-            _ => v.get("data").and_then(Value::as_array).cloned().unwrap_or_default(),
+            _ => v
+                .get("data")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
         };
         Ok(items
             .iter()
@@ -192,14 +232,24 @@ impl OpenpaiAdapter {
     pub async fn cancel(&self, token: &SecretString, id: &str) -> Result<()> {
         let (user, name) = self.split_id(id)?;
         let url = format!("{}/executionType", self.job_url(user, name));
-        send(self.http.put(url).json(&json!({"value": "STOP"})), token, Idempotency::Idempotent).await.map(drop)
+        send(
+            self.http.put(url).json(&json!({"value": "STOP"})),
+            token,
+            Idempotency::Idempotent,
+        )
+        .await
+        .map(drop)
     }
 
     /// Reads a job detail (`jobStatus.*`) or a list summary (fields at the top level).
     fn observation(&self, v: &Value, user: &str, name: &str) -> Observation {
-        let at = |field: &str| str_at(v, &format!("/jobStatus/{field}")).or_else(|| str_at(v, &format!("/{field}")));
+        let at = |field: &str| {
+            str_at(v, &format!("/jobStatus/{field}")).or_else(|| str_at(v, &format!("/{field}")))
+        };
         let ms = |field: &str| {
-            v.pointer(&format!("/jobStatus/{field}")).or_else(|| v.get(field)).and_then(Value::as_i64)
+            v.pointer(&format!("/jobStatus/{field}"))
+                .or_else(|| v.get(field))
+                .and_then(Value::as_i64)
         };
         let state = at("state").unwrap_or_default();
         let message = at("appExitDiagnostics")
@@ -248,9 +298,15 @@ mod tests {
         let job: OpenpaiJob = serde_json::from_value(json!({"image": "ubuntu:20.04", "commands": ["echo hi"], "parameters": {"SIM_OUTCOME": "fail"}})).unwrap();
         let p = OpenpaiAdapter::protocol_v2("ns-j-1234abcd-0", &job);
         assert_eq!(p["name"], "ns-j-1234abcd-0");
-        assert_eq!(p["prerequisites"][0], json!({"name": "image", "type": "dockerimage", "uri": "ubuntu:20.04"}));
+        assert_eq!(
+            p["prerequisites"][0],
+            json!({"name": "image", "type": "dockerimage", "uri": "ubuntu:20.04"})
+        );
         assert_eq!(p["taskRoles"]["main"]["dockerImage"], "image");
-        assert_eq!(p["taskRoles"]["main"]["resourcePerInstance"], json!({"cpu": 1, "memoryMB": 1024, "gpu": 0}));
+        assert_eq!(
+            p["taskRoles"]["main"]["resourcePerInstance"],
+            json!({"cpu": 1, "memoryMB": 1024, "gpu": 0})
+        );
         assert_eq!(p["defaults"]["virtualCluster"], "default");
         assert_eq!(p["parameters"]["SIM_OUTCOME"], "fail");
         let yaml = serde_saphyr::to_string(&p).unwrap();
@@ -259,7 +315,8 @@ mod tests {
 
     #[test]
     fn given_protocol_gets_our_name() {
-        let job: OpenpaiJob = serde_json::from_value(json!({"protocol": {"name": "theirs", "type": "job"}})).unwrap();
+        let job: OpenpaiJob =
+            serde_json::from_value(json!({"protocol": {"name": "theirs", "type": "job"}})).unwrap();
         assert_eq!(OpenpaiAdapter::protocol_v2("ours", &job)["name"], "ours");
         assert_eq!(OpenpaiAdapter::config_v1("ours", &job)["jobName"], "ours");
     }

@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 
 use super::error::{Idempotency, Result};
-use super::http::{Answer, missing, send, seg, str_at};
+use super::http::{Answer, missing, seg, send, str_at};
 use super::sanitize::sanitize_message;
 use super::{Observation, PlatformConfig, ts_from_str};
 use crate::crd::{RemoteJobPhase, RunaiJob};
@@ -61,7 +61,11 @@ impl RunaiAdapter {
             spec.insert("args".into(), json!(a));
         }
         if !job.environment.is_empty() {
-            let env: Vec<Value> = job.environment.iter().map(|e| json!({"name": e.name, "value": e.value})).collect();
+            let env: Vec<Value> = job
+                .environment
+                .iter()
+                .map(|e| json!({"name": e.name, "value": e.value}))
+                .collect();
             spec.insert("environmentVariables".into(), Value::Array(env));
         }
         let mut compute = Map::new();
@@ -84,33 +88,60 @@ impl RunaiAdapter {
         json!({"name": remote_name, "projectId": job.project_id, "clusterId": job.cluster_id, "spec": spec})
     }
 
-    pub async fn submit(&self, token: &SecretString, remote_name: &str, job: &RunaiJob) -> Result<Observation> {
-        let req = self.http.post(self.config.url(TRAININGS)).json(&Self::request_body(remote_name, job));
+    pub async fn submit(
+        &self,
+        token: &SecretString,
+        remote_name: &str,
+        job: &RunaiJob,
+    ) -> Result<Observation> {
+        let req = self
+            .http
+            .post(self.config.url(TRAININGS))
+            .json(&Self::request_body(remote_name, job));
         // 202 per the current OpenAPI, 200 in API 2.18: any 2xx is accepted.
         let answer = send(req, token, Idempotency::Create).await?;
         self.training(&answer, Idempotency::Create)
     }
 
     pub async fn get(&self, token: &SecretString, id: &str) -> Result<Observation> {
-        let req = self.http.get(self.config.url(&format!("{TRAININGS}/{}", seg(id))));
+        let req = self
+            .http
+            .get(self.config.url(&format!("{TRAININGS}/{}", seg(id))));
         let answer = send(req, token, Idempotency::Idempotent).await?;
         self.training(&answer, Idempotency::Idempotent)
     }
 
-    pub async fn lookup(&self, token: &SecretString, remote_name: &str, project_id: &str) -> Result<Option<Observation>> {
+    pub async fn lookup(
+        &self,
+        token: &SecretString,
+        remote_name: &str,
+        project_id: &str,
+    ) -> Result<Option<Observation>> {
         let filter = format!("name=={remote_name},projectId=={project_id}");
-        let req = self.http.get(self.config.url(WORKLOADS)).query(&[("filterBy", filter.as_str()), ("limit", "10")]);
+        let req = self
+            .http
+            .get(self.config.url(WORKLOADS))
+            .query(&[("filterBy", filter.as_str()), ("limit", "10")]);
         let v = send(req, token, Idempotency::Idempotent).await?.json()?;
-        let found = workloads(&v).into_iter().find(|w| str_at(w, "/name").as_deref() == Some(remote_name));
+        let found = workloads(&v)
+            .into_iter()
+            .find(|w| str_at(w, "/name").as_deref() == Some(remote_name));
         Ok(found.map(|w| self.workload(w)))
     }
 
     /// All workloads, or those of one project (`scope` = projectId), following `next`.
-    pub async fn list(&self, token: &SecretString, scope: Option<&str>) -> Result<Vec<Observation>> {
+    pub async fn list(
+        &self,
+        token: &SecretString,
+        scope: Option<&str>,
+    ) -> Result<Vec<Observation>> {
         let mut out = Vec::new();
         let mut offset = 0usize;
         loop {
-            let mut query = vec![("limit".to_string(), PAGE.to_string()), ("offset".to_string(), offset.to_string())];
+            let mut query = vec![
+                ("limit".to_string(), PAGE.to_string()),
+                ("offset".to_string(), offset.to_string()),
+            ];
             if let Some(p) = scope {
                 query.push(("filterBy".into(), format!("projectId=={p}")));
             }
@@ -127,25 +158,35 @@ impl RunaiAdapter {
     }
 
     pub async fn cancel(&self, token: &SecretString, id: &str) -> Result<()> {
-        let req = self.http.delete(self.config.url(&format!("{TRAININGS}/{}", seg(id))));
+        let req = self
+            .http
+            .delete(self.config.url(&format!("{TRAININGS}/{}", seg(id))));
         send(req, token, Idempotency::Idempotent).await.map(drop)
     }
 
     pub async fn suspend(&self, token: &SecretString, id: &str) -> Result<()> {
-        let req = self.http.post(self.config.url(&format!("{TRAININGS}/{}/suspend", seg(id))));
+        let req = self
+            .http
+            .post(self.config.url(&format!("{TRAININGS}/{}/suspend", seg(id))));
         send(req, token, Idempotency::Idempotent).await.map(drop)
     }
 
     pub async fn resume(&self, token: &SecretString, id: &str) -> Result<()> {
-        let req = self.http.post(self.config.url(&format!("{TRAININGS}/{}/resume", seg(id))));
+        let req = self
+            .http
+            .post(self.config.url(&format!("{TRAININGS}/{}/resume", seg(id))));
         send(req, token, Idempotency::Idempotent).await.map(drop)
     }
 
     /// A `Training1` body (create and get answers).
     fn training(&self, answer: &Answer, idempotency: Idempotency) -> Result<Observation> {
         let v = answer.json()?;
-        let id = str_at(&v, "/workloadId").or_else(|| str_at(&v, "/id")).ok_or_else(|| missing("workloadId", idempotency))?;
-        let actual = str_at(&v, "/actualPhase").or_else(|| str_at(&v, "/phase")).unwrap_or_default();
+        let id = str_at(&v, "/workloadId")
+            .or_else(|| str_at(&v, "/id"))
+            .ok_or_else(|| missing("workloadId", idempotency))?;
+        let actual = str_at(&v, "/actualPhase")
+            .or_else(|| str_at(&v, "/phase"))
+            .unwrap_or_default();
         let desired = str_at(&v, "/desiredPhase");
         Ok(Observation {
             phase: map_phase(&actual, desired.as_deref()),
@@ -156,7 +197,9 @@ impl RunaiAdapter {
             created_at: ts_from_str(str_at(&v, "/createdAt").as_deref()),
             started_at: None,
             completed_at: ts_from_str(str_at(&v, "/completedAt").as_deref()),
-            message: str_at(&v, "/phaseMessage").map(|m| sanitize_message(&m)).filter(|m| !m.is_empty()),
+            message: str_at(&v, "/phaseMessage")
+                .map(|m| sanitize_message(&m))
+                .filter(|m| !m.is_empty()),
         })
     }
 
@@ -164,7 +207,11 @@ impl RunaiAdapter {
     fn workload(&self, w: &Value) -> Observation {
         let id = str_at(w, "/id").unwrap_or_default();
         let phase_word = str_at(w, "/phase").unwrap_or_default();
-        let desired = if w.get("deletedAt").is_some_and(|d| !d.is_null()) { Some("Deleted") } else { None };
+        let desired = if w.get("deletedAt").is_some_and(|d| !d.is_null()) {
+            Some("Deleted")
+        } else {
+            None
+        };
         Observation {
             phase: map_phase(&phase_word, desired),
             remote_state: sanitize_message(&phase_word),
@@ -174,13 +221,18 @@ impl RunaiAdapter {
             created_at: ts_from_str(str_at(w, "/createdAt").as_deref()),
             started_at: None,
             completed_at: ts_from_str(str_at(w, "/completedAt").as_deref()),
-            message: str_at(w, "/phaseMessage").map(|m| sanitize_message(&m)).filter(|m| !m.is_empty()),
+            message: str_at(w, "/phaseMessage")
+                .map(|m| sanitize_message(&m))
+                .filter(|m| !m.is_empty()),
         }
     }
 }
 
 fn workloads(v: &Value) -> Vec<&Value> {
-    v.get("workloads").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default()
+    v.get("workloads")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().collect())
+        .unwrap_or_default()
 }
 
 /// Deep merge: objects merge key by key, anything else in `patch` replaces what is in `base`.
@@ -238,8 +290,14 @@ mod tests {
         let body = RunaiAdapter::request_body("n", &job);
         assert_eq!(body["name"], "n");
         assert_eq!(body["spec"]["image"], "other");
-        assert_eq!(body["spec"]["compute"], json!({"gpuDevicesRequest": 1, "cpuCoreRequest": 2}));
-        assert_eq!(body["spec"]["environmentVariables"], json!([{"name": "A", "value": "1"}]));
+        assert_eq!(
+            body["spec"]["compute"],
+            json!({"gpuDevicesRequest": 1, "cpuCoreRequest": 2})
+        );
+        assert_eq!(
+            body["spec"]["environmentVariables"],
+            json!([{"name": "A", "value": "1"}])
+        );
         assert!(body.get("useGivenNameAsPrefix").is_none());
     }
 }

@@ -20,19 +20,33 @@ pub fn sanitize_message(raw: &str) -> String {
         }
         // "Bearer xyz", "token: xyz", "password=xyz": the next word is the secret.
         let lower = word.to_ascii_lowercase();
-        redact_next = lower == "bearer" || lower == "basic" || lower.ends_with("token:") || lower.ends_with("secret:");
+        redact_next = lower == "bearer"
+            || lower == "basic"
+            || lower.ends_with("token:")
+            || lower.ends_with("secret:");
     }
     truncate_chars(&out, MAX_MESSAGE_CHARS)
 }
 
 /// JWTs, long opaque strings and `key=value` pairs whose key names a secret.
 fn looks_like_secret(word: &str) -> bool {
-    let w = word.trim_matches(|c: char| matches!(c, '"' | '\'' | ',' | ';' | '(' | ')' | '{' | '}'));
+    let w =
+        word.trim_matches(|c: char| matches!(c, '"' | '\'' | ',' | ';' | '(' | ')' | '{' | '}'));
     let lower = w.to_ascii_lowercase();
-    for key in ["token", "secret", "password", "authorization", "apikey", "api_key"] {
+    for key in [
+        "token",
+        "secret",
+        "password",
+        "authorization",
+        "apikey",
+        "api_key",
+    ] {
         if let Some(pos) = lower.find(key) {
             let rest = &lower[pos + key.len()..];
-            if rest.starts_with('=') || rest.starts_with("\":") || rest.starts_with(':') && rest.len() > 1 {
+            if rest.starts_with('=')
+                || rest.starts_with("\":")
+                || rest.starts_with(':') && rest.len() > 1
+            {
                 return true;
             }
         }
@@ -41,7 +55,9 @@ fn looks_like_secret(word: &str) -> bool {
         return true;
     }
     // Long runs of token alphabet with both letters and digits: API keys, hashes, base64 blobs.
-    let tokenish = w.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+' | '/' | '='));
+    let tokenish = w
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+' | '/' | '='));
     let has_digit = w.chars().any(|c| c.is_ascii_digit());
     let has_alpha = w.chars().any(|c| c.is_ascii_alphabetic());
     let uuid_like = w.len() == 36 && w.chars().filter(|c| *c == '-').count() == 4;
@@ -71,7 +87,10 @@ pub fn message_from_body(body: &[u8]) -> String {
                 .map(str::to_string),
             _ => None,
         };
-        let text = pick("message").or_else(|| pick("error_description")).or(detail).or_else(|| pick("error"));
+        let text = pick("message")
+            .or_else(|| pick("error_description"))
+            .or(detail)
+            .or_else(|| pick("error"));
         let code = v.get("code").and_then(|c| c.as_str());
         return match (code, text) {
             (Some(c), Some(t)) => sanitize_message(&format!("{c}: {t}")),
@@ -94,11 +113,20 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             ("  hello\n  world ", "hello world"),
             (&format!("bad token {jwt}"), "bad token [redacted]"),
-            ("Authorization: Bearer abc", "Authorization: Bearer [redacted]"),
+            (
+                "Authorization: Bearer abc",
+                "Authorization: Bearer [redacted]",
+            ),
             ("password=hunter2 wrong", "[redacted] wrong"),
             ("key 0123456789abcdef0123456789abcdef01", "key [redacted]"),
-            ("job 123e4567-e89b-12d3-a456-426614174000 ok", "job 123e4567-e89b-12d3-a456-426614174000 ok"),
-            ("Job alice~my-job already exists.", "Job alice~my-job already exists."),
+            (
+                "job 123e4567-e89b-12d3-a456-426614174000 ok",
+                "job 123e4567-e89b-12d3-a456-426614174000 ok",
+            ),
+            (
+                "Job alice~my-job already exists.",
+                "Job alice~my-job already exists.",
+            ),
         ];
         for (raw, want) in cases {
             assert_eq!(sanitize_message(raw), *want, "{raw}");
@@ -110,11 +138,26 @@ mod tests {
     #[test]
     fn body_messages() {
         let cases: &[(&[u8], &str)] = &[
-            (br#"{"code":409,"message":"Resource with this name already exists"}"#, "Resource with this name already exists"),
-            (br#"{"code":"ConflictJobError","message":"Job a~b already exists."}"#, "ConflictJobError: Job a~b already exists."),
-            (br#"{"error":"invalid_client","error_description":"Invalid client credentials"}"#, "Invalid client credentials"),
-            (br#"{"detail":[{"loc":["body"],"msg":"field required","type":"missing"}]}"#, "field required"),
-            (b"Too many requests, please try again later.\nmore", "Too many requests, please try again later."),
+            (
+                br#"{"code":409,"message":"Resource with this name already exists"}"#,
+                "Resource with this name already exists",
+            ),
+            (
+                br#"{"code":"ConflictJobError","message":"Job a~b already exists."}"#,
+                "ConflictJobError: Job a~b already exists.",
+            ),
+            (
+                br#"{"error":"invalid_client","error_description":"Invalid client credentials"}"#,
+                "Invalid client credentials",
+            ),
+            (
+                br#"{"detail":[{"loc":["body"],"msg":"field required","type":"missing"}]}"#,
+                "field required",
+            ),
+            (
+                b"Too many requests, please try again later.\nmore",
+                "Too many requests, please try again later.",
+            ),
             (b"", ""),
         ];
         for (body, want) in cases {
