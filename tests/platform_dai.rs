@@ -13,7 +13,10 @@ use k8s_openapi::jiff::Timestamp;
 use serde_json::json;
 
 fn exec_job(extra: serde_json::Value) -> DaiJob {
-    serde_json::from_value(json!({"modelId": "6f1c0000-0000-4000-8000-00000000aaaa", "extra": extra})).unwrap()
+    serde_json::from_value(
+        json!({"modelId": "6f1c0000-0000-4000-8000-00000000aaaa", "extra": extra}),
+    )
+    .unwrap()
 }
 
 fn legacy_job(extra: serde_json::Value) -> DaiJob {
@@ -32,12 +35,19 @@ async fn both_apis_run_to_outcomes() {
     let sim = sim().await;
     let token = dai_token(&sim).await;
     let cases = [
-        (PlatformApi::DaiExecutions, exec_job as fn(serde_json::Value) -> DaiJob),
+        (
+            PlatformApi::DaiExecutions,
+            exec_job as fn(serde_json::Value) -> DaiJob,
+        ),
         (PlatformApi::DaiLegacyRun, legacy_job),
     ];
     for (api, make) in cases {
         let a = adapter(&sim, Platform::Dai, Some(api));
-        for (outcome, want, word) in [("succeed", RemoteJobPhase::Succeeded, "Passed"), ("fail", RemoteJobPhase::Failed, "Failed"), ("incomplete", RemoteJobPhase::Failed, "Incomplete")] {
+        for (outcome, want, word) in [
+            ("succeed", RemoteJobPhase::Succeeded, "Passed"),
+            ("fail", RemoteJobPhase::Failed, "Failed"),
+            ("incomplete", RemoteJobPhase::Failed, "Incomplete"),
+        ] {
             let j = make(json!({"SIM_OUTCOME": outcome}));
             let o = a.submit(&token, "ignored", JobBody::Dai(&j)).await.unwrap();
             assert_eq!(o.phase, RemoteJobPhase::Running, "{api:?}");
@@ -47,10 +57,22 @@ async fn both_apis_run_to_outcomes() {
                 o.phase.is_terminal().then_some(o)
             })
             .await;
-            assert_eq!((done.phase, done.remote_state.as_str()), (want, word), "{api:?}");
-            assert!(done.started_at.is_some() && done.completed_at.is_some(), "{done:?}");
+            assert_eq!(
+                (done.phase, done.remote_state.as_str()),
+                (want, word),
+                "{api:?}"
+            );
+            assert!(
+                done.started_at.is_some() && done.completed_at.is_some(),
+                "{done:?}"
+            );
         }
-        assert_eq!(a.lookup(&token, "x", JobBody::Dai(&make(json!({})))).await.unwrap(), None);
+        assert_eq!(
+            a.lookup(&token, "x", JobBody::Dai(&make(json!({}))))
+                .await
+                .unwrap(),
+            None
+        );
         assert_eq!(a.list(&token, None).await.unwrap(), None);
     }
     sim.shutdown().await;
@@ -61,11 +83,23 @@ async fn abort_both_apis() {
     let sim = sim().await;
     let token = dai_token(&sim).await;
     for (api, j, word) in [
-        (PlatformApi::DaiExecutions, exec_job(json!({"SIM_RUN_SECONDS": 60})), "Aborted"),
-        (PlatformApi::DaiLegacyRun, legacy_job(json!({"SIM_RUN_SECONDS": 60})), "Incomplete"),
+        (
+            PlatformApi::DaiExecutions,
+            exec_job(json!({"SIM_RUN_SECONDS": 60})),
+            "Aborted",
+        ),
+        (
+            PlatformApi::DaiLegacyRun,
+            legacy_job(json!({"SIM_RUN_SECONDS": 60})),
+            "Incomplete",
+        ),
     ] {
         let a = adapter(&sim, Platform::Dai, Some(api));
-        let id = a.submit(&token, "x", JobBody::Dai(&j)).await.unwrap().remote_id;
+        let id = a
+            .submit(&token, "x", JobBody::Dai(&j))
+            .await
+            .unwrap()
+            .remote_id;
         a.cancel(&token, &id, JobBody::Dai(&j)).await.unwrap();
         let o = wait_for("aborted", WAIT, || async {
             let o = a.get(&token, &id, JobBody::Dai(&j)).await.unwrap();
@@ -73,7 +107,15 @@ async fn abort_both_apis() {
         })
         .await;
         assert!(o.phase.is_terminal());
-        assert!(matches!(a.cancel(&token, "00000000-0000-0000-0000-000000000000", JobBody::Dai(&j)).await, Err(PlatformError::NotFound { .. })));
+        assert!(matches!(
+            a.cancel(
+                &token,
+                "00000000-0000-0000-0000-000000000000",
+                JobBody::Dai(&j)
+            )
+            .await,
+            Err(PlatformError::NotFound { .. })
+        ));
     }
     sim.shutdown().await;
 }
@@ -82,23 +124,51 @@ async fn abort_both_apis() {
 async fn unknown_start_is_reconciled_not_retried() {
     let sim = sim().await;
     let token = dai_token(&sim).await;
-    for (api, j) in [(PlatformApi::DaiExecutions, exec_job(json!({"SIM_RUN_SECONDS": 30}))), (PlatformApi::DaiLegacyRun, legacy_job(json!({"SIM_RUN_SECONDS": 30})))] {
+    for (api, j) in [
+        (
+            PlatformApi::DaiExecutions,
+            exec_job(json!({"SIM_RUN_SECONDS": 30})),
+        ),
+        (
+            PlatformApi::DaiLegacyRun,
+            legacy_job(json!({"SIM_RUN_SECONDS": 30})),
+        ),
+    ] {
         let a = adapter(&sim, Platform::Dai, Some(api));
         let window = Duration::from_secs(30);
         // Nothing started yet.
         let before = Timestamp::now();
-        assert_eq!(dai(&a).reconcile_unknown_start(&token, &j, before, window).await.unwrap(), StartReconciliation::NotStarted);
-        add_fault(&sim, json!({"platform": "dai", "op": "create", "kind": "commit_then_drop", "times": 1})).await;
+        assert_eq!(
+            dai(&a)
+                .reconcile_unknown_start(&token, &j, before, window)
+                .await
+                .unwrap(),
+            StartReconciliation::NotStarted
+        );
+        add_fault(
+            &sim,
+            json!({"platform": "dai", "op": "create", "kind": "commit_then_drop", "times": 1}),
+        )
+        .await;
         let sent_at = Timestamp::now();
         let err = a.submit(&token, "x", JobBody::Dai(&j)).await.unwrap_err();
-        assert!(matches!(err, PlatformError::OutcomeUnknown { .. }), "{err:?}");
-        match dai(&a).reconcile_unknown_start(&token, &j, sent_at, window).await.unwrap() {
+        assert!(
+            matches!(err, PlatformError::OutcomeUnknown { .. }),
+            "{err:?}"
+        );
+        match dai(&a)
+            .reconcile_unknown_start(&token, &j, sent_at, window)
+            .await
+            .unwrap()
+        {
             StartReconciliation::Found(o) => assert_eq!(o.phase, RemoteJobPhase::Running),
             other => panic!("{api:?}: {other:?}"),
         }
         // A second start in the same window makes it ambiguous: never guess.
         a.submit(&token, "x", JobBody::Dai(&j)).await.unwrap();
-        assert!(matches!(dai(&a).reconcile_unknown_start(&token, &j, sent_at, window).await.unwrap(), StartReconciliation::Ambiguous(v) if v.len() == 2));
+        assert!(
+            matches!(dai(&a).reconcile_unknown_start(&token, &j, sent_at, window).await.unwrap(), StartReconciliation::Ambiguous(v) if v.len() == 2)
+        );
     }
     let c = counters(&sim).await;
     assert_eq!(c["creates"]["dai/6f1c0000-0000-4000-8000-00000000aaaa"], 2);
@@ -114,21 +184,50 @@ async fn error_classes() {
     // 422: a body the execution service rejects (execution_type overridden).
     let bad = exec_job(json!({"execution_type": "dreaming"}));
     match a.submit(&token, "x", JobBody::Dai(&bad)).await {
-        Err(PlatformError::Permanent { message }) => assert!(message.contains("execution_type"), "{message}"),
+        Err(PlatformError::Permanent { message }) => {
+            assert!(message.contains("execution_type"), "{message}")
+        }
         other => panic!("{other:?}"),
     }
     let j = exec_job(json!({}));
-    add_fault(&sim, json!({"platform": "dai", "op": "create", "kind": "status", "status": 503, "times": 1})).await;
+    add_fault(
+        &sim,
+        json!({"platform": "dai", "op": "create", "kind": "status", "status": 503, "times": 1}),
+    )
+    .await;
     // 503 before anything was stored: retriable (the simulator answered; nothing was created).
-    assert!(a.submit(&token, "x", JobBody::Dai(&j)).await.unwrap_err().is_retriable());
-    assert!(counters(&sim).await["creates"].as_object().unwrap().is_empty());
-    add_fault(&sim, json!({"platform": "dai", "op": "get", "kind": "unauthorized", "times": 1})).await;
-    assert!(matches!(a.get(&token, "x", JobBody::Dai(&j)).await, Err(PlatformError::Auth { .. })));
-    assert!(matches!(a.get(&token, "nope", JobBody::Dai(&j)).await, Err(PlatformError::NotFound { .. })));
+    assert!(
+        a.submit(&token, "x", JobBody::Dai(&j))
+            .await
+            .unwrap_err()
+            .is_retriable()
+    );
+    assert!(
+        counters(&sim).await["creates"]
+            .as_object()
+            .unwrap()
+            .is_empty()
+    );
+    add_fault(
+        &sim,
+        json!({"platform": "dai", "op": "get", "kind": "unauthorized", "times": 1}),
+    )
+    .await;
+    assert!(matches!(
+        a.get(&token, "x", JobBody::Dai(&j)).await,
+        Err(PlatformError::Auth { .. })
+    ));
+    assert!(matches!(
+        a.get(&token, "nope", JobBody::Dai(&j)).await,
+        Err(PlatformError::NotFound { .. })
+    ));
     // Legacy: missing group is a 400.
     let legacy = adapter(&sim, Platform::Dai, Some(PlatformApi::DaiLegacyRun));
     let no_group: DaiJob = serde_json::from_value(json!({"modelName": "m"})).unwrap();
-    assert!(matches!(legacy.submit(&token, "x", JobBody::Dai(&no_group)).await, Err(PlatformError::Permanent { .. })));
+    assert!(matches!(
+        legacy.submit(&token, "x", JobBody::Dai(&no_group)).await,
+        Err(PlatformError::Permanent { .. })
+    ));
     sim.shutdown().await;
 }
 
@@ -138,7 +237,14 @@ async fn every_state_word_maps() {
     let token = dai_token(&sim).await;
     let a = adapter(&sim, Platform::Dai, None);
     use RemoteJobPhase::*;
-    for (word, want) in [("Running", Running), ("Passed", Succeeded), ("Failed", Failed), ("Incomplete", Failed), ("Aborted", Cancelled), ("Mystery", Unknown)] {
+    for (word, want) in [
+        ("Running", Running),
+        ("Passed", Succeeded),
+        ("Failed", Failed),
+        ("Incomplete", Failed),
+        ("Aborted", Cancelled),
+        ("Mystery", Unknown),
+    ] {
         let j = exec_job(json!({"SIM_STATE": word}));
         let o = a.submit(&token, "x", JobBody::Dai(&j)).await.unwrap();
         let got = a.get(&token, &o.remote_id, JobBody::Dai(&j)).await.unwrap();

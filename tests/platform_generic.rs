@@ -27,28 +27,59 @@ fn job(outcome: &str, cancel: bool) -> GenericJob {
 async fn submit_get_cancel() {
     let sim = sim().await;
     let token = dai_token(&sim).await;
-    let a = Adapter::new(PlatformConfig::new(Platform::Generic, sim.base_url("dai")), http());
-    for (outcome, want) in [("succeed", RemoteJobPhase::Succeeded), ("fail", RemoteJobPhase::Failed)] {
+    let a = Adapter::new(
+        PlatformConfig::new(Platform::Generic, sim.base_url("dai")),
+        http(),
+    );
+    for (outcome, want) in [
+        ("succeed", RemoteJobPhase::Succeeded),
+        ("fail", RemoteJobPhase::Failed),
+    ] {
         let j = job(outcome, false);
-        let o = a.submit(&token, &format!("gen-{outcome}"), JobBody::Generic(&j)).await.unwrap();
+        let o = a
+            .submit(&token, &format!("gen-{outcome}"), JobBody::Generic(&j))
+            .await
+            .unwrap();
         assert_eq!(o.phase, RemoteJobPhase::Running);
         let done = wait_for("terminal", WAIT, || async {
-            let o = a.get(&token, &o.remote_id, JobBody::Generic(&j)).await.unwrap();
+            let o = a
+                .get(&token, &o.remote_id, JobBody::Generic(&j))
+                .await
+                .unwrap();
             o.phase.is_terminal().then_some(o)
         })
         .await;
         assert_eq!(done.phase, want);
-        assert!(matches!(a.cancel(&token, &o.remote_id, JobBody::Generic(&j)).await, Err(PlatformError::Unsupported(_))));
+        assert!(matches!(
+            a.cancel(&token, &o.remote_id, JobBody::Generic(&j)).await,
+            Err(PlatformError::Unsupported(_))
+        ));
     }
     // {name} reached the body.
     assert_eq!(counters(&sim).await["creates"]["dai/gen-succeed"], 1);
     let j = job("succeed", true);
     let mut long = j.clone();
     long.body = Some(json!({"model_id": "m", "SIM_RUN_SECONDS": 60}));
-    let o = a.submit(&token, "gen-cancel", JobBody::Generic(&long)).await.unwrap();
-    a.cancel(&token, &o.remote_id, JobBody::Generic(&long)).await.unwrap();
-    let c = wait_for("cancelled", WAIT, || async { Some(a.get(&token, &o.remote_id, JobBody::Generic(&long)).await.unwrap()).filter(|o| o.phase.is_terminal()) }).await;
+    let o = a
+        .submit(&token, "gen-cancel", JobBody::Generic(&long))
+        .await
+        .unwrap();
+    a.cancel(&token, &o.remote_id, JobBody::Generic(&long))
+        .await
+        .unwrap();
+    let c = wait_for("cancelled", WAIT, || async {
+        Some(
+            a.get(&token, &o.remote_id, JobBody::Generic(&long))
+                .await
+                .unwrap(),
+        )
+        .filter(|o| o.phase.is_terminal())
+    })
+    .await;
     assert_eq!(c.phase, RemoteJobPhase::Cancelled);
-    assert!(matches!(a.get(&token, "missing", JobBody::Generic(&j)).await, Err(PlatformError::NotFound { .. })));
+    assert!(matches!(
+        a.get(&token, "missing", JobBody::Generic(&j)).await,
+        Err(PlatformError::NotFound { .. })
+    ));
     sim.shutdown().await;
 }

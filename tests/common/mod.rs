@@ -14,7 +14,9 @@ pub const CLIENT: (&str, &str) = ("test-client", "test-secret");
 pub const USER: (&str, &str) = ("alice", "alice-password");
 
 pub async fn sim() -> SimulatorHandle {
-    start(SimConfig::for_tests()).await.expect("simulator starts")
+    start(SimConfig::for_tests())
+        .await
+        .expect("simulator starts")
 }
 
 pub async fn sim_with(f: impl FnOnce(&mut SimConfig)) -> SimulatorHandle {
@@ -25,7 +27,11 @@ pub async fn sim_with(f: impl FnOnce(&mut SimConfig)) -> SimulatorHandle {
 
 /// A client like the token service builds: no redirects, bounded time.
 pub fn http() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(Duration::from_secs(10)).build().unwrap()
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
 }
 
 pub async fn runai_token(sim: &SimulatorHandle) -> SecretString {
@@ -42,8 +48,15 @@ pub async fn runai_token(sim: &SimulatorHandle) -> SecretString {
 
 pub async fn dai_token(sim: &SimulatorHandle) -> SecretString {
     let r = http()
-        .post(format!("{}/auth/realms/eggplant/protocol/openid-connect/token", sim.base_url("dai")))
-        .form(&[("grant_type", "client_credentials"), ("client_id", CLIENT.0), ("client_secret", CLIENT.1)])
+        .post(format!(
+            "{}/auth/realms/eggplant/protocol/openid-connect/token",
+            sim.base_url("dai")
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", CLIENT.0),
+            ("client_secret", CLIENT.1),
+        ])
         .send()
         .await
         .unwrap();
@@ -90,12 +103,24 @@ where
 }
 
 pub async fn admin_post(sim: &SimulatorHandle, path: &str, body: Value) {
-    let r = http().post(sim.admin_url(path)).json(&body).send().await.unwrap();
+    let r = http()
+        .post(sim.admin_url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_success(), "admin {path}: {}", r.status());
 }
 
 pub async fn counters(sim: &SimulatorHandle) -> Value {
-    http().get(sim.admin_url("counters")).send().await.unwrap().json().await.unwrap()
+    http()
+        .get(sim.admin_url("counters"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 pub async fn add_fault(sim: &SimulatorHandle, rule: Value) {
