@@ -168,10 +168,10 @@ pub fn validate_v2(
                 "taskRoles.{role_name}.resourcePerInstance needs integer cpu, memoryMB and gpu"
             ));
         }
-        if !role
+        if role
             .get("commands")
             .and_then(Value::as_array)
-            .is_some_and(|c| !c.is_empty())
+            .is_none_or(Vec::is_empty)
         {
             return bad(format!(
                 "taskRoles.{role_name}.commands should NOT have fewer than 1 items"
