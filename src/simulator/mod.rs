@@ -41,6 +41,7 @@ mod dai;
 pub mod faults;
 pub mod lifecycle;
 mod openpai;
+mod openpai_jobs;
 mod runai;
 mod shapes;
 mod state;
