@@ -61,6 +61,10 @@ pub struct Args {
     /// openpai:*:status=503x2, dai:get:latency=200, *:token:rate_limit=3 (repeatable).
     #[arg(long = "fault", value_parser = FaultRule::parse)]
     pub faults: Vec<FaultRule>,
+    /// Also accept RS256 tokens of this OIDC issuer (e.g. a Keycloak realm URL); keys are read
+    /// from its discovery document's jwks_uri (repeatable).
+    #[arg(long = "trust-issuer")]
+    pub trust_issuers: Vec<String>,
 }
 
 fn pair(s: &str) -> Result<(String, String), String> {
@@ -96,6 +100,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             args.openpai_virtual_clusters
         },
         faults: args.faults,
+        trust_issuers: args.trust_issuers,
     };
     // Demo credentials go to stdout only when the user gave none: they are made up for this run.
     if config.clients.is_empty() {

@@ -38,7 +38,7 @@ pub async fn gate(
     if decision.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(decision.latency_ms)).await;
     }
-    let subject = check_bearer(sim, headers, platform, shape)?;
+    let subject = check_bearer(sim, headers, platform, shape).await?;
     fault_response(decision.fault.as_ref(), shape)?;
     Ok(Passed {
         subject,

@@ -38,6 +38,7 @@
 mod auth;
 mod common;
 mod dai;
+mod external;
 pub mod faults;
 pub mod lifecycle;
 mod openpai;
@@ -91,6 +92,8 @@ pub struct SimConfig {
     pub openpai_list_limit: u32,
     pub openpai_virtual_clusters: Vec<String>,
     pub faults: Vec<FaultRule>,
+    /// OIDC issuers whose RS256 tokens are accepted besides our own (keys from their JWKS).
+    pub trust_issuers: Vec<String>,
 }
 
 impl std::fmt::Debug for SimConfig {
@@ -125,6 +128,7 @@ impl SimConfig {
             openpai_list_limit: 0,
             openpai_virtual_clusters: vec!["default".into()],
             faults: Vec::new(),
+            trust_issuers: Vec::new(),
         }
     }
 }

@@ -46,6 +46,8 @@ pub struct Inner {
 pub struct Sim {
     pub config: SimConfig,
     inner: Mutex<Inner>,
+    /// External issuers whose RS256 tokens are accepted too (`--trust-issuer`).
+    pub trusted: Option<super::external::TrustedIssuers>,
 }
 
 pub fn wall_now() -> f64 {
@@ -133,9 +135,12 @@ impl Sim {
             next_pid: persisted.next_pid.max(1000),
             signing_key,
         };
+        let trusted = (!config.trust_issuers.is_empty())
+            .then(|| super::external::TrustedIssuers::new(config.trust_issuers.clone()));
         Ok(Self {
             config,
             inner: Mutex::new(inner),
+            trusted,
         })
     }
 
