@@ -95,7 +95,10 @@ pub async fn check_bearer(
         return Ok(subject);
     }
     match &sim.trusted {
-        Some(t) => t.verify(token, wall_now()).await.ok_or_else(|| unauthorized(shape, false)),
+        Some(t) => t
+            .verify(token, wall_now())
+            .await
+            .ok_or_else(|| unauthorized(shape, false)),
         None => Err(unauthorized(shape, false)),
     }
 }

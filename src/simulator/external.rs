@@ -45,8 +45,15 @@ impl TrustedIssuers {
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap_or_default();
-        let issuers = issuers.into_iter().map(|i| i.trim_end_matches('/').to_string()).collect();
-        Self { issuers, http, keys: Mutex::new(Keys::default()) }
+        let issuers = issuers
+            .into_iter()
+            .map(|i| i.trim_end_matches('/').to_string())
+            .collect();
+        Self {
+            issuers,
+            http,
+            keys: Mutex::new(Keys::default()),
+        }
     }
 
     /// The token's subject (`azp`, else `preferred_username`, else `sub`) when it verifies.
@@ -57,7 +64,11 @@ impl TrustedIssuers {
         if header.get("alg")?.as_str()? != "RS256" {
             return None;
         }
-        let kid = header.get("kid").and_then(Value::as_str).unwrap_or("").to_string();
+        let kid = header
+            .get("kid")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
         let iss = claims.get("iss")?.as_str()?.trim_end_matches('/');
         if !self.issuers.iter().any(|i| i == iss) || claims.get("exp")?.as_f64()? <= now {
@@ -71,8 +82,13 @@ impl TrustedIssuers {
             keys.fetched = Some(Instant::now());
         }
         let key = keys.by_kid.get(&kid).filter(|k| k.issuer == iss)?;
-        let public = RsaPublicKeyComponents { n: &key.n, e: &key.e };
-        public.verify(&RSA_PKCS1_2048_8192_SHA256, input.as_bytes(), &sig).ok()?;
+        let public = RsaPublicKeyComponents {
+            n: &key.n,
+            e: &key.e,
+        };
+        public
+            .verify(&RSA_PKCS1_2048_8192_SHA256, input.as_bytes(), &sig)
+            .ok()?;
         ["azp", "preferred_username", "sub"]
             .iter()
             .find_map(|c| claims.get(*c).and_then(Value::as_str))
@@ -90,14 +106,34 @@ impl TrustedIssuers {
                     continue;
                 }
             };
-            for k in jwks.get("keys").and_then(Value::as_array).into_iter().flatten() {
-                let field = |f: &str| k.get(f).and_then(Value::as_str).and_then(|v| URL_SAFE_NO_PAD.decode(v).ok());
+            for k in jwks
+                .get("keys")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let field = |f: &str| {
+                    k.get(f)
+                        .and_then(Value::as_str)
+                        .and_then(|v| URL_SAFE_NO_PAD.decode(v).ok())
+                };
                 if k.get("kty").and_then(Value::as_str) != Some("RSA") {
                     continue;
                 }
                 if let (Some(n), Some(e)) = (field("n"), field("e")) {
-                    let kid = k.get("kid").and_then(Value::as_str).unwrap_or("").to_string();
-                    out.insert(kid, RsaKey { issuer: issuer.clone(), n, e });
+                    let kid = k
+                        .get("kid")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string();
+                    out.insert(
+                        kid,
+                        RsaKey {
+                            issuer: issuer.clone(),
+                            n,
+                            e,
+                        },
+                    );
                 }
             }
         }
@@ -117,6 +153,13 @@ impl TrustedIssuers {
             .get("jwks_uri")
             .and_then(Value::as_str)
             .ok_or_else(|| anyhow::anyhow!("discovery document has no jwks_uri"))?;
-        Ok(self.http.get(uri).send().await?.error_for_status()?.json().await?)
+        Ok(self
+            .http
+            .get(uri)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
     }
 }
