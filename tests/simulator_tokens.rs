@@ -227,3 +227,36 @@ async fn unauthorized_shapes_and_expiry() {
     assert_eq!((s, v["code"].as_u64()), (401, Some(401)));
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn debug_output_and_errors_hold_no_secrets() {
+    let config = jobrelay::simulator::SimConfig::for_tests();
+    let dbg = format!("{config:?}");
+    assert!(
+        dbg.contains("test-client") && !dbg.contains(CLIENT.1) && !dbg.contains(USER.1),
+        "{dbg}"
+    );
+    let sim = sim().await;
+    let token = runai_token(&sim).await;
+    assert!(
+        !format!("{token:?}").contains("eyJ"),
+        "SecretString redacts"
+    );
+    let a = adapter(&sim, jobrelay::crd::Platform::Runai, None);
+    assert!(!format!("{a:?}").contains("eyJ"));
+    // A refused token never comes back in the error message.
+    use secrecy::ExposeSecret;
+    let wrong = secrecy::SecretString::from(format!("{}x", token.expose_secret()));
+    let j: jobrelay::crd::RunaiJob =
+        serde_json::from_value(json!({"projectId": "p", "clusterId": "c", "image": "i"})).unwrap();
+    let err = a
+        .get(&wrong, "id", jobrelay::platform::JobBody::Runai(&j))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        jobrelay::platform::PlatformError::Auth { .. }
+    ));
+    assert!(!err.to_string().contains(token.expose_secret()), "{err}");
+    sim.shutdown().await;
+}
