@@ -160,11 +160,7 @@ impl DaiAdapter {
                 .json(&Self::execution_body(job))
         };
         let v = send(req, token, Idempotency::Create).await?.json()?;
-        // The field name is not documented: accept id, execution_id (and the legacy runid).
-        let id = str_at(&v, "/id")
-            .or_else(|| str_at(&v, "/execution_id"))
-            .or_else(|| str_at(&v, "/runid"))
-            .ok_or_else(|| missing("an execution id", Idempotency::Create))?;
+        let id = start_id(&v).ok_or_else(|| missing("an execution id", Idempotency::Create))?;
         let mut o = self.observation(&v);
         o.remote_id = id.clone();
         o.url = Some(self.run_url(&id));
@@ -296,6 +292,14 @@ impl DaiAdapter {
     }
 }
 
+/// The run id in a start answer. The field name is not documented: accept `id`, `execution_id`
+/// (and the legacy `runid`), as a string or a number.
+pub fn start_id(v: &Value) -> Option<String> {
+    ["/id", "/execution_id", "/runid"]
+        .iter()
+        .find_map(|p| str_at(v, p).filter(|id| !id.is_empty()))
+}
+
 /// The pure half of reconciliation: which runs started inside the window.
 pub fn match_start_window(
     runs: Vec<Observation>,
@@ -337,6 +341,23 @@ mod tests {
         ];
         for (w, want) in cases {
             assert_eq!(map_status(w), want, "{w}");
+        }
+    }
+
+    #[test]
+    fn start_ids() {
+        let cases = [
+            (json!({"id": "a", "status": "Running"}), Some("a")),
+            (json!({"execution_id": "b"}), Some("b")),
+            (json!({"execution_id": 42}), Some("42")),
+            (json!({"runid": "c"}), Some("c")),
+            (json!({"id": ""}), None),
+            (json!({"id": "", "execution_id": "d"}), Some("d")),
+            (json!({"status": "Running"}), None),
+            (json!(null), None),
+        ];
+        for (v, want) in cases {
+            assert_eq!(start_id(&v).as_deref(), want, "{v}");
         }
     }
 
