@@ -156,7 +156,7 @@ async fn runai_and_openpai_token_endpoints() {
 
 #[tokio::test]
 async fn unauthorized_shapes_and_expiry() {
-    let sim = sim_with(|c| c.token_ttl = Some(1)).await;
+    let sim = sim_with(|c| c.token_ttl = Some(2)).await;
     let runai = runai_token(&sim).await;
     let get = |url: String, token: Option<String>| async move {
         let mut r = http().get(url);
@@ -219,7 +219,7 @@ async fn unauthorized_shapes_and_expiry() {
         200
     );
     // After expiry: 401 in Run:ai's shape.
-    let (s, v) = wait_for("token expiry", Duration::from_secs(5), || {
+    let (s, v) = wait_for("token expiry", Duration::from_secs(8), || {
         let (url, t) = (url.clone(), runai.expose_secret().to_string());
         async move { Some(get(url, Some(t)).await).filter(|(s, _)| *s == 401) }
     })

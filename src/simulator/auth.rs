@@ -60,11 +60,13 @@ fn ttl(sim: &Sim, platform: &str) -> u64 {
 
 /// Issues an access token (and an id token) for `subject` on `platform`.
 pub fn issue(sim: &Sim, platform: &str, subject: &str, kind: &str) -> (String, u64) {
-    let now = wall_now().floor() as u64;
+    let now = wall_now();
     let ttl = ttl(sim, platform);
+    // exp rounds up: a token never lives shorter than the lifetime announced in expires_in.
     let claims = json!({
         "iss": ISSUER, "sub": subject, "aud": platform, "typ": kind,
-        "iat": now, "exp": now + ttl, "jti": uuid::Uuid::new_v4().to_string(),
+        "iat": now.floor() as u64, "exp": (now + ttl as f64).ceil() as u64,
+        "jti": uuid::Uuid::new_v4().to_string(),
     });
     let key = sim.lock().signing_key.clone();
     (sign(&key, &claims), ttl)
