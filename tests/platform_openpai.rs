@@ -27,7 +27,8 @@ async fn v2_and_v1_run_to_outcomes() {
             ("succeed", RemoteJobPhase::Succeeded),
             ("fail", RemoteJobPhase::Failed),
         ] {
-            let j = job(json!({"SIM_OUTCOME": outcome}));
+            // Queued long enough for the first read to see WAITING even on a loaded machine.
+            let j = job(json!({"SIM_OUTCOME": outcome, "SIM_QUEUE_SECONDS": "0.5"}));
             let name = format!("ns-{api:?}-{outcome}-0").to_lowercase();
             let o = a.submit(&token, &name, JobBody::Openpai(&j)).await.unwrap();
             assert_eq!(o.remote_id, format!("alice~{name}"));

@@ -27,7 +27,8 @@ async fn runs_to_success_and_failure() {
         ("succeed", RemoteJobPhase::Succeeded),
         ("fail", RemoteJobPhase::Failed),
     ] {
-        let j = job(&[("SIM_OUTCOME", outcome)]);
+        // Running long enough for 20 ms polling to see it even on a loaded machine.
+        let j = job(&[("SIM_OUTCOME", outcome), ("SIM_RUN_SECONDS", "0.6")]);
         let name = remote_name(
             "ns",
             &format!("job-{outcome}"),
