@@ -441,3 +441,62 @@ async fn generic_adapter_drives_a_rest_api_from_the_job_description() {
     );
     assert!(!a.has_names());
 }
+
+#[tokio::test]
+async fn openpai_v1_api_for_pre_1_1_clusters() {
+    let sim = simulator(None).await;
+    let login: Value = http()
+        .post(format!("{}/api/v1/token", sim.base_url("openpai")))
+        .form(&[("username", "demo"), ("password", "demo-password")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let t = SecretString::from(login["token"].as_str().unwrap().to_string());
+    let a = Adapter::new(
+        http(),
+        PlatformConfig {
+            base_url: sim.base_url("openpai"),
+            api: PlatformApi::OpenpaiV1,
+            username: Some("demo".into()),
+        },
+    );
+    let s = spec(
+        json!({"openpai": {"image": "ubuntu", "commands": ["echo hi"], "parameters": {"SIM_RUN_SECONDS": "0.5", "SIM_QUEUE_SECONDS": "0.1"}}}),
+    );
+    assert_eq!(a.lookup(&t, &s, "v1-job").await.unwrap(), None);
+    let v = a.create(&t, &s, "v1-job").await.unwrap();
+    assert_eq!(v.id, "demo~v1-job");
+    assert!(matches!(
+        a.create(&t, &s, "v1-job").await,
+        Err(RemoteError::Conflict { .. })
+    ));
+    let done = wait_for("SUCCEEDED", Duration::from_secs(10), || async {
+        a.get(&t, &SPEC_ANY, &v.id)
+            .await
+            .ok()
+            .filter(|v| v.phase == Phase::Succeeded)
+    })
+    .await;
+    assert_eq!(done.state, "SUCCEEDED");
+    let long = spec(
+        json!({"openpai": {"image": "ubuntu", "commands": ["sleep 99"], "parameters": {"SIM_RUN_SECONDS": "60"}}}),
+    );
+    a.create(&t, &long, "v1-long").await.unwrap();
+    a.cancel(&t, &SPEC_ANY, "demo~v1-long").await.unwrap();
+    assert_eq!(
+        a.get(&t, &SPEC_ANY, "demo~v1-long").await.unwrap().state,
+        "STOPPED"
+    );
+    // The stored request is the v1 config, not a v2 protocol.
+    let body = sim.state.lock().jobs["v1:demo~v1-job"].body.clone();
+    assert_eq!(
+        (
+            body["jobName"].as_str(),
+            body["taskRoles"][0]["name"].as_str()
+        ),
+        (Some("v1-job"), Some("main"))
+    );
+}

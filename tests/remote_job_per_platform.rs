@@ -222,16 +222,34 @@ async fn many_jobs_of_one_project_are_observed_with_shared_list_calls() {
     let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
     let vars = [("SIM_QUEUE_SECONDS", "0"), ("SIM_RUN_SECONDS", "8")];
     for i in 0..6 {
-        apply(&ns.name, &job("runai", &format!("batch-{i}"), &vars, "  pollInterval: 1s\n"), None);
+        apply(
+            &ns.name,
+            &job(
+                "runai",
+                &format!("batch-{i}"),
+                &vars,
+                "  pollInterval: 1s\n",
+            ),
+            None,
+        );
     }
     for i in 0..6 {
         wait_phase(&jobs, &format!("batch-{i}"), RemoteJobPhase::Succeeded).await;
     }
     let requests = counters(&sim).requests;
-    let count = |route: &str| requests.iter().filter(|(k, _)| k.starts_with(route)).map(|(_, v)| *v).sum::<u64>();
+    let count = |route: &str| {
+        requests
+            .iter()
+            .filter(|(k, _)| k.starts_with(route))
+            .map(|(_, v)| *v)
+            .sum::<u64>()
+    };
     let single = count("GET /runai/api/v1/workloads/trainings/{id} ");
     let listed = count("GET /runai/api/v1/workloads ");
     // Six jobs polled every second for about 8 s would be ~48 single GETs without batching.
-    assert!(single < 24, "single GETs: {single} (lists: {listed}) {requests:?}");
+    assert!(
+        single < 24,
+        "single GETs: {single} (lists: {listed}) {requests:?}"
+    );
     assert!(listed > 6, "list calls served the polling: {listed}");
 }

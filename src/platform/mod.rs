@@ -170,7 +170,7 @@ impl Adapter {
                 .as_ref()
                 .map(|r| format!("project/{}", r.project_id)),
             // One user per ApiClient (the token's).
-            Adapter::Openpai(_) => Some("user".into()),
+            Adapter::Openpai(a) if !a.v1() => Some("user".into()),
             _ => None,
         }
     }

@@ -58,6 +58,36 @@ pub fn protocol(job: &OpenpaiJob, name: &str) -> Value {
     p
 }
 
+/// The v1 job config (pre-1.1 clusters) for a RemoteJob's OpenPAI section, under our name. A raw
+/// `protocol` object is sent as the config with our `jobName`.
+pub fn config_v1(job: &OpenpaiJob, name: &str) -> Value {
+    if let Some(Value::Object(p)) = &job.protocol {
+        let mut p = p.clone();
+        p.insert("jobName".into(), json!(name));
+        return Value::Object(p);
+    }
+    let mut c = json!({
+        "jobName": name,
+        "image": job.image,
+        "virtualCluster": job.virtual_cluster,
+        "taskRoles": [{
+            "name": job.task_role,
+            "taskNumber": job.instances,
+            "cpuNumber": job.cpu,
+            "memoryMB": job.memory_mb,
+            "gpuNumber": job.gpu,
+            "command": job.commands.join(" && "),
+        }],
+    });
+    if let Some(r) = job.job_retry_count {
+        c["retryCount"] = json!(r);
+    }
+    if !job.parameters.is_empty() {
+        c["jobEnvs"] = json!(job.parameters);
+    }
+    c
+}
+
 impl Openpai {
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.config.base_url.trim_end_matches('/'))
@@ -72,14 +102,16 @@ impl Openpai {
             })
     }
 
-    fn check_api(&self) -> RemoteResult<()> {
-        match self.config.api {
-            PlatformApi::OpenpaiV2 => Ok(()),
-            _ => Err(RemoteError::Permanent {
-                message:
-                    "OpenPAI v1 (pre-1.1) job API is not supported yet; use platformApi OpenpaiV2"
-                        .into(),
-            }),
+    /// The pre-1.1 v1 API (`/api/v1/user/:u/jobs`) instead of v2.
+    pub fn v1(&self) -> bool {
+        self.config.api == PlatformApi::OpenpaiV1
+    }
+
+    /// The path of job `id` (`user~name`): v2 `/api/v2/jobs/user~name`, v1 `/api/v1/user/user/jobs/name`.
+    fn job_path(&self, id: &str) -> String {
+        match (self.v1(), id.split_once('~')) {
+            (true, Some((user, name))) => format!("/api/v1/user/{user}/jobs/{name}"),
+            _ => format!("/api/v2/jobs/{id}"),
         }
     }
 
@@ -108,19 +140,22 @@ impl Openpai {
         spec: &RemoteJobSpec,
         name: &str,
     ) -> RemoteResult<RemoteView> {
-        self.check_api()?;
         let job = spec
             .openpai
             .as_ref()
             .ok_or_else(|| RemoteError::Permanent {
                 message: "spec.openpai is not set".into(),
             })?;
-        let text = protocol(job, name).to_string();
-        let req = self
-            .http
-            .post(self.url("/api/v2/jobs"))
-            .header("content-type", "text/yaml")
-            .body(text);
+        let req = if self.v1() {
+            let path = format!("/api/v1/user/{}/jobs", self.user()?);
+            self.http.post(self.url(&path)).json(&config_v1(job, name))
+        } else {
+            let text = protocol(job, name).to_string();
+            self.http
+                .post(self.url("/api/v2/jobs"))
+                .header("content-type", "text/yaml")
+                .body(text)
+        };
         send(req, t, true).await?;
         // The 202 body is not the job: read it back (the rest-server writes it before answering).
         let id = format!("{}~{name}", self.user()?);
@@ -134,13 +169,7 @@ impl Openpai {
     }
 
     pub async fn get(&self, t: &SecretString, id: &str) -> RemoteResult<RemoteView> {
-        self.check_api()?;
-        let ans = send(
-            self.http.get(self.url(&format!("/api/v2/jobs/{id}"))),
-            t,
-            false,
-        )
-        .await?;
+        let ans = send(self.http.get(self.url(&self.job_path(id))), t, false).await?;
         Ok(self.view(id, &ans.body))
     }
 
@@ -155,7 +184,6 @@ impl Openpai {
 
     /// Every job of our user: the batched status call.
     pub async fn list(&self, t: &SecretString) -> RemoteResult<Vec<RemoteView>> {
-        self.check_api()?;
         let user = self.user()?;
         let req = self
             .http
@@ -180,10 +208,9 @@ impl Openpai {
     }
 
     pub async fn stop(&self, t: &SecretString, id: &str) -> RemoteResult<()> {
-        self.check_api()?;
         let req = self
             .http
-            .put(self.url(&format!("/api/v2/jobs/{id}/executionType")))
+            .put(self.url(&format!("{}/executionType", self.job_path(id))))
             .json(&json!({"value": "STOP"}));
         send(req, t, false).await.map(|_| ())
     }

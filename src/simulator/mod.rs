@@ -13,6 +13,7 @@ pub mod dai;
 pub mod jobs;
 pub mod jwt;
 pub mod openpai;
+pub mod openpai_v1;
 pub mod runai;
 pub mod state;
 pub mod tokens;
@@ -60,6 +61,15 @@ pub fn router(state: Shared) -> Router {
         .route(
             "/openpai/api/v2/jobs/{frame}/executionType",
             put(openpai::execution_type),
+        )
+        .route("/openpai/api/v1/user/{user}/jobs", post(openpai_v1::submit))
+        .route(
+            "/openpai/api/v1/user/{user}/jobs/{name}",
+            get(openpai_v1::get),
+        )
+        .route(
+            "/openpai/api/v1/user/{user}/jobs/{name}/executionType",
+            put(openpai_v1::execution_type),
         )
         .route(
             "/dai/execution_service/api/v1/executions",
