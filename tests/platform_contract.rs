@@ -500,3 +500,71 @@ async fn openpai_v1_api_for_pre_1_1_clusters() {
         (Some("v1-job"), Some("main"))
     );
 }
+
+#[tokio::test]
+async fn dai_legacy_run_api() {
+    let sim = simulator(None).await;
+    let t = token(
+        format!(
+            "{}/auth/realms/eggplant/protocol/openid-connect/token",
+            sim.base_url("dai")
+        ),
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "demo-client"),
+            ("client_secret", "demo-secret"),
+        ],
+    )
+    .await;
+    let t = SecretString::from(t["access_token"].as_str().unwrap().to_string());
+    let a = Adapter::new(
+        http(),
+        PlatformConfig {
+            base_url: sim.base_url("dai"),
+            api: PlatformApi::DaiLegacyRun,
+            username: None,
+        },
+    );
+    let since = k8s_openapi::jiff::Timestamp::now()
+        .checked_sub(k8s_openapi::jiff::SignedDuration::from_secs(1))
+        .unwrap();
+    let s = spec(
+        json!({"dai": {"modelName": "shop", "group": "web", "extra": {"SIM_RUN_SECONDS": "0.5", "SIM_QUEUE_SECONDS": "0.1"}}}),
+    );
+    let v = a.create(&t, &s, "ignored").await.unwrap();
+    assert_eq!(v.state, "Running");
+    let done = wait_for("Passed", Duration::from_secs(10), || async {
+        a.get(&t, &SPEC_ANY, &v.id)
+            .await
+            .ok()
+            .filter(|v| v.phase == Phase::Succeeded)
+    })
+    .await;
+    assert_eq!(done.state, "Passed");
+    // Dropped answer → found by listing the model's runs since the intent.
+    inject(&sim, fault("dai", "create", FaultKind::CommitThenDrop));
+    let long = spec(
+        json!({"dai": {"modelName": "checkout", "group": "web", "extra": {"SIM_RUN_SECONDS": "60"}}}),
+    );
+    assert!(matches!(
+        a.create(&t, &long, "x").await,
+        Err(RemoteError::OutcomeUnknown { .. })
+    ));
+    let found = a
+        .find_start(&t, &long, since)
+        .await
+        .unwrap()
+        .expect("listed");
+    a.cancel(&t, &SPEC_ANY, &found.id).await.unwrap();
+    let aborted = a.get(&t, &SPEC_ANY, &found.id).await.unwrap();
+    assert_eq!(
+        (aborted.state.as_str(), aborted.phase),
+        ("Incomplete", Phase::Cancelled)
+    );
+    assert_eq!(counters(&sim).creates["dai/checkout"], 1);
+    let bad = spec(json!({"dai": {"modelId": "m"}}));
+    assert!(matches!(
+        a.create(&t, &bad, "x").await,
+        Err(RemoteError::Permanent { .. })
+    ));
+}

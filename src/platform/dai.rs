@@ -73,7 +73,7 @@ pub fn start_body(job: &DaiJob) -> Value {
 }
 
 impl Dai {
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.config.base_url.trim_end_matches('/'))
     }
 
@@ -83,15 +83,9 @@ impl Dai {
         })
     }
 
-    fn check_api(&self) -> RemoteResult<()> {
-        match self.config.api {
-            PlatformApi::DaiExecutions => Ok(()),
-            _ => Err(RemoteError::Permanent {
-                message:
-                    "the DAI legacy run API is not supported yet; use platformApi DaiExecutions"
-                        .into(),
-            }),
-        }
+    /// The legacy run API instead of the execution service.
+    fn legacy(&self) -> bool {
+        self.config.api == PlatformApi::DaiLegacyRun
     }
 
     fn view(&self, v: &Value) -> RemoteResult<RemoteView> {
@@ -116,7 +110,9 @@ impl Dai {
     }
 
     pub async fn create(&self, t: &SecretString, spec: &RemoteJobSpec) -> RemoteResult<RemoteView> {
-        self.check_api()?;
+        if self.legacy() {
+            return self.legacy_create(t, Self::job(spec)?).await;
+        }
         let ans = send(
             self.http
                 .post(self.url(EXECUTIONS))
@@ -129,7 +125,9 @@ impl Dai {
     }
 
     pub async fn get(&self, t: &SecretString, id: &str) -> RemoteResult<RemoteView> {
-        self.check_api()?;
+        if self.legacy() {
+            return self.legacy_get(t, id).await;
+        }
         let ans = send(
             self.http.get(self.url(&format!("{EXECUTIONS}/{id}"))),
             t,
@@ -145,8 +143,10 @@ impl Dai {
         spec: &RemoteJobSpec,
         since: Timestamp,
     ) -> RemoteResult<Option<RemoteView>> {
-        self.check_api()?;
         let job = Self::job(spec)?;
+        if self.legacy() {
+            return self.legacy_find_start(t, job, since).await;
+        }
         let mut req = self
             .http
             .get(self.url(EXECUTIONS))
@@ -186,7 +186,9 @@ impl Dai {
     }
 
     pub async fn abort(&self, t: &SecretString, id: &str) -> RemoteResult<()> {
-        self.check_api()?;
+        if self.legacy() {
+            return self.legacy_abort(t, id).await;
+        }
         send(
             self.http.delete(self.url(&format!("{EXECUTIONS}/{id}"))),
             t,

@@ -2,6 +2,7 @@
 //! phase). Each call takes the bearer token; obtaining and refreshing tokens is the caller's business.
 
 pub mod dai;
+pub mod dai_legacy;
 pub mod generic;
 pub mod http;
 pub mod openpai;

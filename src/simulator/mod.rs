@@ -10,6 +10,7 @@
 
 pub mod common;
 pub mod dai;
+pub mod dai_legacy;
 pub mod jobs;
 pub mod jwt;
 pub mod openpai;
@@ -79,6 +80,9 @@ pub fn router(state: Shared) -> Router {
             "/dai/execution_service/api/v1/executions/{id}",
             get(dai::get).delete(dai::abort),
         )
+        .route("/dai/api/run", post(dai_legacy::start))
+        .route("/dai/api/run/progress", post(dai_legacy::progress))
+        .route("/dai/api/run/abort", post(dai_legacy::abort))
         .route("/_admin/counters", get(counters))
         .route("/_admin/faults", post(add_faults).delete(clear_faults))
         .route("/_admin/pause", post(pause))
