@@ -40,6 +40,10 @@ pub struct Args {
     /// Ops: token, create, get, list, cancel, suspend, resume, or *. count 0 = forever. (repeatable)
     #[arg(long = "fault", value_name = "JSON")]
     pub faults: Vec<String>,
+    /// Also accept RS256 tokens of this OIDC issuer (keys from its JWKS), e.g. a Keycloak realm URL
+    /// `http://127.0.0.1:8080/auth/realms/jobrelay` (repeatable).
+    #[arg(long = "trust-issuer", value_name = "URL")]
+    pub trust_issuers: Vec<String>,
 }
 
 fn pairs(items: &[String], what: &str) -> anyhow::Result<BTreeMap<String, String>> {
@@ -74,6 +78,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         state_file: args.state_file,
         openpai_submits_per_hour: args.openpai_submits_per_hour,
         faults,
+        trust_issuers: args.trust_issuers,
     };
     let handle = simulator::start(config, args.listen).await?;
     println!(

@@ -85,11 +85,32 @@ pub async fn admit(
     op: &str,
     headers: &HeaderMap,
 ) -> Result<serde_json::Value, Response> {
-    let claims = bearer(state, platform, headers)?;
+    let claims = match bearer(state, platform, headers) {
+        Ok(c) => c,
+        Err(refused) => external(state, platform, headers).await.ok_or(refused)?,
+    };
     match fault(state, platform, op).await {
         Some(r) => Err(r),
         None => Ok(claims),
     }
+}
+
+/// A token of a trusted external issuer (`--trust-issuer`), as claims naming its client as subject.
+async fn external(
+    state: &Shared,
+    platform: &str,
+    headers: &HeaderMap,
+) -> Option<serde_json::Value> {
+    let raw = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = raw.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let subject = state
+        .trusted
+        .verify(token.trim(), (now_ms() / 1000) as f64)
+        .await?;
+    Some(json!({"sub": subject, "plt": platform, "external": true}))
 }
 
 /// Mints a token for `subject` on `platform`; returns (token, lifetime).

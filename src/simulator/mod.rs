@@ -11,6 +11,7 @@
 pub mod common;
 pub mod dai;
 pub mod dai_legacy;
+pub mod external;
 pub mod jobs;
 pub mod jwt;
 pub mod openpai;

@@ -24,6 +24,8 @@ pub struct Config {
     pub openpai_submits_per_hour: u32,
     /// Faults active from the start.
     pub faults: Vec<Fault>,
+    /// OIDC issuers whose RS256 tokens are accepted besides our own (e.g. a real Keycloak realm URL).
+    pub trust_issuers: Vec<String>,
 }
 
 /// A fault to inject. Matches requests of `platform` (`runai`, `openpai`, `dai`, or `*`) and `op`
@@ -102,6 +104,7 @@ pub struct Inner {
 
 pub struct State {
     pub config: Config,
+    pub trusted: super::external::TrustedIssuers,
     /// Signing key of the tokens; random per process unless a state file keeps it stable.
     pub key: Vec<u8>,
     pub inner: Mutex<Inner>,
@@ -131,6 +134,7 @@ impl State {
             None => rand::random::<[u8; 32]>().to_vec(),
         };
         Ok(State {
+            trusted: super::external::TrustedIssuers::new(config.trust_issuers.clone()),
             config,
             key,
             inner: Mutex::new(inner),
