@@ -297,3 +297,32 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use crate::crd::GenericStates;
+
+    proptest! {
+        /// No platform word panics, and only the documented terminal words map to a terminal phase.
+        #[test]
+        fn only_known_words_are_terminal(word in "\\PC{0,24}") {
+            let lower = word.to_ascii_lowercase();
+            if super::openpai::map_state(&word).is_terminal() {
+                prop_assert!(["SUCCEEDED", "FAILED", "STOPPED"].contains(&word.as_str()));
+            }
+            if super::dai::map_status(&word).is_terminal() {
+                prop_assert!(["passed", "failed", "incomplete", "error", "aborted", "cancelled"].contains(&lower.as_str()));
+            }
+            if super::dai_legacy::map_status(&word).is_terminal() {
+                prop_assert!(["passed", "failed", "incomplete"].contains(&lower.as_str()));
+            }
+            let g = GenericStates::default();
+            if super::generic::map_state(&g, &word).is_terminal() {
+                let known = g.succeeded.iter().chain(&g.failed).chain(&g.cancelled).any(|w| w.eq_ignore_ascii_case(&word));
+                prop_assert!(known);
+            }
+        }
+    }
+}
