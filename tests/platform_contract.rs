@@ -568,3 +568,64 @@ async fn dai_legacy_run_api() {
         Err(RemoteError::Permanent { .. })
     ));
 }
+
+#[tokio::test]
+async fn pause_freezes_progress_until_resumed() {
+    let sim = simulator(None).await;
+    let t = runai_token(&sim).await;
+    let a = Adapter::new(
+        http(),
+        PlatformConfig {
+            base_url: sim.base_url("runai"),
+            api: PlatformApi::RunaiTrainingsV1,
+            username: None,
+        },
+    );
+    let admin = |path: &str| format!("http://{}/_admin/{path}", sim.addr);
+    http()
+        .post(admin("pause"))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let s = spec(
+        json!({"runai": {"projectId": "5", "clusterId": "c", "image": "busybox", "environment": [{"name": "SIM_RUN_SECONDS", "value": "0.2"}, {"name": "SIM_QUEUE_SECONDS", "value": "0.1"}]}}),
+    );
+    let v = a.create(&t, &s, "frozen").await.unwrap();
+    // However late one looks while paused, the job has not moved.
+    let job = sim.state.lock().jobs[&v.id].clone();
+    let paused_at = sim.state.lock().paused_at;
+    let far_future = jobrelay::simulator::state::now_ms() + 3_600_000;
+    assert_eq!(
+        job.stage(far_future, paused_at),
+        jobrelay::simulator::jobs::Stage::Queued
+    );
+    assert_eq!(
+        a.get(&t, &SPEC_ANY, &v.id).await.unwrap().phase,
+        Phase::Queued
+    );
+    http()
+        .post(admin("resume"))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    wait_for("progress after resume", Duration::from_secs(10), || async {
+        a.get(&t, &SPEC_ANY, &v.id)
+            .await
+            .ok()
+            .filter(|v| v.phase == Phase::Succeeded)
+    })
+    .await;
+    let counters: Value = http()
+        .get(admin("counters"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(counters["creates"]["runai/frozen"], 1);
+}

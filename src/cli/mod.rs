@@ -24,6 +24,20 @@ pub enum Command {
     /// Run the operator (ApiClient and RemoteJob controllers).
     Run(run::Args),
     /// Run the platform simulator (Run:ai, OpenPAI, Eggplant DAI) for local demos and tests.
+    ///
+    /// Serves /runai (trainings API, Keycloak-shaped realm token endpoint, /api/v1/token), /openpai (v2 and
+    /// v1 jobs, /api/v1/token login) and /dai (execution service, legacy /api/run, realm token endpoint)
+    /// on one port, following ../shared/platforms.md.
+    ///
+    /// Jobs steer themselves through variables in the job: SIM_QUEUE_SECONDS (default 1),
+    /// SIM_RUN_SECONDS (default 3) and SIM_OUTCOME=succeed|fail — in Run:ai spec.environmentVariables,
+    /// OpenPAI protocol parameters (v1: jobEnvs), or DAI fields of the start request (RemoteJob
+    /// spec.dai.extra).
+    ///
+    /// Admin API for tests: GET /_admin/counters (creates per platform/name, token requests per client,
+    /// requests per route and status); POST /_admin/faults with a fault (or a list; same JSON as --fault),
+    /// DELETE /_admin/faults; POST /_admin/pause and /_admin/resume (freeze all progress); GET /_admin/jobs.
+    #[command(verbatim_doc_comment)]
     Simulate(simulate::Args),
 }
 

@@ -7,14 +7,8 @@ use std::time::Duration;
 
 use crate::simulator::{self, Config, Fault};
 
-/// Serve simulated Run:ai (/runai), OpenPAI (/openpai) and Eggplant DAI (/dai) APIs on one port.
-///
-/// Jobs steer themselves through variables in the job: SIM_QUEUE_SECONDS (default 1), SIM_RUN_SECONDS
-/// (default 3) and SIM_OUTCOME=succeed|fail — in Run:ai `spec.environmentVariables`, OpenPAI protocol
-/// `parameters`, or DAI top-level fields of the start request (RemoteJob `spec.dai.extra`).
-/// Tests inject faults and read counters through /_admin (faults, counters, pause, resume, jobs).
+/// Flags of `jobrelay simulate` (its help text is on the subcommand in `cli/mod.rs`).
 #[derive(clap::Args, Debug)]
-#[command(verbatim_doc_comment)]
 pub struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8090")]
