@@ -68,6 +68,22 @@ async fn runai_token(sim: &jobrelay::simulator::Handle) -> SecretString {
     SecretString::from(t["access_token"].as_str().unwrap().to_string())
 }
 
+async fn dai_token(sim: &jobrelay::simulator::Handle) -> SecretString {
+    let t = token(
+        format!(
+            "{}/auth/realms/eggplant/protocol/openid-connect/token",
+            sim.base_url("dai")
+        ),
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "demo-client"),
+            ("client_secret", "demo-secret"),
+        ],
+    )
+    .await;
+    SecretString::from(t["access_token"].as_str().unwrap().to_string())
+}
+
 fn fault(platform: &str, op: &str, kind: FaultKind) -> Fault {
     Fault {
         platform: platform.into(),
@@ -395,19 +411,7 @@ async fn simulator_survives_a_restart_with_its_state_file() {
 async fn generic_adapter_drives_a_rest_api_from_the_job_description() {
     // The DAI execution service is a plain REST API: drive it generically.
     let sim = simulator(None).await;
-    let t = token(
-        format!(
-            "{}/auth/realms/eggplant/protocol/openid-connect/token",
-            sim.base_url("dai")
-        ),
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", "demo-client"),
-            ("client_secret", "demo-secret"),
-        ],
-    )
-    .await;
-    let t = SecretString::from(t["access_token"].as_str().unwrap().to_string());
+    let t = dai_token(&sim).await;
     let a = Adapter::generic(http(), &sim.base_url("dai"));
     let s = spec(json!({"generic": {
         "submitPath": "/execution_service/api/v1/executions",
@@ -504,19 +508,7 @@ async fn openpai_v1_api_for_pre_1_1_clusters() {
 #[tokio::test]
 async fn dai_legacy_run_api() {
     let sim = simulator(None).await;
-    let t = token(
-        format!(
-            "{}/auth/realms/eggplant/protocol/openid-connect/token",
-            sim.base_url("dai")
-        ),
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", "demo-client"),
-            ("client_secret", "demo-secret"),
-        ],
-    )
-    .await;
-    let t = SecretString::from(t["access_token"].as_str().unwrap().to_string());
+    let t = dai_token(&sim).await;
     let a = Adapter::new(
         http(),
         PlatformConfig {

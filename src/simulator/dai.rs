@@ -80,13 +80,7 @@ pub async fn start(
             body.clone(),
             now_ms(),
         );
-        inner.jobs.insert(id, job.clone());
-        *inner
-            .counters
-            .creates
-            .entry(format!("{P}/{key}"))
-            .or_default() += 1;
-        sim.persist(&inner);
+        sim.record_create(&mut inner, job.clone(), format!("{P}/{key}"));
         job
     };
     if drop_answer {

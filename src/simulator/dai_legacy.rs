@@ -68,13 +68,7 @@ pub async fn start(
             .collect();
         let user = claims["sub"].as_str().unwrap_or("").to_string();
         let job = Job::new(P, id.clone(), model.clone(), user, &vars, stored, now_ms());
-        inner.jobs.insert(id, job.clone());
-        *inner
-            .counters
-            .creates
-            .entry(format!("{P}/{model}"))
-            .or_default() += 1;
-        sim.persist(&inner);
+        sim.record_create(&mut inner, job.clone(), format!("{P}/{model}"));
         job
     };
     if drop_answer {

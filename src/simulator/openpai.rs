@@ -144,8 +144,8 @@ pub async fn submit(State(sim): State<Shared>, headers: HeaderMap, body: String)
             );
         }
         let vars = vars_from_object(protocol.get("parameters"));
-        inner.jobs.insert(
-            id.clone(),
+        sim.record_create(
+            &mut inner,
             Job::new(
                 P,
                 id.clone(),
@@ -155,13 +155,8 @@ pub async fn submit(State(sim): State<Shared>, headers: HeaderMap, body: String)
                 protocol.clone(),
                 now,
             ),
+            format!("{P}/{name}"),
         );
-        *inner
-            .counters
-            .creates
-            .entry(format!("{P}/{name}"))
-            .or_default() += 1;
-        sim.persist(&inner);
     }
     if drop_answer {
         return drop_connection();

@@ -100,8 +100,8 @@ pub async fn submit(
                 })
                 .as_ref(),
         );
-        inner.jobs.insert(
-            key.clone(),
+        sim.record_create(
+            &mut inner,
             Job::new(
                 P,
                 key,
@@ -111,13 +111,8 @@ pub async fn submit(
                 body.clone(),
                 now_ms(),
             ),
+            format!("{P}/{name}"),
         );
-        *inner
-            .counters
-            .creates
-            .entry(format!("{P}/{name}"))
-            .or_default() += 1;
-        sim.persist(&inner);
     }
     if drop_answer {
         return drop_connection();

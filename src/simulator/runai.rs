@@ -117,13 +117,7 @@ pub async fn create(
             body.clone(),
             now_ms(),
         );
-        inner.jobs.insert(id, job.clone());
-        *inner
-            .counters
-            .creates
-            .entry(format!("{P}/{name}"))
-            .or_default() += 1;
-        sim.persist(&inner);
+        sim.record_create(&mut inner, job.clone(), format!("{P}/{name}"));
         job
     };
     if drop_answer {

@@ -161,6 +161,13 @@ impl State {
         }
     }
 
+    /// Stores a newly created job, counts the create under `counter_key` (`platform/name`) and persists.
+    pub fn record_create(&self, inner: &mut Inner, job: Job, counter_key: String) {
+        inner.jobs.insert(job.id.clone(), job);
+        *inner.counters.creates.entry(counter_key).or_default() += 1;
+        self.persist(inner);
+    }
+
     /// Takes the first matching fault (counting it down).
     pub fn take_fault(&self, platform: &str, op: &str) -> Option<Fault> {
         let mut inner = self.lock();
