@@ -62,6 +62,14 @@ impl TokenCache {
         }
     }
 
+    /// Keeps only the entries of ApiClients `alive(uid)` says still exist.
+    pub fn retain(&self, alive: impl Fn(&str) -> bool) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|uid, _| alive(uid));
+    }
+
     /// Forgets an ApiClient (deleted).
     pub fn remove(&self, id: &str) {
         self.entries

@@ -38,6 +38,15 @@ impl TokenService {
         }
     }
 
+    /// Drops the cached tokens and HTTP clients of ApiClients `alive(uid)` says are gone.
+    pub fn retain(&self, alive: impl Fn(&str) -> bool) {
+        self.cache.retain(&alive);
+        self.http
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|uid, _| alive(uid));
+    }
+
     fn ns(apic: &ApiClient) -> String {
         apic.namespace().unwrap_or_default()
     }

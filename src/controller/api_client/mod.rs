@@ -168,10 +168,42 @@ pub async fn run(
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),
     };
-    Controller::new(api, watcher::Config::default().any_semantic())
+    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    // Deleted ApiClients are never reconciled again (they carry no finalizer): sweep their Secret
+    // watches and cached tokens against the controller's view of what still exists.
+    let store = controller.store();
+    let sweeper = ctx.clone();
+    let sweep = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tick.tick().await;
+            if store.wait_until_ready().await.is_err() {
+                return;
+            }
+            let live: Vec<(String, String, String)> = store
+                .state()
+                .iter()
+                .map(|a| {
+                    (
+                        a.namespace().unwrap_or_default(),
+                        a.name_any(),
+                        a.uid().unwrap_or_default(),
+                    )
+                })
+                .collect();
+            sweeper
+                .secrets
+                .retain_users(|ns, name| live.iter().any(|(n, a, _)| n == ns && a == name));
+            sweeper
+                .tokens
+                .retain(|uid| live.iter().any(|(_, _, u)| u == uid));
+        }
+    });
+    controller
         .reconcile_on(triggers)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})
         .await;
+    sweep.abort();
 }

@@ -72,6 +72,27 @@ impl SecretWatches {
         watched.insert(key, (task, BTreeSet::from([apic.to_string()])));
     }
 
+    /// Keeps only the ApiClients `alive(namespace, name)` says still exist; stops watches nobody uses.
+    pub fn retain_users(&self, alive: impl Fn(&str, &str) -> bool) {
+        let mut watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
+        watched.retain(|(ns, _), (task, users)| {
+            users.retain(|apic| alive(ns, apic));
+            if users.is_empty() {
+                task.abort();
+            }
+            !users.is_empty()
+        });
+    }
+
+    /// How many Secrets are watched (for tests and metrics).
+    pub fn len(&self) -> usize {
+        self.watched.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Forgets an ApiClient that is gone.
     pub fn forget(&self, ns: &str, apic: &str) {
         let mut watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
@@ -136,4 +157,27 @@ fn tokio_stream_from<T: Send + 'static>(
     mut rx: mpsc::UnboundedReceiver<T>,
 ) -> impl futures::Stream<Item = T> + Send + 'static {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn watches_follow_their_users() {
+        // No apiserver is needed to manage the set; the watch tasks just retry in the background.
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let (w, _stream) = SecretWatches::new(kube::Client::try_from(config).unwrap());
+        w.ensure("ns", "s1", "a");
+        w.ensure("ns", "s1", "b");
+        w.ensure("ns", "s2", "c");
+        assert_eq!(w.len(), 2);
+        // c moves to s1: s2 has no user left.
+        w.ensure("ns", "s1", "c");
+        assert_eq!(w.len(), 1);
+        w.retain_users(|_, apic| apic == "a");
+        assert_eq!(w.len(), 1);
+        w.retain_users(|_, _| false);
+        assert!(w.is_empty());
+    }
 }

@@ -284,13 +284,7 @@ async fn resolve_client(
             format!("ApiClient {client_ns}/{name} not found"),
         );
     };
-    if client_ns != ns
-        && !client
-            .spec
-            .allowed_namespaces
-            .iter()
-            .any(|n| n == "*" || n == ns)
-    {
+    if !plan::granted(&client_ns, &client.spec.allowed_namespaces, ns) {
         return unusable(
             reasons::CLIENT_NOT_GRANTED,
             format!(

@@ -436,6 +436,11 @@ fn done(input: &Input, status: RemoteJobStatus, step: Step) -> Plan {
     }
 }
 
+/// May a RemoteJob in `job_ns` use an ApiClient in `client_ns` that grants `allowed` namespaces?
+pub fn granted(client_ns: &str, allowed: &[String], job_ns: &str) -> bool {
+    client_ns == job_ns || allowed.iter().any(|n| n == "*" || n == job_ns)
+}
+
 /// What a create call came back with.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CreateOutcome {

@@ -478,3 +478,22 @@ fn suspend_by_stopping_then_resubmit_where_the_platform_cannot_resume() {
     );
     assert_eq!(p.status.remote_name.as_deref(), Some("ns-job-abcd-2"));
 }
+
+#[test]
+fn cross_namespace_use_needs_a_grant() {
+    let grants = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let table = [
+        ("team-a", grants(&[]), "team-a", true),
+        ("shared", grants(&[]), "team-a", false),
+        ("shared", grants(&["team-b"]), "team-a", false),
+        ("shared", grants(&["team-b", "team-a"]), "team-a", true),
+        ("shared", grants(&["*"]), "team-a", true),
+    ];
+    for (client_ns, allowed, job_ns, want) in table {
+        assert_eq!(
+            granted(client_ns, &allowed, job_ns),
+            want,
+            "{client_ns} {allowed:?} {job_ns}"
+        );
+    }
+}
