@@ -240,6 +240,10 @@ async fn openpai_operations_and_error_classes() {
         (failed.state.as_str(), failed.message.as_deref()),
         ("FAILED", Some("exit code 1"))
     );
+    assert!(
+        failed.started_at.is_some() && failed.finished_at.is_some(),
+        "platform times"
+    );
     let long = spec(
         json!({"openpai": {"image": "ubuntu", "commands": ["sleep 1"], "parameters": {"SIM_RUN_SECONDS": "60"}}}),
     );
@@ -533,6 +537,10 @@ async fn dai_legacy_run_api() {
     })
     .await;
     assert_eq!(done.state, "Passed");
+    assert!(
+        done.finished_at.is_some() && done.started_at.is_some(),
+        "platform times"
+    );
     // Dropped answer → found by listing the model's runs since the intent.
     inject(&sim, fault("dai", "create", FaultKind::CommitThenDrop));
     let long = spec(

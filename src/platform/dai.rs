@@ -106,6 +106,8 @@ impl Dai {
             state: word.to_string(),
             message: None,
             url: Some(self.url(&format!("{EXECUTIONS}/{id}"))),
+            started_at: super::time_of(v.get("start_time")),
+            finished_at: super::time_of(v.get("end_time")),
         })
     }
 

@@ -67,6 +67,8 @@ impl Dai {
             state: word.to_string(),
             message: None,
             url: None,
+            started_at: super::time_of(v.get("starttime")),
+            finished_at: super::time_of(v.get("endtime")),
         })
     }
 

@@ -83,6 +83,7 @@ impl Generic {
                 .map(|m| sanitize(&m)),
             state: word,
             url: Some(self.url(&fill(&job.status_path, id, ""))),
+            ..Default::default()
         }
     }
 

@@ -10,13 +10,14 @@ pub mod runai;
 
 use std::time::Duration;
 
+use k8s_openapi::jiff::Timestamp;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
 use crate::crd::{PlatformApi, RemoteJobPhase, RemoteJobSpec};
 
 /// A normalized remote observation.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct RemoteView {
     /// The platform's id (Run:ai workloadId, OpenPAI `user~name`, DAI execution id).
     pub id: String,
@@ -26,6 +27,18 @@ pub struct RemoteView {
     /// Short, sanitized.
     pub message: Option<String>,
     pub url: Option<String>,
+    /// When the platform says the job started running and finished (where it says).
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+}
+
+/// Pure: a platform time: RFC 3339 text, or milliseconds since the epoch (OpenPAI).
+pub fn time_of(v: Option<&serde_json::Value>) -> Option<Timestamp> {
+    match v? {
+        serde_json::Value::String(s) => s.parse().ok(),
+        serde_json::Value::Number(n) => Timestamp::from_millisecond(n.as_i64()?).ok(),
+        _ => None,
+    }
 }
 
 /// Classified failures of a remote call.

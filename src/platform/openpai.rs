@@ -130,7 +130,9 @@ impl Openpai {
             phase: map_state(word),
             state: word.to_string(),
             message: exit.map(|c| format!("exit code {c}")),
-            url: Some(self.url(&format!("/api/v2/jobs/{id}"))),
+            url: Some(self.url(&self.job_path(id))),
+            started_at: super::time_of(status.get("launchedTime")),
+            finished_at: super::time_of(status.get("completedTime")),
         }
     }
 
@@ -164,7 +166,8 @@ impl Openpai {
             phase: Phase::Queued,
             state: "WAITING".into(),
             message: None,
-            url: Some(self.url(&format!("/api/v2/jobs/{id}"))),
+            url: Some(self.url(&self.job_path(&id))),
+            ..Default::default()
         })
     }
 

@@ -98,6 +98,8 @@ impl Runai {
             state: word.to_string(),
             message,
             url: Some(self.url(&format!("/api/v1/workloads/{id}"))),
+            started_at: super::time_of(v.get("createdAt")),
+            finished_at: super::time_of(v.get("completedAt")),
         })
     }
 

@@ -82,6 +82,7 @@ mod tests {
             state: "Running".into(),
             message: None,
             url: None,
+            ..Default::default()
         }
     }
 

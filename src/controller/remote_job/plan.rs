@@ -396,7 +396,14 @@ fn finish(status: &mut RemoteJobStatus, input: &Input, phase: Phase, reason: &st
     status.phase = phase;
     status.message = Some(message.to_string());
     if status.completion_time.is_none() {
-        status.completion_time = Some(Time(input.now));
+        // The platform's own end time when it reports one (observed at most a poll later), else now.
+        let reported = match input.observed {
+            Observed::Found { view, .. } if view.phase == phase => view.finished_at,
+            _ => None,
+        };
+        status.completion_time = Some(Time(
+            reported.filter(|t| *t <= input.now).unwrap_or(input.now),
+        ));
     }
     set(status, input, types::RUNNING, FALSE, reason, message);
     let (complete, failed) = match phase {

@@ -35,6 +35,7 @@ fn view(phase: Phase) -> RemoteView {
         state: format!("{phase:?}"),
         message: None,
         url: Some("https://x/1".into()),
+        ..Default::default()
     }
 }
 
@@ -496,4 +497,23 @@ fn cross_namespace_use_needs_a_grant() {
             "{client_ns} {allowed:?} {job_ns}"
         );
     }
+}
+
+#[test]
+fn completion_time_is_the_platforms_when_it_says() {
+    let mut c = Case::new();
+    c.status = submitted(Phase::Running, 1);
+    let mut done = view(Phase::Succeeded);
+    done.finished_at = Some(ts(90));
+    c.observed = Observed::Found {
+        view: done,
+        attempt: 1,
+    };
+    assert_eq!(c.run().status.completion_time, Some(Time(ts(90))));
+    c.observed = found(Phase::Succeeded, 1);
+    assert_eq!(
+        c.run().status.completion_time,
+        Some(Time(ts(100))),
+        "else the time we saw it"
+    );
 }
