@@ -51,6 +51,7 @@ pub struct Metrics {
     pub remote_calls: Family<RemoteCallLabels, Counter>,
     pub remote_call_seconds: Family<RemoteCallLabels, Histogram>,
     pub job_phase_changes: Family<PhaseLabels, Counter>,
+    pub jobs_by_phase: Family<PhaseLabels, Gauge>,
     pub submit_seconds: Histogram,
 }
 
@@ -69,6 +70,7 @@ impl Default for Metrics {
             remote_calls: Family::default(),
             remote_call_seconds: Family::new_with_constructor(latency_histogram),
             job_phase_changes: Family::default(),
+            jobs_by_phase: Family::default(),
             submit_seconds: Histogram::new(exponential_buckets(0.05, 2.0, 14)),
             registry: Registry::default(),
         };
@@ -106,6 +108,11 @@ impl Default for Metrics {
             "remote_job_phase_changes",
             "RemoteJob phase changes by new phase",
             m.job_phase_changes.clone(),
+        );
+        registry.register(
+            "remote_jobs",
+            "RemoteJobs by phase (watched namespaces)",
+            m.jobs_by_phase.clone(),
         );
         registry.register(
             "submit_duration_seconds",

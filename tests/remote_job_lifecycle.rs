@@ -16,7 +16,7 @@ use support::{TestNamespace, kubectl, kubectl_ok, wait_for};
 async fn every_platform_runs_to_success_exactly_once() {
     let ns = TestNamespace::new("e2e-all");
     let sim = simulator(None).await;
-    let _op = Operator::start(&ns.name).await;
+    let op = Operator::start(&ns.name).await;
     for f in ["runai.yaml", "openpai.yaml", "dai.yaml"] {
         apply(&ns.name, &example(f), Some(&sim));
     }
@@ -57,6 +57,19 @@ async fn every_platform_runs_to_success_exactly_once() {
             "no {reason} event: {events}"
         );
     }
+    // The jobs-by-phase gauge follows (refreshed every 10 s from the controller's cache).
+    wait_for("jobs-by-phase gauge", Duration::from_secs(30), || async {
+        op.metrics()
+            .await
+            .contains("jobrelay_remote_jobs{phase=\"Succeeded\"} 3")
+            .then_some(())
+    })
+    .await;
+    let metrics = op.metrics().await;
+    assert!(
+        metrics.contains("jobrelay_submit_duration_seconds_count 3"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -200,6 +200,10 @@ pub struct RemoteJobStatus {
     /// Number of submissions made (attempts), including the current one.
     #[serde(default)]
     pub attempts: i32,
+    /// How many attempts failed on the platform (what backoffLimit counts; resubmissions after a
+    /// suspend are attempts but not failures).
+    #[serde(default)]
+    pub failed_attempts: i32,
     /// When the first attempt was submitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,

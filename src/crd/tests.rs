@@ -123,7 +123,7 @@ fn status_serializes_phase_and_omits_empty_fields() {
     let v = serde_json::to_value(&status).unwrap();
     assert_eq!(
         v,
-        json!({"phase": "Queued", "remoteId": "42", "attempts": 0})
+        json!({"phase": "Queued", "remoteId": "42", "attempts": 0, "failedAttempts": 0})
     );
     let back: RemoteJobStatus = serde_json::from_value(json!({})).unwrap();
     assert_eq!(back.phase, RemoteJobPhase::Pending);

@@ -202,9 +202,11 @@ fn plan_running(input: &Input, mut status: RemoteJobStatus) -> Plan {
             );
             done(input, status, Step::None)
         }
-        Phase::Failed if status.attempts <= input.spec.backoff_limit => {
+        // Failed runs count against backoffLimit; resubmissions after a suspend do not.
+        Phase::Failed if status.failed_attempts < input.spec.backoff_limit => {
             // Retry as a new attempt under a new name; the failed attempt stays as it is remotely.
             let failed = status.attempts;
+            status.failed_attempts += 1;
             status.phase = Phase::Pending;
             status.remote_id = None;
             let mut next = plan_submission(input, status);
@@ -215,12 +217,13 @@ fn plan_running(input: &Input, mut status: RemoteJobStatus) -> Plan {
             next
         }
         Phase::Failed => {
+            status.failed_attempts += 1;
             let (reason, msg) = if input.spec.backoff_limit > 0 {
                 (
                     reasons::BACKOFF_LIMIT_EXCEEDED,
                     format!(
                         "failed {} times (backoffLimit {})",
-                        status.attempts, input.spec.backoff_limit
+                        status.failed_attempts, input.spec.backoff_limit
                     ),
                 )
             } else {

@@ -91,6 +91,8 @@ fn submitted(phase: Phase, attempts: i32) -> RemoteJobStatus {
         remote_id: Some("rid-1".into()),
         remote_name: Some(name(attempts)),
         attempts,
+        // Every earlier attempt failed.
+        failed_attempts: attempts - 1,
         start_time: Some(Time(ts(0))),
         ..Default::default()
     }
@@ -515,5 +517,27 @@ fn completion_time_is_the_platforms_when_it_says() {
         c.run().status.completion_time,
         Some(Time(ts(100))),
         "else the time we saw it"
+    );
+}
+
+#[test]
+fn resubmissions_after_suspend_do_not_use_up_the_backoff_limit() {
+    let mut c = Case::new();
+    c.spec.backoff_limit = 1;
+    c.status = submitted(Phase::Running, 3);
+    c.status.failed_attempts = 0; // attempts 1 and 2 ended in suspensions, not failures
+    c.observed = found(Phase::Failed, 3);
+    let p = c.run();
+    assert_eq!(
+        (p.step, p.status.attempts, p.status.failed_attempts),
+        (Step::Create, 4, 1)
+    );
+    c.status = submitted(Phase::Running, 4);
+    c.status.failed_attempts = 1;
+    c.observed = found(Phase::Failed, 4);
+    let p = c.run();
+    assert_eq!(
+        (p.status.phase, p.status.failed_attempts),
+        (Phase::Failed, 2)
     );
 }

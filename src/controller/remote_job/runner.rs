@@ -28,6 +28,38 @@ pub async fn run(
     };
     let controller = Controller::new(jobs, watcher::Config::default().any_semantic());
     let store = controller.store();
+    // Keep the jobs-by-phase gauge current from the controller's cache (no extra API calls).
+    let (gauge_store, metrics) = (store.clone(), ctx.metrics.clone());
+    let gauge = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tick.tick().await;
+            let mut counts = std::collections::BTreeMap::new();
+            for job in gauge_store.state() {
+                let phase = job.status.as_ref().map(|s| s.phase).unwrap_or_default();
+                *counts.entry(phase.as_str()).or_insert(0i64) += 1;
+            }
+            for phase in [
+                "Pending",
+                "Submitting",
+                "Queued",
+                "Running",
+                "Succeeded",
+                "Failed",
+                "Cancelled",
+                "Suspended",
+                "Unknown",
+            ] {
+                let labels = crate::metrics::PhaseLabels {
+                    phase: phase.into(),
+                };
+                metrics
+                    .jobs_by_phase
+                    .get_or_create(&labels)
+                    .set(counts.get(phase).copied().unwrap_or(0));
+            }
+        }
+    });
     controller
         .watches(
             clients,
@@ -54,6 +86,7 @@ pub async fn run(
             }
         })
         .await;
+    gauge.abort();
 }
 
 fn error_policy(job: Arc<RemoteJob>, err: &Error, _ctx: Arc<Context>) -> Action {
