@@ -134,18 +134,28 @@ fn find(sim: &Sim, id: &str) -> Option<Job> {
         .cloned()
 }
 
-pub async fn get(
-    State(sim): State<Shared>,
+/// One job rendered as a training (`GET …/trainings/{id}`) or a generic workload (`GET …/workloads/{id}`).
+async fn get_as(
+    sim: Shared,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: String,
+    render: fn(&Job, &Sim) -> Value,
 ) -> Response {
     if let Err(r) = admit(&sim, P, "get", &headers).await {
         return r;
     }
     match find(&sim, &id) {
-        Some(job) => axum::Json(training(&job, &sim)).into_response(),
+        Some(job) => axum::Json(render(&job, &sim)).into_response(),
         None => error(P, StatusCode::NOT_FOUND, "", "Resource id not found."),
     }
+}
+
+pub async fn get(
+    State(sim): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    get_as(sim, headers, id, training).await
 }
 
 pub async fn get_workload(
@@ -153,13 +163,7 @@ pub async fn get_workload(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = admit(&sim, P, "get", &headers).await {
-        return r;
-    }
-    match find(&sim, &id) {
-        Some(job) => axum::Json(workload(&job, &sim)).into_response(),
-        None => error(P, StatusCode::NOT_FOUND, "", "Resource id not found."),
-    }
+    get_as(sim, headers, id, workload).await
 }
 
 /// `GET /api/v1/workloads?filterBy=name==x,projectId==y&deleted=true&offset&limit`
