@@ -89,6 +89,18 @@ pub fn config_v1(job: &OpenpaiJob, name: &str) -> Value {
 }
 
 impl Openpai {
+    /// The same adapter acting for `user` (OpenPAI ids are `user~name`; the user comes with the token).
+    pub fn as_user(&self, user: &str) -> Self {
+        let config = PlatformConfig {
+            username: Some(user.to_string()),
+            ..self.config.clone()
+        };
+        Openpai {
+            http: self.http.clone(),
+            config,
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.config.base_url.trim_end_matches('/'))
     }

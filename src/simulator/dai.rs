@@ -97,12 +97,7 @@ pub async fn get(
     if let Err(r) = admit(&sim, P, "get", &headers).await {
         return r;
     }
-    let job = sim
-        .lock()
-        .jobs
-        .get(&id)
-        .filter(|j| j.platform == P)
-        .cloned();
+    let job = sim.job(P, &id);
     match job {
         Some(job) => axum::Json(execution(&job, &sim)).into_response(),
         None => (

@@ -177,12 +177,7 @@ pub async fn get(
     if let Err(r) = admit(&sim, P, "get", &headers).await {
         return r;
     }
-    let job = sim
-        .lock()
-        .jobs
-        .get(&frame)
-        .filter(|j| j.platform == P)
-        .cloned();
+    let job = sim.job(P, &frame);
     match job {
         Some(job) => {
             axum::Json(json!({"name": job.name, "jobStatus": status(&job, &sim), "taskRoles": {}}))

@@ -127,11 +127,7 @@ pub async fn create(
 }
 
 fn find(sim: &Sim, id: &str) -> Option<Job> {
-    sim.lock()
-        .jobs
-        .get(id)
-        .filter(|j| j.platform == P && j.frozen != Some(Stage::Deleted))
-        .cloned()
+    sim.job(P, id).filter(|j| j.frozen != Some(Stage::Deleted))
 }
 
 /// One job rendered as a training (`GET …/trainings/{id}`) or a generic workload (`GET …/workloads/{id}`).

@@ -161,6 +161,15 @@ impl State {
         }
     }
 
+    /// A copy of job `id` if it belongs to `platform`.
+    pub fn job(&self, platform: &str, id: &str) -> Option<Job> {
+        self.lock()
+            .jobs
+            .get(id)
+            .filter(|j| j.platform == platform)
+            .cloned()
+    }
+
     /// Stores a newly created job, counts the create under `counter_key` (`platform/name`) and persists.
     pub fn record_create(&self, inner: &mut Inner, job: Job, counter_key: String) {
         inner.jobs.insert(job.id.clone(), job);

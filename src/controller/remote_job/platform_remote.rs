@@ -45,29 +45,19 @@ impl RemoteFactory for Factory {
                 .await
                 .map_err(|e| (reasons::CLIENT_NOT_READY, e.to_string()))?;
             let base_url = apic.spec.base_url.clone();
-            // Generic APIs have no API generation; the config's `api` is then unused.
-            let (adapter, config) = match platform_api(&apic) {
-                Some(api) => {
-                    let config = PlatformConfig {
+            let adapter = match platform_api(&apic) {
+                Some(api) => Adapter::new(
+                    http,
+                    PlatformConfig {
                         base_url,
                         api,
                         username: None,
-                    };
-                    (Adapter::new(http.clone(), config.clone()), config)
-                }
-                None => {
-                    let config = PlatformConfig {
-                        base_url,
-                        api: PlatformApi::RunaiTrainingsV1,
-                        username: None,
-                    };
-                    (Adapter::generic(http.clone(), &config.base_url), config)
-                }
+                    },
+                ),
+                None => Adapter::generic(http, &base_url),
             };
             let remote: Arc<dyn Remote> = Arc::new(PlatformRemote {
                 adapter,
-                http,
-                config,
                 apic,
                 tokens: self.tokens.clone(),
                 metrics: self.metrics.clone(),
@@ -81,8 +71,6 @@ impl RemoteFactory for Factory {
 
 pub struct PlatformRemote {
     adapter: Adapter,
-    http: reqwest::Client,
-    config: PlatformConfig,
     apic: ApiClient,
     tokens: Arc<TokenService>,
     metrics: Arc<Metrics>,
@@ -128,13 +116,7 @@ impl PlatformRemote {
             };
             // OpenPAI ids are `user~name`: the user comes with the token.
             let adapter = match (&self.adapter, &token.username) {
-                (Adapter::Openpai(_), Some(user)) => Adapter::new(
-                    self.http.clone(),
-                    PlatformConfig {
-                        username: Some(user.clone()),
-                        ..self.config.clone()
-                    },
-                ),
+                (Adapter::Openpai(a), Some(user)) => Adapter::Openpai(a.as_user(user)),
                 _ => self.adapter.clone(),
             };
             match call(adapter, token.bearer.clone()).await {
