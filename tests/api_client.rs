@@ -364,4 +364,40 @@ async fn ca_bundles_are_trusted_and_unknown_cas_are_refused() {
         Duration::from_secs(30),
     )
     .await;
+
+    // A CA bundle that arrives after its ApiClient: the bundle's object is watched, so the client gets
+    // through TLS within seconds of it appearing, long before the 60 s recheck of a TLS error.
+    apply(
+        &ns.name,
+        &https(
+            "late-ca",
+            "  tls:\n    caBundleRef: {kind: ConfigMap, name: late-ca, key: ca.crt}\n",
+        ),
+        None,
+    );
+    let missing = wait_ready(
+        &clients,
+        "late-ca",
+        "False",
+        "TlsError",
+        Duration::from_secs(30),
+    )
+    .await;
+    let msg = &missing.status.unwrap().conditions[0].message;
+    assert!(msg.contains("late-ca") && msg.contains("not found"), "{msg}");
+    apply(
+        &ns.name,
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: late-ca\ndata:\n  ca.crt: |\n{ca_indented}"
+        ),
+        None,
+    );
+    wait_ready(
+        &clients,
+        "late-ca",
+        "False",
+        "DiscoveryFailed",
+        Duration::from_secs(10),
+    )
+    .await;
 }

@@ -1,6 +1,7 @@
 //! TokenCache: one entry per ApiClient, keyed so a spec or Secret change invalidates it; refresh ahead of
 //! expiry; concurrent callers share one in-flight refresh; a token the platform refused (401) is
-//! refreshed once, however many callers report it.
+//! refreshed once, however many callers report it; a token endpoint that keeps failing is asked again
+//! only on a backoff schedule, however many reconciles (of either controller) ask for a token meanwhile.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -36,9 +37,43 @@ pub fn usable(token: &Token, now: Timestamp) -> bool {
     token.expires_at.is_none_or(|e| e > now)
 }
 
+const RETRY_MIN: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Pure: when to retry a refresh that has been failing for `failing_for`. Half of that, so the gaps grow
+/// about 1.5× per try (1 s, 1.5 s, 2.25 s, …) without keeping a counter, capped at 30 s so a returning
+/// endpoint is noticed soon; and never later than `valid_for`, the life left in the token still in
+/// use, so one more try happens before it lapses.
+pub fn retry_after(failing_for: Duration, valid_for: Option<Duration>) -> Duration {
+    let d = (failing_for / 2).clamp(RETRY_MIN, RETRY_MAX);
+    match valid_for {
+        Some(v) if v > Duration::ZERO => d.min(v).max(RETRY_MIN),
+        _ => d,
+    }
+}
+
+fn between(from: Timestamp, to: Timestamp) -> Duration {
+    Duration::try_from(to.duration_since(from)).unwrap_or(Duration::ZERO)
+}
+
+/// A refresh that failed transiently: until `next_try` callers get `error` (or the still-valid token)
+/// without a request. `since` is the first failure of the run, kept across the token's expiry so
+/// the backoff does not start over when the old token lapses.
+struct Failure {
+    since: Timestamp,
+    next_try: Timestamp,
+    error: AuthError,
+}
+
+#[derive(Default)]
+struct Slot {
+    token: Option<Token>,
+    failure: Option<Failure>,
+}
+
 struct Entry {
     version: String,
-    slot: tokio::sync::Mutex<Option<Token>>,
+    slot: tokio::sync::Mutex<Slot>,
 }
 
 #[derive(Default)]
@@ -54,7 +89,7 @@ impl TokenCache {
             _ => {
                 let e = Arc::new(Entry {
                     version: version.to_string(),
-                    slot: tokio::sync::Mutex::new(None),
+                    slot: tokio::sync::Mutex::new(Slot::default()),
                 });
                 map.insert(id.to_string(), e.clone());
                 e
@@ -82,7 +117,19 @@ impl TokenCache {
     pub async fn peek(&self, id: &str, version: &str) -> Option<Token> {
         let e = self.entry(id, version);
         let slot = e.slot.lock().await;
-        slot.clone().filter(|t| usable(t, Timestamp::now()))
+        slot.token.clone().filter(|t| usable(t, Timestamp::now()))
+    }
+
+    /// When the next refresh of `id` may go out, while its token endpoint is failing.
+    pub async fn retry_at(&self, id: &str) -> Option<Timestamp> {
+        let e = self
+            .entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()?;
+        let slot = e.slot.lock().await;
+        slot.failure.as_ref().map(|f| f.next_try)
     }
 
     /// A token for ApiClient `id` at `version` (generation + Secret version): the cached one while it is
@@ -105,29 +152,54 @@ impl TokenCache {
         let e = self.entry(id, version);
         let mut slot = e.slot.lock().await;
         let now = Timestamp::now();
-        if let Some(t) = slot.as_ref() {
+        let old = slot.token.clone().filter(|t| usable(t, now));
+        if let Some(t) = &old {
             let was_refused =
                 refused.is_some_and(|r| r.expose_secret() == t.bearer.expose_secret());
             let due = refresh_at(t, refresh_before).is_some_and(|at| at <= now);
-            if !was_refused && !due && usable(t, now) {
+            if !was_refused && !due {
                 return Ok(t.clone());
             }
-            if refused.is_some() && !was_refused && usable(t, now) {
+            if refused.is_some() && !was_refused {
                 // Someone refreshed since the caller got its token: hand out the new one.
                 return Ok(t.clone());
             }
         }
+        // The endpoint failed a moment ago: do not ask again before the backoff says so (a refused
+        // bearer is the exception: the platform said the token in hand is no good).
+        if let Some(f) = slot.failure.as_ref().filter(|f| now < f.next_try)
+            && refused.is_none()
+        {
+            return old.ok_or_else(|| f.error.clone());
+        }
         match fetch().await {
             Ok(t) => {
-                *slot = Some(t.clone());
+                *slot = Slot {
+                    token: Some(t.clone()),
+                    failure: None,
+                };
                 Ok(t)
             }
-            Err(err) => match slot.as_ref() {
-                Some(old) if usable(old, now) && refused.is_none() && err.is_transient() => {
-                    Ok(old.clone())
+            Err(err) if err.is_transient() => {
+                let since = slot.failure.as_ref().map_or(now, |f| f.since);
+                let valid_for = old
+                    .as_ref()
+                    .and_then(|t| t.expires_at)
+                    .map(|exp| between(now, exp));
+                slot.failure = Some(Failure {
+                    since,
+                    next_try: now + retry_after(between(since, now), valid_for),
+                    error: err.clone(),
+                });
+                match old {
+                    Some(old) if refused.is_none() => Ok(old),
+                    _ => Err(err),
                 }
-                _ => Err(err),
-            },
+            }
+            Err(err) => {
+                slot.failure = None;
+                Err(err)
+            }
         }
     }
 }
@@ -160,6 +232,24 @@ mod tests {
         ];
         for (life, cfg, want) in table {
             assert_eq!(refresh_margin(life, cfg), want, "{life:?} {cfg:?}");
+        }
+    }
+
+    #[test]
+    fn retries_back_off_and_stop_growing() {
+        let s = Duration::from_secs;
+        let table = [
+            // (failing for, life left in the token in use, retry after)
+            (s(0), None, s(1)),
+            (s(3), None, Duration::from_millis(1500)),
+            (s(20), None, s(10)),
+            (s(600), None, s(30)),
+            (s(600), Some(s(4)), s(4)),
+            (s(600), Some(Duration::ZERO), s(30)),
+            (s(20), Some(Duration::from_millis(200)), s(1)),
+        ];
+        for (failing, valid, want) in table {
+            assert_eq!(retry_after(failing, valid), want, "{failing:?} {valid:?}");
         }
     }
 
@@ -235,8 +325,21 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(t.bearer.expose_secret(), "old");
+        // Within the backoff the old token is handed out without asking.
+        let t = cache
+            .get("u", "v", before, None, || async { panic!("gated") })
+            .await
+            .unwrap();
+        assert_eq!(t.bearer.expose_secret(), "old");
+        // Another entry, same old token, but the endpoint refuses the credentials.
+        let mut old = token("old", 20);
+        old.obtained_at = Timestamp::from_second(old.obtained_at.as_second() - 100).unwrap();
+        cache
+            .get("w", "v", None, None, || async { Ok(old) })
+            .await
+            .unwrap();
         let err = cache
-            .get("u", "v", before, None, || async {
+            .get("w", "v", before, None, || async {
                 Err(AuthError::InvalidCredentials("no".into()))
             })
             .await;
@@ -244,5 +347,41 @@ mod tests {
             err.is_err(),
             "refused credentials are not hidden behind the old token"
         );
+    }
+
+    #[tokio::test]
+    async fn a_failing_endpoint_is_asked_again_only_after_the_backoff() {
+        let cache = TokenCache::default();
+        let calls = AtomicU32::new(0);
+        let down = || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(AuthError::Unreachable("down".into()))
+        };
+        for _ in 0..5 {
+            let err = cache.get("u", "v", None, None, down).await.unwrap_err();
+            assert_eq!(err, AuthError::Unreachable("down".into()));
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "one request, four gated");
+        let next = cache.retry_at("u").await.expect("a next try is known");
+        assert!(next > Timestamp::now(), "{next}");
+        // A new Secret version is a new entry: asked at once, and it works.
+        let t = cache
+            .get("u", "v2", None, None, || async { Ok(token("t", 3600)) })
+            .await
+            .unwrap();
+        assert_eq!(t.bearer.expose_secret(), "t");
+        assert!(
+            cache.retry_at("u").await.is_none(),
+            "success clears the failure"
+        );
+        // Permanent errors are not gated: a fixed IdP is noticed on the next look.
+        let refused = || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(AuthError::InvalidCredentials("no".into()))
+        };
+        let before = calls.load(Ordering::SeqCst);
+        let _ = cache.get("u", "v3", None, None, refused).await;
+        let _ = cache.get("u", "v3", None, None, refused).await;
+        assert_eq!(calls.load(Ordering::SeqCst), before + 2);
     }
 }

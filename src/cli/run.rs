@@ -90,13 +90,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let recorder = Recorder::new(client.clone(), reporter);
     let tokens = Arc::new(TokenService::new(client.clone(), metrics.clone()));
-    let (secrets, triggers) = api_client::secret_watch::SecretWatches::new(client.clone());
+    let (refs, triggers) = api_client::ref_watches::RefWatches::new(client.clone());
     let apic_ctx = Arc::new(api_client::Context {
         client: client.clone(),
         tokens: tokens.clone(),
         metrics: metrics.clone(),
         recorder: recorder.clone(),
-        secrets,
+        refs,
     });
     let factory = Arc::new(remote_job::platform_remote::Factory {
         batches: Default::default(),

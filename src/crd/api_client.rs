@@ -339,7 +339,7 @@ pub struct TlsSpec {
 
 /// Where a CA bundle lives.
 #[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, schemars::JsonSchema,
 )]
 pub enum CaBundleKind {
     #[default]

@@ -2,7 +2,7 @@
 //! → write status (only when it changed) → event on a Ready flip → come back before the token is due.
 
 pub mod plan;
-pub mod secret_watch;
+pub mod ref_watches;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,14 +20,15 @@ use crate::auth::service::TokenService;
 use crate::crd::conditions::{self, types};
 use crate::crd::{ApiClient, ApiClientStatus};
 use crate::metrics::{ClientLabels, Metrics};
-use secret_watch::SecretWatches;
+use ref_watches::RefWatches;
 
 pub struct Context {
     pub client: kube::Client,
     pub tokens: Arc<TokenService>,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
-    pub secrets: SecretWatches,
+    /// Watches of the Secrets and CA bundles ApiClients read.
+    pub refs: RefWatches,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,12 +49,11 @@ async fn reconcile_inner(apic: &ApiClient, ctx: &Context) -> Result<Action, Erro
     let ns = apic.namespace().unwrap_or_default();
     let name = apic.name_any();
     if apic.meta().deletion_timestamp.is_some() {
-        ctx.secrets.forget(&ns, &name);
+        ctx.refs.forget(&ns, &name);
         ctx.tokens.cache.remove(&apic.uid().unwrap_or_default());
         return Ok(Action::await_change());
     }
-    ctx.secrets
-        .ensure(&ns, &apic.spec.credentials_secret_ref.name, &name);
+    ctx.refs.ensure(&ns, &name, &ref_watches::references(apic));
     let refreshed = ctx.tokens.refresh(apic).await;
     match &refreshed {
         Ok(r) => {
@@ -74,7 +74,19 @@ async fn reconcile_inner(apic: &ApiClient, ctx: &Context) -> Result<Action, Erro
         .as_deref()
         .and_then(crate::crd::duration::parse);
     let old = apic.status.clone().unwrap_or_default();
-    let p = plan::plan(&old, apic.metadata.generation, outcome, refresh_before, now);
+    let retry_at = ctx
+        .tokens
+        .cache
+        .retry_at(&apic.uid().unwrap_or_default())
+        .await;
+    let p = plan::plan(
+        &old,
+        apic.metadata.generation,
+        outcome,
+        refresh_before,
+        retry_at,
+        now,
+    );
 
     let labels = ClientLabels {
         namespace: ns.clone(),
@@ -192,7 +204,7 @@ pub async fn run(
                 })
                 .collect();
             sweeper
-                .secrets
+                .refs
                 .retain_users(|ns, name| live.iter().any(|(n, a, _)| n == ns && a == name));
             sweeper
                 .tokens

@@ -5,7 +5,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::auth::cache::refresh_at;
+use crate::auth::cache::{refresh_at, retry_after};
 use crate::auth::{AuthError, Token};
 use crate::crd::ApiClientStatus;
 use crate::crd::conditions::{self, FALSE, TRUE, reasons, set_condition, types};
@@ -22,26 +22,33 @@ pub struct Plan {
 }
 
 const RECHECK: Duration = Duration::from_secs(60);
+#[cfg(test)]
 const RETRY_MIN: Duration = Duration::from_secs(1);
-const RETRY_MAX: Duration = Duration::from_secs(30);
-
-/// Pure: when to retry a refresh that has been failing for `failing_for`. Half of that, so the gaps grow
-/// about 1.5× per try (1 s, 1.5 s, 2.25 s, …) without keeping a counter anywhere, capped at 30 s so a
-/// returning endpoint is noticed soon; and never later than `valid_for`, the life left in the token
-/// still in use, so one more try happens before it lapses.
-pub fn retry_after(failing_for: Duration, valid_for: Option<Duration>) -> Duration {
-    let d = (failing_for / 2).clamp(RETRY_MIN, RETRY_MAX);
-    match valid_for {
-        Some(v) if v > Duration::ZERO => d.min(v).max(RETRY_MIN),
-        _ => d,
-    }
-}
 
 fn secs_between(from: Timestamp, to: Timestamp) -> Duration {
     Duration::from_secs((to.as_second() - from.as_second()).max(0) as u64)
 }
 
 pub fn plan(
+    old: &ApiClientStatus,
+    generation: Option<i64>,
+    outcome: Result<Success<'_>, &AuthError>,
+    refresh_before: Option<Duration>,
+    retry_at: Option<Timestamp>,
+    now: Timestamp,
+) -> Plan {
+    let mut p = plan_inner(old, generation, outcome, refresh_before, now);
+    // The token cache will not ask a failing endpoint again before `retry_at`: look again then, not
+    // sooner (a reconcile before it would only be handed the same failure).
+    if let Some(at) = retry_at.filter(|at| *at > now) {
+        p.requeue = p
+            .requeue
+            .max(secs_between(now, at).max(Duration::from_secs(1)));
+    }
+    p
+}
+
+fn plan_inner(
     old: &ApiClientStatus,
     generation: Option<i64>,
     outcome: Result<Success<'_>, &AuthError>,
@@ -153,6 +160,7 @@ mod tests {
                 secret_version: "7",
             }),
             None,
+            None,
             ts(1_000),
         );
         let ready = find(&p.status.conditions, types::READY).unwrap();
@@ -191,7 +199,14 @@ mod tests {
             ),
         ];
         for (err, reason, requeue) in table {
-            let p = plan(&ApiClientStatus::default(), Some(1), Err(&err), None, ts(0));
+            let p = plan(
+                &ApiClientStatus::default(),
+                Some(1),
+                Err(&err),
+                None,
+                None,
+                ts(0),
+            );
             let ready = find(&p.status.conditions, types::READY).unwrap();
             assert_eq!(
                 (ready.status.as_str(), ready.reason.as_str()),
@@ -213,6 +228,7 @@ mod tests {
                 secret_version: "1",
             }),
             None,
+            None,
             ts(95),
         );
         let ready = find(&p.status.conditions, types::READY).unwrap();
@@ -227,21 +243,29 @@ mod tests {
     }
 
     #[test]
-    fn retries_back_off_and_stop_growing() {
-        let s = Duration::from_secs;
-        let table = [
-            // (failing for, life left in the token in use, retry after)
-            (s(0), None, s(1)),
-            (s(3), None, Duration::from_millis(1500)),
-            (s(20), None, s(10)),
-            (s(600), None, s(30)),
-            (s(600), Some(s(4)), s(4)),
-            (s(600), Some(Duration::ZERO), s(30)),
-            (s(20), Some(Duration::from_millis(200)), s(1)),
-        ];
-        for (failing, valid, want) in table {
-            assert_eq!(retry_after(failing, valid), want, "{failing:?} {valid:?}");
-        }
+    fn the_token_cache_backoff_sets_the_next_look() {
+        let err = AuthError::Unreachable("connection refused".into());
+        // Ready just flipped False (the old token lapsed) but the endpoint has been failing for a
+        // while: the cache's next try, 20 s away, wins over a fresh 1 s retry.
+        let p = plan(
+            &ApiClientStatus::default(),
+            Some(1),
+            Err(&err),
+            None,
+            Some(ts(120)),
+            ts(100),
+        );
+        assert_eq!(p.requeue, Duration::from_secs(20));
+        // A next try in the past changes nothing.
+        let p = plan(
+            &ApiClientStatus::default(),
+            Some(1),
+            Err(&err),
+            None,
+            Some(ts(90)),
+            ts(100),
+        );
+        assert_eq!(p.requeue, RETRY_MIN);
     }
 
     #[test]
@@ -252,11 +276,12 @@ mod tests {
             Some(1),
             Err(&err),
             None,
+            None,
             ts(100),
         );
         assert_eq!(first.requeue, RETRY_MIN);
         // Same failure 40 s later: Ready has been False since 100, so back off (capped).
-        let later = plan(&first.status, Some(1), Err(&err), None, ts(140));
+        let later = plan(&first.status, Some(1), Err(&err), None, None, ts(140));
         assert_eq!(later.requeue, Duration::from_secs(20));
         assert_eq!(later.status, first.status, "no status write for a repeat");
     }
@@ -272,6 +297,7 @@ mod tests {
                 secret_version: "1",
             }),
             None,
+            None,
             ts(1_000),
         )
         .status;
@@ -282,6 +308,7 @@ mod tests {
                 token: &t,
                 secret_version: "1",
             }),
+            None,
             None,
             ts(1_500),
         )

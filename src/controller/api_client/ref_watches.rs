@@ -1,22 +1,25 @@
-//! Watches exactly the Secrets that ApiClients reference — one watch per (namespace, name) with a field
-//! selector — and re-reconciles the ApiClients that use a Secret when it changes. Never a watch on all
-//! Secrets of the cluster.
+//! Watches exactly the objects that ApiClients reference — the credentials Secret and the CA bundle
+//! (Secret or ConfigMap) — one watch per object with a field selector, and re-reconciles the
+//! ApiClients that use an object when it changes. Never a watch on all Secrets of the cluster.
 
 use std::collections::{BTreeSet, HashMap};
+use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
+use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use crate::crd::ApiClient;
+use crate::crd::{ApiClient, CaBundleKind};
 
-type Key = (String, String);
+/// A watched object: kind, namespace, name.
+type Key = (CaBundleKind, String, String);
 
-pub struct SecretWatches {
+pub struct RefWatches {
     client: kube::Client,
     tx: mpsc::UnboundedSender<ObjectRef<ApiClient>>,
     watched: Watched,
@@ -24,7 +27,24 @@ pub struct SecretWatches {
 
 type Watched = Arc<Mutex<HashMap<Key, (tokio::task::JoinHandle<()>, BTreeSet<String>)>>>;
 
-impl SecretWatches {
+/// The objects `apic` reads: its credentials Secret and, when it has one, its CA bundle.
+pub fn references(apic: &ApiClient) -> Vec<(CaBundleKind, String)> {
+    let mut refs = vec![(
+        CaBundleKind::Secret,
+        apic.spec.credentials_secret_ref.name.clone(),
+    )];
+    if let Some(ca) = apic
+        .spec
+        .tls
+        .as_ref()
+        .and_then(|t| t.ca_bundle_ref.as_ref())
+    {
+        refs.push((ca.kind, ca.name.clone()));
+    }
+    refs
+}
+
+impl RefWatches {
     /// The watches and the stream of ApiClients to reconcile (feed it to `Controller::reconcile_on`).
     pub fn new(
         client: kube::Client,
@@ -35,7 +55,7 @@ impl SecretWatches {
         let (tx, rx) = mpsc::unbounded_channel();
         let stream = tokio_stream_from(rx);
         (
-            SecretWatches {
+            RefWatches {
                 client,
                 tx,
                 watched: Arc::default(),
@@ -44,38 +64,46 @@ impl SecretWatches {
         )
     }
 
-    /// ApiClient `apic` in `ns` uses Secret `secret`: make sure a change of it reaches `apic`.
-    /// An ApiClient that switched Secrets is dropped from the old one's watch.
-    pub fn ensure(&self, ns: &str, secret: &str, apic: &str) {
+    /// ApiClient `apic` in `ns` reads `refs`: make sure a change of any of them reaches `apic`.
+    /// An ApiClient that stopped referencing an object is dropped from that object's watch.
+    pub fn ensure(&self, ns: &str, apic: &str, refs: &[(CaBundleKind, String)]) {
         let mut watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (ns.to_string(), secret.to_string());
+        let keys: Vec<Key> = refs
+            .iter()
+            .map(|(kind, name)| (*kind, ns.to_string(), name.clone()))
+            .collect();
         watched.retain(|k, (task, users)| {
-            if k.0 == ns && *k != key {
+            if k.1 == ns && !keys.contains(k) {
                 users.remove(apic);
             }
-            let keep = !users.is_empty() || *k == key;
+            let keep = !users.is_empty() || keys.contains(k);
             if !keep {
                 task.abort();
             }
             keep
         });
-        if let Some((_, users)) = watched.get_mut(&key) {
-            users.insert(apic.to_string());
-            return;
+        for key in keys {
+            if let Some((_, users)) = watched.get_mut(&key) {
+                users.insert(apic.to_string());
+                continue;
+            }
+            let (client, tx, w) = (self.client.clone(), self.tx.clone(), self.watched.clone());
+            let task = match key.0 {
+                CaBundleKind::Secret => {
+                    tokio::spawn(watch_one::<Secret>(client, key.clone(), tx, w))
+                }
+                CaBundleKind::ConfigMap => {
+                    tokio::spawn(watch_one::<ConfigMap>(client, key.clone(), tx, w))
+                }
+            };
+            watched.insert(key, (task, BTreeSet::from([apic.to_string()])));
         }
-        let task = tokio::spawn(watch_one(
-            self.client.clone(),
-            key.clone(),
-            self.tx.clone(),
-            self.watched.clone(),
-        ));
-        watched.insert(key, (task, BTreeSet::from([apic.to_string()])));
     }
 
     /// Keeps only the ApiClients `alive(namespace, name)` says still exist; stops watches nobody uses.
     pub fn retain_users(&self, alive: impl Fn(&str, &str) -> bool) {
         let mut watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
-        watched.retain(|(ns, _), (task, users)| {
+        watched.retain(|(_, ns, _), (task, users)| {
             users.retain(|apic| alive(ns, apic));
             if users.is_empty() {
                 task.abort();
@@ -84,7 +112,7 @@ impl SecretWatches {
         });
     }
 
-    /// How many Secrets are watched (for tests and metrics).
+    /// How many objects are watched (for tests and metrics).
     pub fn len(&self) -> usize {
         self.watched.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
@@ -95,21 +123,11 @@ impl SecretWatches {
 
     /// Forgets an ApiClient that is gone.
     pub fn forget(&self, ns: &str, apic: &str) {
-        let mut watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
-        watched.retain(|k, (task, users)| {
-            if k.0 == ns {
-                users.remove(apic);
-            }
-            let keep = !users.is_empty();
-            if !keep {
-                task.abort();
-            }
-            keep
-        });
+        self.retain_users(|n, a| !(n == ns && a == apic));
     }
 }
 
-impl Drop for SecretWatches {
+impl Drop for RefWatches {
     fn drop(&mut self) {
         for (_, (task, _)) in self
             .watched
@@ -122,13 +140,21 @@ impl Drop for SecretWatches {
     }
 }
 
-async fn watch_one(
+async fn watch_one<K>(
     client: kube::Client,
-    (ns, name): Key,
+    (kind, ns, name): Key,
     tx: mpsc::UnboundedSender<ObjectRef<ApiClient>>,
     watched: Watched,
-) {
-    let key = (ns.clone(), name.clone());
+) where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + 'static,
+    K::DynamicType: Default,
+{
+    let key = (kind, ns.clone(), name.clone());
     let users = move || -> Vec<String> {
         let watched = watched.lock().unwrap_or_else(|e| e.into_inner());
         watched
@@ -136,7 +162,7 @@ async fn watch_one(
             .map(|(_, u)| u.iter().cloned().collect())
             .unwrap_or_default()
     };
-    let api: Api<Secret> = Api::namespaced(client, &ns);
+    let api: Api<K> = Api::namespaced(client, &ns);
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let mut events = watcher(api, config).default_backoff().boxed();
     while let Some(event) = events.next().await {
@@ -167,15 +193,27 @@ mod tests {
     async fn watches_follow_their_users() {
         // No apiserver is needed to manage the set; the watch tasks just retry in the background.
         let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
-        let (w, _stream) = SecretWatches::new(kube::Client::try_from(config).unwrap());
-        w.ensure("ns", "s1", "a");
-        w.ensure("ns", "s1", "b");
-        w.ensure("ns", "s2", "c");
-        assert_eq!(w.len(), 2);
+        let (w, _stream) = RefWatches::new(kube::Client::try_from(config).unwrap());
+        let secret = |n: &str| (CaBundleKind::Secret, n.to_string());
+        let ca = (CaBundleKind::ConfigMap, "ca".to_string());
+        w.ensure("ns", "a", &[secret("s1")]);
+        w.ensure("ns", "b", &[secret("s1"), ca.clone()]);
+        w.ensure("ns", "c", &[secret("s2")]);
+        assert_eq!(w.len(), 3);
         // c moves to s1: s2 has no user left.
-        w.ensure("ns", "s1", "c");
+        w.ensure("ns", "c", &[secret("s1")]);
+        assert_eq!(w.len(), 2);
+        // b drops its CA bundle.
+        w.ensure("ns", "b", &[secret("s1")]);
         assert_eq!(w.len(), 1);
-        w.retain_users(|_, apic| apic == "a");
+        // A Secret and a ConfigMap of one name are two objects.
+        w.ensure(
+            "ns",
+            "a",
+            &[secret("x"), (CaBundleKind::ConfigMap, "x".into())],
+        );
+        assert_eq!(w.len(), 3);
+        w.forget("ns", "a");
         assert_eq!(w.len(), 1);
         w.retain_users(|_, _| false);
         assert!(w.is_empty());
