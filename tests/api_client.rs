@@ -384,7 +384,10 @@ async fn ca_bundles_are_trusted_and_unknown_cas_are_refused() {
     )
     .await;
     let msg = &missing.status.unwrap().conditions[0].message;
-    assert!(msg.contains("late-ca") && msg.contains("not found"), "{msg}");
+    assert!(
+        msg.contains("late-ca") && msg.contains("not found"),
+        "{msg}"
+    );
     apply(
         &ns.name,
         &format!(

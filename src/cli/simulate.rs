@@ -28,6 +28,13 @@ pub struct Args {
     /// OpenPAI submit rate limit per user and hour (OpenPAI's own default is 60); 0 = off.
     #[arg(long, default_value_t = 0)]
     pub openpai_submits_per_hour: u32,
+    /// OpenPAI list rate limit per user and minute (OpenPAI's own default is 60); 0 = off.
+    #[arg(long, default_value_t = 0)]
+    pub openpai_lists_per_min: u32,
+    /// OpenPAI limit on all its API calls per minute (OpenPAI's own default is 600 per client address;
+    /// here every client is on loopback, so it is one budget); 0 = off.
+    #[arg(long, default_value_t = 0)]
+    pub openpai_requests_per_min: u32,
     /// A fault active from the start, as JSON, e.g.
     /// '{"platform":"runai","op":"create","kind":"commitThenDrop","count":1}'. Kinds: latency (latencyMs),
     /// unauthorized, tooManyRequests (retryAfter), serverError, unavailable (retryAfter), commitThenDrop.
@@ -71,6 +78,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         token_ttl: args.token_ttl.map(Duration::from_secs),
         state_file: args.state_file,
         openpai_submits_per_hour: args.openpai_submits_per_hour,
+        openpai_lists_per_min: args.openpai_lists_per_min,
+        openpai_requests_per_min: args.openpai_requests_per_min,
         faults,
         trust_issuers: args.trust_issuers,
     };

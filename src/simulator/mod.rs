@@ -91,6 +91,10 @@ pub fn router(state: Shared) -> Router {
         .route("/_admin/jobs", get(all_jobs))
         .layer(middleware::from_fn_with_state(
             state.clone(),
+            openpai_api_limit,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
             count_requests,
         ))
         .with_state(state)
@@ -109,6 +113,22 @@ async fn count_requests(State(state): State<Shared>, req: Request, next: Next) -
         *state.lock().counters.requests.entry(key).or_default() += 1;
     }
     resp
+}
+
+/// OpenPAI's limiter on all of its API (per client address; every client of the simulator is on
+/// loopback, so one window for all), in front of its token check as in the rest-server.
+async fn openpai_api_limit(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    if req.uri().path().starts_with("/openpai/")
+        && let Some(r) = openpai::rate_limited(
+            &state,
+            "api".into(),
+            state.config.openpai_requests_per_min,
+            60,
+        )
+    {
+        return r;
+    }
+    next.run(req).await
 }
 
 async fn counters(State(state): State<Shared>) -> Response {

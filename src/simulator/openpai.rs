@@ -1,5 +1,5 @@
 //! OpenPAI rest-server v2 jobs API (platforms.md §2.2–2.7): YAML submission, `user~name` ids, no delete,
-//! stop via executionType, names never reusable, plain-text 429 from the submit rate limiter.
+//! stop via executionType, names never reusable, plain-text 429s from the rate limiters (§2.7).
 
 use std::collections::HashMap;
 
@@ -13,6 +13,44 @@ use super::jobs::{Job, Stage, vars_from_object};
 use super::state::{State as Sim, now_ms};
 
 const P: &str = "openpai";
+
+/// express-rate-limit as OpenPAI configures it (§2.7): at most `limit` hits per `window_s` seconds for
+/// `key`. The hit over the limit gets a plain-text 429 with `X-RateLimit-*` and a `Retry-After` of the
+/// whole window; it is not counted. `limit` 0: no limit.
+pub fn rate_limited(sim: &Sim, key: String, limit: u32, window_s: u32) -> Option<Response> {
+    if limit == 0 {
+        return None;
+    }
+    let now = now_ms();
+    let mut inner = sim.lock();
+    let hits = inner.rate_windows.entry(key).or_default();
+    hits.retain(|t| now - t < i64::from(window_s) * 1000);
+    if hits.len() < limit as usize {
+        hits.push(now);
+        return None;
+    }
+    drop(inner);
+    let mut r = (
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many requests, please try again later.",
+    )
+        .into_response();
+    let h = r.headers_mut();
+    h.insert(header::RETRY_AFTER, HeaderValue::from(window_s));
+    h.insert("x-ratelimit-limit", HeaderValue::from(limit));
+    h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+    Some(r)
+}
+
+/// The submit limiter of v2 and the v1 seed API (per user and hour).
+pub fn submit_limited(sim: &Sim, user: &str) -> Option<Response> {
+    rate_limited(
+        sim,
+        format!("submit/{user}"),
+        sim.config.openpai_submits_per_hour,
+        3600,
+    )
+}
 
 pub fn state_word(stage: Stage) -> &'static str {
     match stage {
@@ -96,6 +134,10 @@ pub async fn submit(State(sim): State<Shared>, headers: HeaderMap, body: String)
         Err(r) => return r,
     };
     let user = claims["sub"].as_str().unwrap_or("").to_string();
+    // The rest-server's order: token check, submit limiter, then protocol validation.
+    if let Some(r) = submit_limited(&sim, &user) {
+        return r;
+    }
     // js-yaml.safeLoad of the text body: JSON text is YAML too.
     let parsed = serde_json::from_str(&body)
         .or_else(|_| serde_saphyr::from_str::<Value>(&body).map_err(|_| ()));
@@ -118,22 +160,7 @@ pub async fn submit(State(sim): State<Shared>, headers: HeaderMap, body: String)
     let drop_answer = take_commit_then_drop(&sim, P);
     {
         let mut inner = sim.lock();
-        let limit = sim.config.openpai_submits_per_hour;
         let now = now_ms();
-        let recent = inner.submits.entry(user.clone()).or_default();
-        recent.retain(|t| now - t < 3_600_000);
-        if limit > 0 && recent.len() as u32 >= limit {
-            drop(inner);
-            let mut r = (
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many requests, please try again later.",
-            )
-                .into_response();
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("3600"));
-            return r;
-        }
-        recent.push(now);
         if inner.jobs.contains_key(&id) {
             drop(inner);
             return error(
@@ -198,7 +225,16 @@ pub async fn list(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = admit(&sim, P, "list", &headers).await {
+    let user = match admit(&sim, P, "list", &headers).await {
+        Ok(claims) => claims["sub"].as_str().unwrap_or("").to_string(),
+        Err(r) => return r,
+    };
+    if let Some(r) = rate_limited(
+        &sim,
+        format!("list/{user}"),
+        sim.config.openpai_lists_per_min,
+        60,
+    ) {
         return r;
     }
     let users: Option<Vec<&str>> = q.get("username").map(|u| u.split(',').collect());

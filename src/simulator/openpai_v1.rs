@@ -48,6 +48,9 @@ pub async fn submit(
             ),
         );
     }
+    if let Some(r) = super::openpai::submit_limited(&sim, &user) {
+        return r;
+    }
     let name = body
         .get("jobName")
         .and_then(Value::as_str)

@@ -22,6 +22,11 @@ pub struct Config {
     pub state_file: Option<PathBuf>,
     /// OpenPAI submit limit per user and hour (OpenPAI's default is 60); 0 disables.
     pub openpai_submits_per_hour: u32,
+    /// OpenPAI list limit per user and minute (OpenPAI's default is 60); 0 disables.
+    pub openpai_lists_per_min: u32,
+    /// OpenPAI limit on all its API calls per client address and minute (OpenPAI's default is 600);
+    /// 0 disables.
+    pub openpai_requests_per_min: u32,
     /// Faults active from the start.
     pub faults: Vec<Fault>,
     /// OIDC issuers whose RS256 tokens are accepted besides our own (e.g. a real Keycloak realm URL).
@@ -98,8 +103,8 @@ pub struct Inner {
     pub seq: u64,
     pub paused_at: Option<i64>,
     pub faults: Vec<Fault>,
-    /// OpenPAI submit timestamps per user (rate limit).
-    pub submits: BTreeMap<String, Vec<i64>>,
+    /// OpenPAI rate-limit windows: hit timestamps (ms) per limiter and key.
+    pub rate_windows: BTreeMap<String, Vec<i64>>,
 }
 
 pub struct State {
