@@ -213,7 +213,9 @@ pub fn take_commit_then_drop(state: &State, platform: &str) -> bool {
     true
 }
 
-/// A response whose body fails at once: the connection is torn down before a usable answer arrives.
+/// No answer at all: a body that fails at once makes hyper abort the connection before it writes the
+/// status line (it sends the head together with the first body bytes), so the client sees a closed
+/// socket and not one byte — tests/simulator_dropped_answers.rs holds hyper to that.
 pub fn drop_connection() -> Response {
     let stream = futures::stream::once(async {
         Err::<axum::body::Bytes, std::io::Error>(std::io::Error::new(

@@ -1,0 +1,89 @@
+//! Commit-then-drop on the wire: the simulator stores the create and closes the connection without a
+//! single byte of an answer, as a platform that crashed or lost its network after committing would.
+//! (A status line followed by a broken body would let a client believe it had been answered.)
+
+use std::time::Duration;
+
+use jobrelay::simulator::{self, Config, Fault, FaultKind};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test]
+async fn a_dropped_create_is_stored_and_answered_with_nothing() {
+    let sim = simulator::start(
+        Config {
+            clients: [("c".to_string(), "s".to_string())].into(),
+            ..Default::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let t: Value = http
+        .post(format!(
+            "{}/auth/realms/runai/protocol/openid-connect/token",
+            sim.base_url("runai")
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "c"),
+            ("client_secret", "s"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = t["access_token"].as_str().unwrap();
+    sim.state.lock().faults.push(Fault {
+        platform: "runai".into(),
+        op: "create".into(),
+        kind: FaultKind::CommitThenDrop,
+        count: 1,
+        latency_ms: 0,
+        retry_after: 0,
+    });
+
+    let body =
+        json!({"name": "dropped", "projectId": "5", "clusterId": "c", "spec": {"image": "i"}})
+            .to_string();
+    let request = format!(
+        "POST /runai/api/v1/workloads/trainings HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        sim.addr,
+        body.len()
+    );
+    let mut conn = tokio::net::TcpStream::connect(sim.addr).await.unwrap();
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut answer))
+        .await
+        .expect("the connection is closed, not left hanging");
+    // Closed (EOF) or reset: either way not one byte of an answer.
+    assert!(
+        answer.is_empty(),
+        "nothing is answered, got {:?} ({read:?})",
+        String::from_utf8_lossy(&answer)
+    );
+    let counters = sim.state.lock().counters.clone();
+    assert_eq!(
+        counters.creates.get("runai/dropped"),
+        Some(&1),
+        "the create was committed: {counters:?}"
+    );
+
+    // The fault was one-shot and the server is fine: the same create now conflicts, with an answer.
+    let again = http
+        .post(format!(
+            "{}/api/v1/workloads/trainings",
+            sim.base_url("runai")
+        ))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409);
+}
