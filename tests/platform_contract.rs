@@ -68,8 +68,9 @@ async fn runai_token(sim: &jobrelay::simulator::Handle) -> SecretString {
     SecretString::from(t["access_token"].as_str().unwrap().to_string())
 }
 
-async fn dai_token(sim: &jobrelay::simulator::Handle) -> SecretString {
-    let t = token(
+/// The DAI realm's token answer for the demo client.
+async fn dai_token_answer(sim: &jobrelay::simulator::Handle) -> Value {
+    token(
         format!(
             "{}/auth/realms/eggplant/protocol/openid-connect/token",
             sim.base_url("dai")
@@ -80,7 +81,11 @@ async fn dai_token(sim: &jobrelay::simulator::Handle) -> SecretString {
             ("client_secret", "demo-secret"),
         ],
     )
-    .await;
+    .await
+}
+
+async fn dai_token(sim: &jobrelay::simulator::Handle) -> SecretString {
+    let t = dai_token_answer(sim).await;
     SecretString::from(t["access_token"].as_str().unwrap().to_string())
 }
 
@@ -291,18 +296,7 @@ async fn openpai_operations_and_error_classes() {
 #[tokio::test]
 async fn dai_operations_and_unknown_start_reconciliation() {
     let sim = simulator(None).await;
-    let t = token(
-        format!(
-            "{}/auth/realms/eggplant/protocol/openid-connect/token",
-            sim.base_url("dai")
-        ),
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", "demo-client"),
-            ("client_secret", "demo-secret"),
-        ],
-    )
-    .await;
+    let t = dai_token_answer(&sim).await;
     assert_eq!(t["expires_in"], 300, "DAI tokens live 5 minutes");
     let wrong = http()
         .post(format!(

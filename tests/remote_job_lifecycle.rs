@@ -74,10 +74,7 @@ async fn every_platform_runs_to_success_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn failed_runs_are_retried_up_to_the_backoff_limit() {
-    let ns = TestNamespace::new("e2e-backoff");
-    let sim = simulator(None).await;
-    let _op = Operator::start(&ns.name).await;
-    apply(&ns.name, &runai_client(), Some(&sim));
+    let (ns, sim, _op, jobs) = runai_bed("e2e-backoff", None).await;
     apply(
         &ns.name,
         &runai_job(
@@ -91,7 +88,6 @@ async fn failed_runs_are_retried_up_to_the_backoff_limit() {
         ),
         None,
     );
-    let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
     let job = wait_phase(&jobs, "flaky", RemoteJobPhase::Failed).await;
     let s = job.status.unwrap();
     assert_eq!(s.attempts, 2);
@@ -111,10 +107,7 @@ async fn failed_runs_are_retried_up_to_the_backoff_limit() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn delete_cancels_remotely_and_orphan_leaves_the_job_running() {
-    let ns = TestNamespace::new("e2e-delete");
-    let sim = simulator(None).await;
-    let _op = Operator::start(&ns.name).await;
-    apply(&ns.name, &runai_client(), Some(&sim));
+    let (ns, sim, _op, jobs) = runai_bed("e2e-delete", None).await;
     let long = [("SIM_RUN_SECONDS", "600"), ("SIM_QUEUE_SECONDS", "0")];
     apply(&ns.name, &runai_job("cancel-me", "", &long), None);
     apply(
@@ -122,7 +115,6 @@ async fn delete_cancels_remotely_and_orphan_leaves_the_job_running() {
         &runai_job("orphan-me", "  deletionPolicy: Orphan\n", &long),
         None,
     );
-    let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
     let cancel_id = wait_phase(&jobs, "cancel-me", RemoteJobPhase::Running)
         .await
         .status
@@ -246,16 +238,12 @@ async fn rate_limits_and_outages_are_waited_out() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_token_is_refreshed_once_and_the_job_goes_on() {
-    let ns = TestNamespace::new("e2e-401");
-    let sim = simulator(None).await;
-    let _op = Operator::start(&ns.name).await;
-    apply(&ns.name, &runai_client(), Some(&sim));
+    let (ns, sim, _op, jobs) = runai_bed("e2e-401", None).await;
     apply(
         &ns.name,
         &runai_job("refused", "", &[("SIM_RUN_SECONDS", "3")]),
         None,
     );
-    let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
     wait_phase(&jobs, "refused", RemoteJobPhase::Running).await;
     let before = counters(&sim)
         .token_requests
@@ -314,11 +302,8 @@ async fn killed_right_after_sending_the_create_never_submits_twice() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tokens_expiring_mid_run_are_refreshed_ahead_and_no_job_fails() {
-    let ns = TestNamespace::new("e2e-expiry");
     // Tokens live 12 s; the job runs 20 s and is polled every second.
-    let sim = simulator(Some(Duration::from_secs(12))).await;
-    let _op = Operator::start(&ns.name).await;
-    apply(&ns.name, &runai_client(), Some(&sim));
+    let (ns, sim, _op, jobs) = runai_bed("e2e-expiry", Some(Duration::from_secs(12))).await;
     apply(
         &ns.name,
         &runai_job(
@@ -328,7 +313,6 @@ async fn tokens_expiring_mid_run_are_refreshed_ahead_and_no_job_fails() {
         ),
         None,
     );
-    let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
     wait_phase(&jobs, "long", RemoteJobPhase::Succeeded).await;
     let c = counters(&sim);
     let refused: u64 = c

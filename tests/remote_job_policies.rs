@@ -12,10 +12,7 @@ use support::{TestNamespace, kubectl, kubectl_ok, wait_for};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn suspend_before_and_during_the_run_then_resume() {
-    let ns = TestNamespace::new("pol-suspend");
-    let sim = simulator(None).await;
-    let _op = Operator::start(&ns.name).await;
-    apply(&ns.name, &runai_client(), Some(&sim));
+    let (ns, sim, _op, jobs) = runai_bed("pol-suspend", None).await;
     apply(
         &ns.name,
         &runai_job(
@@ -25,7 +22,6 @@ async fn suspend_before_and_during_the_run_then_resume() {
         ),
         None,
     );
-    let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
     wait_phase(&jobs, "napper", RemoteJobPhase::Suspended).await;
     assert!(
         counters(&sim).creates.is_empty(),
@@ -67,10 +63,7 @@ async fn suspend_before_and_during_the_run_then_resume() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deadline_cancels_and_ttl_deletes() {
-    let ns = TestNamespace::new("pol-deadline");
-    let sim = simulator(None).await;
-    let _op = Operator::start(&ns.name).await;
-    apply(&ns.name, &runai_client(), Some(&sim));
+    let (ns, sim, _op, jobs) = runai_bed("pol-deadline", None).await;
     apply(
         &ns.name,
         &runai_job(
@@ -89,7 +82,6 @@ async fn deadline_cancels_and_ttl_deletes() {
         ),
         None,
     );
-    let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
     let s = wait_phase(&jobs, "slow", RemoteJobPhase::Failed)
         .await
         .status

@@ -5,10 +5,30 @@ use std::time::Duration;
 use jobrelay::crd::{RemoteJob, RemoteJobPhase};
 use kube::Api;
 
-use super::operator::example;
-use super::wait_for;
+use super::operator::{Operator, apply, example, simulator};
+use super::{TestNamespace, wait_for};
 
 pub const LONG: Duration = Duration::from_secs(60);
+
+/// The usual end-to-end bed: a namespace, a simulator (tokens living `token_ttl`), an operator
+/// watching the namespace, the Run:ai ApiClient of examples/ pointed at the simulator, and the
+/// namespace's RemoteJobs: `let (ns, sim, _op, jobs) = runai_bed("prefix", None).await;`.
+pub async fn runai_bed(
+    prefix: &str,
+    token_ttl: Option<Duration>,
+) -> (
+    TestNamespace,
+    jobrelay::simulator::Handle,
+    Operator,
+    Api<RemoteJob>,
+) {
+    let ns = TestNamespace::new(prefix);
+    let sim = simulator(token_ttl).await;
+    let op = Operator::start(&ns.name).await;
+    apply(&ns.name, &runai_client(), Some(&sim));
+    let jobs = Api::namespaced(super::client().await, &ns.name);
+    (ns, sim, op, jobs)
+}
 
 /// Waits until RemoteJob `name` reaches `phase`.
 pub async fn wait_phase(jobs: &Api<RemoteJob>, name: &str, phase: RemoteJobPhase) -> RemoteJob {
