@@ -1,5 +1,6 @@
 //! Prometheus metrics (OpenMetrics text at /metrics). Labels carry names and outcomes, never secrets.
 
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -53,6 +54,7 @@ pub struct Metrics {
     pub job_phase_changes: Family<PhaseLabels, Counter>,
     pub jobs_by_phase: Family<PhaseLabels, Gauge>,
     pub submit_seconds: Histogram,
+    pub throttled_seconds: Family<ClientLabels, Counter<f64, AtomicU64>>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -72,6 +74,7 @@ impl Default for Metrics {
             job_phase_changes: Family::default(),
             jobs_by_phase: Family::default(),
             submit_seconds: Histogram::new(exponential_buckets(0.05, 2.0, 14)),
+            throttled_seconds: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -118,6 +121,11 @@ impl Default for Metrics {
             "submit_duration_seconds",
             "Time from RemoteJob creation to the platform accepting it",
             m.submit_seconds.clone(),
+        );
+        registry.register(
+            "throttled_seconds",
+            "Seconds platform calls waited for their ApiClient's requestsPerSecond",
+            m.throttled_seconds.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -100,6 +100,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     });
     let factory = Arc::new(remote_job::platform_remote::Factory {
         batches: Default::default(),
+        throttles: Default::default(),
         tokens,
         metrics: metrics.clone(),
     });

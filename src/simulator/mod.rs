@@ -7,6 +7,7 @@
 //! - `POST /_admin/faults` with a [`Fault`] (or a list) adds faults; `DELETE /_admin/faults` clears them.
 //! - `POST /_admin/pause` / `POST /_admin/resume`: freeze / unfreeze every job's progress.
 //! - `GET /_admin/jobs`: every job as stored.
+//! - `GET /_admin/requests`: the latest 10,000 requests with their arrival times (pacing checks).
 
 pub mod common;
 pub mod dai;
@@ -89,6 +90,7 @@ pub fn router(state: Shared) -> Router {
         .route("/_admin/pause", post(pause))
         .route("/_admin/resume", post(resume))
         .route("/_admin/jobs", get(all_jobs))
+        .route("/_admin/requests", get(request_log))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             openpai_api_limit,
@@ -107,10 +109,13 @@ async fn count_requests(State(state): State<Shared>, req: Request, next: Next) -
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
     let method = req.method().clone();
+    let at = state::now_ms();
     let resp = next.run(req).await;
     if !route.starts_with("/_admin") {
         let key = format!("{method} {route} {}", resp.status().as_u16());
-        *state.lock().counters.requests.entry(key).or_default() += 1;
+        let mut inner = state.lock();
+        *inner.counters.requests.entry(key.clone()).or_default() += 1;
+        inner.log_request(at, key);
     }
     resp
 }
@@ -166,6 +171,16 @@ async fn resume(State(state): State<Shared>) -> Response {
         state.persist(&inner);
     }
     axum::Json(json!({"paused": false})).into_response()
+}
+
+async fn request_log(State(state): State<Shared>) -> Response {
+    let log: Vec<Value> = state
+        .lock()
+        .request_log
+        .iter()
+        .map(|(at, r)| json!({"at": common::iso(*at), "request": r}))
+        .collect();
+    axum::Json(log).into_response()
 }
 
 async fn all_jobs(State(state): State<Shared>) -> Response {

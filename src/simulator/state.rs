@@ -1,7 +1,7 @@
 //! The simulator's shared state: configuration, jobs, counters, injected faults; persisted to the
 //! state file (when given) after every change so a restarted simulator continues where it was.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -105,6 +105,20 @@ pub struct Inner {
     pub faults: Vec<Fault>,
     /// OpenPAI rate-limit windows: hit timestamps (ms) per limiter and key.
     pub rate_windows: BTreeMap<String, Vec<i64>>,
+    /// The latest requests: arrival time (ms) and `METHOD /route STATUS`, oldest first.
+    pub request_log: VecDeque<(i64, String)>,
+}
+
+/// How many requests [`Inner::request_log`] keeps.
+pub const REQUEST_LOG: usize = 10_000;
+
+impl Inner {
+    pub fn log_request(&mut self, at_ms: i64, request: String) {
+        if self.request_log.len() == REQUEST_LOG {
+            self.request_log.pop_front();
+        }
+        self.request_log.push_back((at_ms, request));
+    }
 }
 
 pub struct State {

@@ -13,16 +13,18 @@ use secrecy::SecretString;
 use super::batch::{Batches, MIN_JOBS};
 use super::plan::Capabilities;
 use super::remote::{Remote, RemoteError, RemoteResult};
+use super::throttle::Throttles;
 use super::{RemoteFactory, reasons};
 use crate::auth::service::TokenService;
 use crate::crd::{ApiClient, Platform, PlatformApi, RemoteJob};
-use crate::metrics::{Metrics, RemoteCallLabels};
+use crate::metrics::{ClientLabels, Metrics, RemoteCallLabels};
 use crate::platform::{Adapter, PlatformConfig, RemoteView, remote_name};
 
 pub struct Factory {
     pub tokens: Arc<TokenService>,
     pub metrics: Arc<Metrics>,
     pub batches: Arc<Batches>,
+    pub throttles: Throttles,
 }
 
 /// Pure: the API generation an ApiClient uses.
@@ -58,6 +60,7 @@ impl RemoteFactory for Factory {
             };
             let remote: Arc<dyn Remote> = Arc::new(PlatformRemote {
                 adapter,
+                throttle: self.throttles.limiter(&apic),
                 apic,
                 tokens: self.tokens.clone(),
                 metrics: self.metrics.clone(),
@@ -71,6 +74,8 @@ impl RemoteFactory for Factory {
 
 pub struct PlatformRemote {
     adapter: Adapter,
+    /// spec.requestsPerSecond of the ApiClient, shared with every other reconcile using it.
+    throttle: Option<Arc<governor::DefaultDirectRateLimiter>>,
     apic: ApiClient,
     tokens: Arc<TokenService>,
     metrics: Arc<Metrics>,
@@ -119,6 +124,17 @@ impl PlatformRemote {
                 (Adapter::Openpai(a), Some(user)) => Adapter::Openpai(a.as_user(user)),
                 _ => self.adapter.clone(),
             };
+            if let Some(limiter) = &self.throttle {
+                let waiting = Instant::now();
+                limiter.until_ready().await;
+                self.metrics
+                    .throttled_seconds
+                    .get_or_create(&ClientLabels {
+                        namespace: self.apic.namespace().unwrap_or_default(),
+                        apiclient: self.apic.name_any(),
+                    })
+                    .inc_by(waiting.elapsed().as_secs_f64());
+            }
             match call(adapter, token.bearer.clone()).await {
                 Err(RemoteError::Auth { .. }) if refused.is_none() => refused = Some(token.bearer),
                 other => break other,
