@@ -40,6 +40,15 @@ fn chart_lints_and_dry_runs_on_the_server() {
         rendered.contains("kind: Deployment") && rendered.contains("kind: ClusterRole"),
         "{rendered}"
     );
+    assert!(
+        !rendered.contains("--allow-link-local"),
+        "refused by default"
+    );
+    let allowing = ok(
+        helm(&["template", "jr", &chart(), "--set", "allowLinkLocal=true"]),
+        "helm template --set allowLinkLocal=true",
+    );
+    assert!(allowing.contains("- --allow-link-local"), "{allowing}");
     let file = std::env::temp_dir().join(format!("jobrelay-chart-{}.yaml", std::process::id()));
     std::fs::write(&file, &rendered).unwrap();
     let out = kubectl_ok(&[

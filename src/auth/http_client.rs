@@ -1,9 +1,11 @@
 //! The outbound HTTP client of one ApiClient: TLS verified (plus an optional CA bundle), no redirects,
-//! timeouts, and plain http refused unless the ApiClient allows it.
+//! timeouts, plain http refused unless the ApiClient allows it, and no link-local or metadata
+//! addresses ([`egress`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::AuthError;
+use super::{AuthError, egress};
 use crate::crd::ApiClientSpec;
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -11,7 +13,21 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Builds the client. `ca_pem`: the CA bundle read from `spec.tls.caBundleRef`, if any.
 pub fn build(spec: &ApiClientSpec, ca_pem: Option<&[u8]>) -> Result<reqwest::Client, AuthError> {
+    egress::check_url("spec.baseUrl", &spec.base_url)?;
+    if let Some(o) = &spec.auth.oauth2 {
+        let urls = [
+            ("spec.auth.oauth2.tokenUrl", &o.token_url),
+            ("spec.auth.oauth2.issuerUrl", &o.issuer_url),
+            ("spec.auth.oauth2.loginUrl", &o.login_url),
+        ];
+        for (what, url) in urls {
+            if let Some(url) = url {
+                egress::check_url(what, url)?;
+            }
+        }
+    }
     let mut b = reqwest::Client::builder()
+        .dns_resolver(Arc::new(egress::GuardedResolver))
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(REQUEST_TIMEOUT)

@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod credentials;
+pub mod egress;
 pub mod http_client;
 pub mod service;
 pub mod sources;

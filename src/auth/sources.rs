@@ -48,6 +48,8 @@ pub async fn fetch(
             _ => return Err(AuthError::InvalidSpec("no token endpoint".into())),
         };
         check_scheme(spec, &url)?;
+        // Discovery documents and credentials CSVs name token URLs too.
+        super::egress::check_url("token URL", &url)?;
         let (id, secret) = client_pair(creds)?;
         let mut form: Vec<(String, String)> =
             vec![("grant_type".into(), "client_credentials".into())];
@@ -179,6 +181,12 @@ fn transport(e: &reqwest::Error) -> String {
     let chain = format!("{e:?}").to_ascii_lowercase();
     if chain.contains("certificate") || chain.contains("tls") || chain.contains("handshake") {
         return "TLS handshake failed (certificate not trusted?)".into();
+    }
+    if chain.contains(super::egress::REFUSED) {
+        return format!(
+            "cannot connect: {} (allowed only with --allow-link-local)",
+            super::egress::REFUSED
+        );
     }
     if e.is_timeout() {
         "timed out".into()

@@ -28,6 +28,11 @@ pub struct Operator {
 
 impl Operator {
     pub async fn start(namespace: &str) -> Self {
+        Self::start_with(namespace, &[]).await
+    }
+
+    /// Starts it with `extra` flags for `jobrelay run`.
+    pub async fn start_with(namespace: &str, extra: &[&str]) -> Self {
         let (metrics, health) = (free_port(), free_port());
         let log = std::env::temp_dir().join(format!(
             "jobrelay-operator-{namespace}-{}.log",
@@ -45,6 +50,7 @@ impl Operator {
             ])
             .arg(format!("--metrics-addr=127.0.0.1:{metrics}"))
             .arg(format!("--health-addr=127.0.0.1:{health}"))
+            .args(extra)
             .env("KUBECONFIG", &control_plane().kubeconfig)
             .env(
                 "RUST_LOG",

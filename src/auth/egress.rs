@@ -1,0 +1,150 @@
+//! Where the operator's outbound HTTP may go. ApiClients are written by namespace users, and the
+//! operator sends credentials to the URLs they name: an ApiClient must not be a way to reach the
+//! node's cloud metadata service (and the credentials it hands out) or other link-local services.
+//! Link-local and metadata addresses are refused — as literal IPs in URLs, and among the addresses a
+//! host name resolves to (checked at every connection, so a DNS answer that changes later is caught
+//! too) — unless the operator runs with `--allow-link-local`. A process-wide policy: it belongs to
+//! whoever runs the operator, not to the ApiClients. Behind an HTTP(S) proxy (HTTPS_PROXY) the proxy
+//! resolves names, so there only literal IPs are checked here and the proxy's own policy applies.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+use super::AuthError;
+
+static ALLOW_LINK_LOCAL: AtomicBool = AtomicBool::new(false);
+
+/// Sets the policy (from `jobrelay run --allow-link-local`).
+pub fn allow_link_local(allow: bool) {
+    ALLOW_LINK_LOCAL.store(allow, Ordering::SeqCst);
+}
+
+fn allowed() -> bool {
+    ALLOW_LINK_LOCAL.load(Ordering::SeqCst)
+}
+
+/// What a refusal says (also recognised in transport errors to explain a failed connection).
+pub const REFUSED: &str = "link-local or cloud metadata address refused";
+
+/// Pure: link-local (169.254.0.0/16, fe80::/10) or a cloud metadata address (AWS fd00:ec2::254,
+/// Alibaba 100.100.100.200), also when written as an IPv4-mapped IPv6 address.
+pub fn forbidden(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local() || v4 == Ipv4Addr::new(100, 100, 100, 200),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => forbidden(IpAddr::V4(v4)),
+            None => {
+                v6.is_unicast_link_local()
+                    || v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+            }
+        },
+    }
+}
+
+/// Refuses a URL whose host is a forbidden literal IP (host names are checked when resolved).
+/// `what` names the field in the error, e.g. `spec.baseUrl`.
+pub fn check_url(what: &str, url: &str) -> Result<(), AuthError> {
+    if allowed() {
+        return Ok(());
+    }
+    let ip = match url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host().map(|h| h.to_owned()))
+    {
+        Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
+        Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
+        _ => return Ok(()),
+    };
+    if forbidden(ip) {
+        return Err(AuthError::InvalidSpec(format!(
+            "{what}: {REFUSED} ({ip}); the operator allows it only when started with --allow-link-local"
+        )));
+    }
+    Ok(())
+}
+
+/// Pure: the resolved addresses that may be used; an error when there were some and none may.
+pub fn filter(addrs: Vec<SocketAddr>) -> Result<Vec<SocketAddr>, String> {
+    if allowed() {
+        return Ok(addrs);
+    }
+    let found = addrs.len();
+    let kept: Vec<SocketAddr> = addrs.into_iter().filter(|a| !forbidden(a.ip())).collect();
+    if kept.is_empty() && found > 0 {
+        return Err(format!(
+            "{REFUSED}: the host resolves only to such addresses"
+        ));
+    }
+    Ok(kept)
+}
+
+/// The system resolver, minus forbidden addresses.
+pub struct GuardedResolver;
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            let kept = filter(addrs)?;
+            Ok(Box::new(kept.into_iter()) as Addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_local_and_metadata_addresses_are_forbidden() {
+        let table = [
+            ("169.254.169.254", true),
+            ("169.254.0.1", true),
+            ("100.100.100.200", true),
+            ("fe80::1", true),
+            ("fd00:ec2::254", true),
+            ("::ffff:169.254.169.254", true),
+            ("127.0.0.1", false),
+            ("10.0.0.1", false),
+            ("100.100.100.201", false),
+            ("::1", false),
+            ("2001:db8::1", false),
+        ];
+        for (ip, want) in table {
+            assert_eq!(forbidden(ip.parse().unwrap()), want, "{ip}");
+        }
+    }
+
+    #[test]
+    fn urls_with_forbidden_literal_ips_are_refused_by_field() {
+        let err = check_url("spec.baseUrl", "http://169.254.169.254/latest").unwrap_err();
+        assert!(
+            matches!(&err, AuthError::InvalidSpec(m) if m.starts_with("spec.baseUrl: ") && m.contains("--allow-link-local")),
+            "{err}"
+        );
+        assert!(check_url("x", "http://[fe80::1]:8080/").is_err());
+        assert!(
+            check_url("x", "https://metadata.example/").is_ok(),
+            "names are checked when resolved"
+        );
+        assert!(check_url("x", "http://127.0.0.1:8090/runai").is_ok());
+    }
+
+    #[test]
+    fn resolved_addresses_are_filtered() {
+        let a = |s: &str| -> SocketAddr { s.parse().unwrap() };
+        assert_eq!(
+            filter(vec![a("169.254.169.254:80"), a("10.1.2.3:80")]).unwrap(),
+            vec![a("10.1.2.3:80")]
+        );
+        let err = filter(vec![a("169.254.169.254:80")]).unwrap_err();
+        assert!(err.contains(REFUSED), "{err}");
+        assert!(
+            filter(vec![]).unwrap().is_empty(),
+            "nothing found is not a refusal"
+        );
+    }
+}
