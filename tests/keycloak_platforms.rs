@@ -29,20 +29,8 @@ async fn keycloak_tokens_reach_every_platform_through_the_adapters() {
     };
     let client_id = format!("platforms-{}", std::process::id());
     kc.create_client(&client_id, "platforms-secret", 300).await;
+    let answer = support::client_credentials(&kc.token_url(), &client_id, "platforms-secret").await;
     let http = reqwest::Client::new();
-    let answer: Value = http
-        .post(kc.token_url())
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", client_id.as_str()),
-            ("client_secret", "platforms-secret"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     let token = SecretString::from(
         answer["access_token"]
             .as_str()

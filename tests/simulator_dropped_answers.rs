@@ -4,38 +4,27 @@
 
 use std::time::Duration;
 
-use jobrelay::simulator::{self, Config, Fault, FaultKind};
-use serde_json::{Value, json};
+mod support;
+
+use jobrelay::simulator::{Fault, FaultKind};
+use serde_json::json;
+use support::client_credentials;
+use support::operator::simulator;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
 async fn a_dropped_create_is_stored_and_answered_with_nothing() {
-    let sim = simulator::start(
-        Config {
-            clients: [("c".to_string(), "s".to_string())].into(),
-            ..Default::default()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
-    let http = reqwest::Client::new();
-    let t: Value = http
-        .post(format!(
+    let sim = simulator(None).await;
+    let t = client_credentials(
+        &format!(
             "{}/auth/realms/runai/protocol/openid-connect/token",
             sim.base_url("runai")
-        ))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", "c"),
-            ("client_secret", "s"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ),
+        "demo-client",
+        "demo-secret",
+    )
+    .await;
+    let http = reqwest::Client::new();
     let token = t["access_token"].as_str().unwrap();
     sim.state.lock().faults.push(Fault {
         platform: "runai".into(),

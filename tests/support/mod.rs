@@ -236,3 +236,20 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The JSON answer of an OAuth2 client_credentials request (form, client secret in the body).
+pub async fn client_credentials(token_url: &str, id: &str, secret: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .post(token_url)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", id),
+            ("client_secret", secret),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
