@@ -7,6 +7,7 @@ pub mod plan;
 pub mod platform_remote;
 pub mod remote;
 pub mod runner;
+pub mod status_updates;
 pub mod throttle;
 
 use std::sync::Arc;

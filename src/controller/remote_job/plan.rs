@@ -14,8 +14,11 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::crd::conditions::{self, FALSE, TRUE, reasons, types};
+use crate::crd::conditions::{FALSE, reasons, types};
 use crate::crd::{DeletionPolicy, RemoteJobPhase as Phase, RemoteJobSpec, RemoteJobStatus};
+
+pub use super::status_updates::{CreateOutcome, after_create};
+use super::status_updates::{adopt, finish, set};
 
 /// What the platform adapter can do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -354,89 +357,6 @@ fn deadline_exceeded(input: &Input, status: &mut RemoteJobStatus) -> Option<Step
     Some(if had_remote { Step::Cancel } else { Step::None })
 }
 
-/// Takes the observed view into status: id, state word, message, url, phase (unless terminal already).
-fn adopt(status: &mut RemoteJobStatus, view: &RemoteView, attempt: i32, input: &Input) {
-    if status.remote_id.is_none() {
-        status.attempts = status.attempts.max(attempt);
-        status.remote_name = Some((input.remote_name)(status.attempts));
-    }
-    status.remote_id = Some(view.id.clone());
-    status.remote_state = Some(view.state.clone());
-    status.url = view.url.clone().or(status.url.take());
-    if let Some(m) = &view.message {
-        status.message = Some(m.clone());
-    }
-    if status.start_time.is_none() {
-        status.start_time = Some(Time(input.now));
-    }
-    set(
-        status,
-        input,
-        types::SUBMITTED,
-        TRUE,
-        reasons::SUBMITTED,
-        "accepted by the platform",
-    );
-    if !status.phase.is_terminal() && !view.phase.is_terminal() {
-        status.phase = view.phase;
-        let running = if view.phase == Phase::Running {
-            TRUE
-        } else {
-            FALSE
-        };
-        set(
-            status,
-            input,
-            types::RUNNING,
-            running,
-            view.phase.as_str(),
-            &format!("remote state {}", view.state),
-        );
-    }
-}
-
-fn finish(status: &mut RemoteJobStatus, input: &Input, phase: Phase, reason: &str, message: &str) {
-    status.phase = phase;
-    status.message = Some(message.to_string());
-    if status.completion_time.is_none() {
-        // The platform's own end time when it reports one (observed at most a poll later), else now.
-        let reported = match input.observed {
-            Observed::Found { view, .. } if view.phase == phase => view.finished_at,
-            _ => None,
-        };
-        status.completion_time = Some(Time(
-            reported.filter(|t| *t <= input.now).unwrap_or(input.now),
-        ));
-    }
-    set(status, input, types::RUNNING, FALSE, reason, message);
-    let (complete, failed) = match phase {
-        Phase::Succeeded => (TRUE, FALSE),
-        Phase::Failed => (FALSE, TRUE),
-        _ => (FALSE, FALSE),
-    };
-    set(status, input, types::COMPLETE, complete, reason, message);
-    set(status, input, types::FAILED, failed, reason, message);
-}
-
-fn set(
-    status: &mut RemoteJobStatus,
-    input: &Input,
-    type_: &str,
-    value: &str,
-    reason: &str,
-    message: &str,
-) {
-    conditions::set_condition(
-        &mut status.conditions,
-        type_,
-        value,
-        reason,
-        message,
-        input.generation,
-        input.now,
-    );
-}
-
 fn done(input: &Input, status: RemoteJobStatus, step: Step) -> Plan {
     let requeue = Some(poll_interval(input.spec, status.phase));
     Plan {
@@ -449,54 +369,6 @@ fn done(input: &Input, status: RemoteJobStatus, step: Step) -> Plan {
 /// May a RemoteJob in `job_ns` use an ApiClient in `client_ns` that grants `allowed` namespaces?
 pub fn granted(client_ns: &str, allowed: &[String], job_ns: &str) -> bool {
     client_ns == job_ns || allowed.iter().any(|n| n == "*" || n == job_ns)
-}
-
-/// What a create call came back with.
-#[derive(Clone, Debug, PartialEq)]
-pub enum CreateOutcome {
-    Accepted(RemoteView),
-    /// The platform refused the spec for good (400/422).
-    Rejected(String),
-}
-
-/// The status after a create call for the intent recorded in `status`.
-pub fn after_create(
-    status: &RemoteJobStatus,
-    outcome: &CreateOutcome,
-    generation: Option<i64>,
-    now: Timestamp,
-) -> RemoteJobStatus {
-    let mut next = status.clone();
-    let mut set = |t: &str, v: &str, reason: &str, msg: &str| {
-        conditions::set_condition(&mut next.conditions, t, v, reason, msg, generation, now)
-    };
-    match outcome {
-        CreateOutcome::Accepted(view) => {
-            set(
-                types::SUBMITTED,
-                TRUE,
-                reasons::SUBMITTED,
-                "accepted by the platform",
-            );
-            next.remote_id = Some(view.id.clone());
-            next.remote_state = Some(view.state.clone());
-            next.url = view.url.clone();
-            // Right after a create the platform's word may not map yet: it is queued.
-            next.phase = match view.phase {
-                Phase::Unknown | Phase::Pending | Phase::Submitting => Phase::Queued,
-                p => p,
-            };
-            next.message = Some(format!("submitted attempt {}", next.attempts));
-        }
-        CreateOutcome::Rejected(message) => {
-            set(types::SUBMITTED, FALSE, reasons::SUBMIT_REJECTED, message);
-            set(types::FAILED, TRUE, reasons::SUBMIT_REJECTED, message);
-            next.phase = Phase::Failed;
-            next.message = Some(message.clone());
-            next.completion_time = Some(Time(now));
-        }
-    }
-    next
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Table tests of the RemoteJob plan: (spec, status, client, observation) → (status, step).
 
 use super::*;
+use crate::crd::conditions;
 use crate::crd::{ClientRef, RemoteJobSpec, RunaiJob};
 
 fn ts(s: i64) -> Timestamp {
