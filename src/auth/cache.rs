@@ -165,12 +165,14 @@ impl TokenCache {
                 return Ok(t.clone());
             }
         }
-        // The endpoint failed a moment ago: do not ask again before the backoff says so (a refused
-        // bearer is the exception: the platform said the token in hand is no good).
-        if let Some(f) = slot.failure.as_ref().filter(|f| now < f.next_try)
-            && refused.is_none()
-        {
-            return old.ok_or_else(|| f.error.clone());
+        // The endpoint failed a moment ago: do not ask again before the backoff says so, not even
+        // for a bearer a platform refused (a storm of 401s must not become a storm at a failing
+        // identity provider); such a caller gets the failure, not the refused token.
+        if let Some(f) = slot.failure.as_ref().filter(|f| now < f.next_try) {
+            return match old {
+                Some(t) if refused.is_none() => Ok(t),
+                _ => Err(f.error.clone()),
+            };
         }
         match fetch().await {
             Ok(t) => {
@@ -374,6 +376,22 @@ mod tests {
             cache.retry_at("u").await.is_none(),
             "success clears the failure"
         );
+        // The endpoint fails again; a platform then refuses the token in hand: within the backoff the
+        // caller hears of the failure, and the endpoint is not asked.
+        let mut due = token("t", 20);
+        due.obtained_at = Timestamp::from_second(due.obtained_at.as_second() - 100).unwrap();
+        let before = Some(Duration::from_secs(60));
+        let _ = cache
+            .get("u", "v2b", None, None, || async { Ok(due) })
+            .await;
+        let kept = cache.get("u", "v2b", before, None, down).await.unwrap();
+        let n = calls.load(Ordering::SeqCst);
+        let err = cache
+            .get("u", "v2b", before, Some(&kept.bearer), down)
+            .await
+            .unwrap_err();
+        assert_eq!(err, AuthError::Unreachable("down".into()));
+        assert_eq!(calls.load(Ordering::SeqCst), n, "gated");
         // Permanent errors are not gated: a fixed IdP is noticed on the next look.
         let refused = || async {
             calls.fetch_add(1, Ordering::SeqCst);
