@@ -365,6 +365,9 @@ async fn write_status(
             .inc();
         publish_phase_event(ctx, job, new).await;
     }
+    if let Some(c) = status_updates::held_back(old, new) {
+        publish(ctx, job, EventType::Warning, &c.reason, &c.message).await;
+    }
     Ok(())
 }
 
@@ -375,9 +378,13 @@ async fn publish_phase_event(ctx: &Context, job: &RemoteJob, status: &RemoteJobS
         EventType::Normal
     };
     let note = status.message.clone().unwrap_or_default();
+    publish(ctx, job, type_, status.phase.as_str(), &note).await;
+}
+
+async fn publish(ctx: &Context, job: &RemoteJob, type_: EventType, reason: &str, note: &str) {
     let event = Event {
         type_,
-        reason: status.phase.as_str().to_string(),
+        reason: reason.to_string(),
         note: Some(note.chars().take(1000).collect()),
         action: "Reconcile".into(),
         secondary: None,

@@ -2,7 +2,7 @@
 //! finished one closed, a create call's outcome recorded. Pure, like the plan that calls them; kept
 //! apart so that [`super::plan`] reads as the decisions alone.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use super::plan::{Input, Observed};
@@ -145,4 +145,49 @@ pub fn after_create(
         }
     }
     next
+}
+
+/// Pure: the Submitted condition newly False, or False for a new reason — the job is held back
+/// (ApiClient missing, not Ready, not granted, wrong platform; spec rejected): worth a Warning event.
+pub fn held_back<'a>(old: &RemoteJobStatus, new: &'a RemoteJobStatus) -> Option<&'a Condition> {
+    let now = conditions::find(&new.conditions, types::SUBMITTED).filter(|c| c.status == FALSE)?;
+    let before = conditions::find(&old.conditions, types::SUBMITTED);
+    let same = before.is_some_and(|b| b.status == now.status && b.reason == now.reason);
+    (!same).then_some(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_submitted(status: &str, reason: &str) -> RemoteJobStatus {
+        let mut s = RemoteJobStatus::default();
+        conditions::set_condition(
+            &mut s.conditions,
+            types::SUBMITTED,
+            status,
+            reason,
+            "m",
+            None,
+            Timestamp::from_second(0).unwrap(),
+        );
+        s
+    }
+
+    #[test]
+    fn a_job_held_back_is_reported_once_per_reason() {
+        let none = RemoteJobStatus::default();
+        let granted = with_submitted(FALSE, reasons::CLIENT_NOT_GRANTED);
+        let not_ready = with_submitted(FALSE, reasons::CLIENT_NOT_READY);
+        let submitted = with_submitted(TRUE, reasons::SUBMITTED);
+        assert!(held_back(&none, &granted).is_some(), "first time");
+        assert!(held_back(&granted, &granted).is_none(), "no repeat");
+        assert_eq!(
+            held_back(&granted, &not_ready).map(|c| c.reason.as_str()),
+            Some(reasons::CLIENT_NOT_READY),
+            "a new reason"
+        );
+        assert!(held_back(&not_ready, &submitted).is_none(), "going ahead");
+        assert!(held_back(&none, &none).is_none());
+    }
 }
