@@ -2,6 +2,7 @@
 //! remote step. Every decision lives in `plan.rs`; this module only does IO.
 
 pub mod batch;
+pub mod client_ref;
 pub mod observe;
 pub mod plan;
 pub mod platform_remote;
@@ -23,7 +24,7 @@ use serde_json::json;
 pub(crate) use crate::crd::conditions::reasons;
 use crate::crd::conditions::{self, types};
 use crate::crd::{ApiClient, RemoteJob, RemoteJobPhase, RemoteJobStatus};
-use plan::{ClientState, CreateOutcome, Input, Observed, Step};
+use plan::{CreateOutcome, Input, Observed, Step};
 use remote::{Remote, RemoteError};
 
 /// The finalizer that lets a Cancel-policy RemoteJob stop its remote job before it goes.
@@ -89,7 +90,7 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
     if let Some(left) = ctx.wait_left(&job.uid().unwrap_or_default()) {
         return Ok(Action::requeue(left));
     }
-    let (client_state, remote) = resolve_client(&ctx, &job, &ns).await?;
+    let (client_state, remote) = client_ref::resolve(&ctx, &job, &ns).await?;
     let status = job.status.clone().unwrap_or_default();
     let observed = match &remote {
         Some(r) => match observe::observe(r.as_ref(), &job, &status).await {
@@ -264,75 +265,6 @@ async fn remote_trouble(
     next.message = Some(err.to_string());
     write_status(ctx, api, job, status, &next).await?;
     Ok(Action::requeue(err.requeue_after()))
-}
-
-async fn resolve_client(
-    ctx: &Context,
-    job: &RemoteJob,
-    ns: &str,
-) -> Result<(ClientState, Option<Arc<dyn Remote>>), Error> {
-    let client_ns = job
-        .spec
-        .client_ref
-        .namespace
-        .clone()
-        .unwrap_or_else(|| ns.to_string());
-    let name = &job.spec.client_ref.name;
-    let unusable = |reason, message: String| Ok((ClientState::Unusable { reason, message }, None));
-    let api: Api<ApiClient> = Api::namespaced(ctx.client.clone(), &client_ns);
-    let Some(client) = api.get_opt(name).await? else {
-        return unusable(
-            reasons::CLIENT_NOT_FOUND,
-            format!("ApiClient {client_ns}/{name} not found"),
-        );
-    };
-    if !plan::granted(&client_ns, &client.spec.allowed_namespaces, ns) {
-        return unusable(
-            reasons::CLIENT_NOT_GRANTED,
-            format!(
-                "ApiClient {client_ns}/{name} does not list namespace {ns} in spec.allowedNamespaces"
-            ),
-        );
-    }
-    if let Some(mismatch) = platform_mismatch(&client, job) {
-        return unusable(reasons::PLATFORM_MISMATCH, mismatch);
-    }
-    let ready = client
-        .status
-        .as_ref()
-        .is_some_and(|s| conditions::is_true(&s.conditions, types::READY));
-    if !ready {
-        return unusable(
-            reasons::CLIENT_NOT_READY,
-            format!("ApiClient {client_ns}/{name} is not Ready"),
-        );
-    }
-    match ctx.remotes.remote_for(&client).await {
-        Ok(r) => Ok((ClientState::Ready, Some(r))),
-        Err((reason, message)) => unusable(reason, message),
-    }
-}
-
-/// The body set on the RemoteJob must be the ApiClient's platform.
-pub fn platform_mismatch(client: &ApiClient, job: &RemoteJob) -> Option<String> {
-    use crate::crd::Platform::*;
-    let s = &job.spec;
-    let body = [
-        (Runai, s.runai.is_some()),
-        (Openpai, s.openpai.is_some()),
-        (Dai, s.dai.is_some()),
-        (Generic, s.generic.is_some()),
-    ]
-    .into_iter()
-    .find_map(|(p, set)| set.then_some(p))?;
-    (body != client.spec.platform).then(|| {
-        format!(
-            "spec.{} is set but ApiClient {} is platform {}",
-            body.as_str(),
-            client.name_any(),
-            client.spec.platform.as_str()
-        )
-    })
 }
 
 async fn write_status(

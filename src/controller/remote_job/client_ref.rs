@@ -1,0 +1,83 @@
+//! The ApiClient a RemoteJob names, dereferenced: found (same namespace, or another one that grants
+//! the job's), on the job's platform, Ready, and turned into a [`Remote`] to call. Anything short of
+//! that is a [`ClientState::Unusable`] with the reason the job's Submitted condition will carry.
+
+use std::sync::Arc;
+
+use kube::{Api, ResourceExt};
+
+use super::plan::{self, ClientState};
+use super::remote::Remote;
+use super::{Context, Error, reasons};
+use crate::crd::conditions::{self, types};
+use crate::crd::{ApiClient, RemoteJob};
+
+/// Resolves the ApiClient of `job` (in namespace `ns`).
+pub async fn resolve(
+    ctx: &Context,
+    job: &RemoteJob,
+    ns: &str,
+) -> Result<(ClientState, Option<Arc<dyn Remote>>), Error> {
+    let client_ns = job
+        .spec
+        .client_ref
+        .namespace
+        .clone()
+        .unwrap_or_else(|| ns.to_string());
+    let name = &job.spec.client_ref.name;
+    let unusable = |reason, message: String| Ok((ClientState::Unusable { reason, message }, None));
+    let api: Api<ApiClient> = Api::namespaced(ctx.client.clone(), &client_ns);
+    let Some(client) = api.get_opt(name).await? else {
+        return unusable(
+            reasons::CLIENT_NOT_FOUND,
+            format!("ApiClient {client_ns}/{name} not found"),
+        );
+    };
+    if !plan::granted(&client_ns, &client.spec.allowed_namespaces, ns) {
+        return unusable(
+            reasons::CLIENT_NOT_GRANTED,
+            format!(
+                "ApiClient {client_ns}/{name} does not list namespace {ns} in spec.allowedNamespaces"
+            ),
+        );
+    }
+    if let Some(mismatch) = platform_mismatch(&client, job) {
+        return unusable(reasons::PLATFORM_MISMATCH, mismatch);
+    }
+    let ready = client
+        .status
+        .as_ref()
+        .is_some_and(|s| conditions::is_true(&s.conditions, types::READY));
+    if !ready {
+        return unusable(
+            reasons::CLIENT_NOT_READY,
+            format!("ApiClient {client_ns}/{name} is not Ready"),
+        );
+    }
+    match ctx.remotes.remote_for(&client).await {
+        Ok(r) => Ok((ClientState::Ready, Some(r))),
+        Err((reason, message)) => unusable(reason, message),
+    }
+}
+
+/// The body set on the RemoteJob must be the ApiClient's platform.
+pub fn platform_mismatch(client: &ApiClient, job: &RemoteJob) -> Option<String> {
+    use crate::crd::Platform::*;
+    let s = &job.spec;
+    let body = [
+        (Runai, s.runai.is_some()),
+        (Openpai, s.openpai.is_some()),
+        (Dai, s.dai.is_some()),
+        (Generic, s.generic.is_some()),
+    ]
+    .into_iter()
+    .find_map(|(p, set)| set.then_some(p))?;
+    (body != client.spec.platform).then(|| {
+        format!(
+            "spec.{} is set but ApiClient {} is platform {}",
+            body.as_str(),
+            client.name_any(),
+            client.spec.platform.as_str()
+        )
+    })
+}
