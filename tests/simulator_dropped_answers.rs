@@ -7,7 +7,7 @@ use std::time::Duration;
 mod support;
 
 use jobrelay::simulator::{Fault, FaultKind};
-use serde_json::json;
+use serde_json::{Value, json};
 use support::client_credentials;
 use support::operator::simulator;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -75,4 +75,41 @@ async fn a_dropped_create_is_stored_and_answered_with_nothing() {
         .await
         .unwrap();
     assert_eq!(again.status(), 409);
+
+    // The arrival log on the admin API has both creates, oldest first, with their times.
+    let log: Vec<Value> = http
+        .get(format!("http://{}/_admin/requests", sim.addr))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let creates: Vec<&Value> = log
+        .iter()
+        .filter(|r| {
+            r["request"]
+                .as_str()
+                .unwrap()
+                .starts_with("POST /runai/api/v1/workloads/trainings")
+        })
+        .collect();
+    assert_eq!(creates.len(), 2, "{log:?}");
+    assert!(
+        creates[0]["request"]
+            .as_str()
+            .unwrap()
+            .ends_with(" dropped"),
+        "{log:?}"
+    );
+    assert!(
+        creates[1]["request"].as_str().unwrap().ends_with(" 409"),
+        "{log:?}"
+    );
+    assert!(
+        creates
+            .iter()
+            .all(|r| r["at"].as_str().is_some_and(|t| t.ends_with('Z'))),
+        "{log:?}"
+    );
 }

@@ -36,7 +36,8 @@ pub enum Command {
     ///
     /// Admin API for tests: GET /_admin/counters (creates per platform/name, token requests per client,
     /// requests per route and status); POST /_admin/faults with a fault (or a list; same JSON as --fault),
-    /// DELETE /_admin/faults; POST /_admin/pause and /_admin/resume (freeze all progress); GET /_admin/jobs.
+    /// DELETE /_admin/faults; POST /_admin/pause and /_admin/resume (freeze all progress); GET /_admin/jobs;
+    /// GET /_admin/requests (the latest 10,000 requests with arrival times).
     #[command(verbatim_doc_comment)]
     Simulate(simulate::Args),
 }

@@ -217,6 +217,16 @@ pub fn take_commit_then_drop(state: &State, platform: &str) -> bool {
 /// status line (it sends the head together with the first body bytes), so the client sees a closed
 /// socket and not one byte — tests/simulator_dropped_answers.rs holds hyper to that.
 pub fn drop_connection() -> Response {
+    let mut r = dropped_body();
+    r.extensions_mut().insert(Dropped);
+    r
+}
+
+/// Marks an answer that never reached the client (counted as `dropped`, not by its status).
+#[derive(Clone, Copy)]
+pub struct Dropped;
+
+fn dropped_body() -> Response {
     let stream = futures::stream::once(async {
         Err::<axum::body::Bytes, std::io::Error>(std::io::Error::new(
             std::io::ErrorKind::ConnectionReset,

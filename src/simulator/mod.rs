@@ -3,7 +3,8 @@
 //! for tests under `/_admin`. Only the remote platforms are simulated; everything else in the tests is real.
 //!
 //! Admin API:
-//! - `GET /_admin/counters`: creates per platform/name, token requests per client/user, requests per route.
+//! - `GET /_admin/counters`: creates per platform/name, token requests per client/user, requests per
+//!   route and status (`dropped` for an answer commit-then-drop never sent).
 //! - `POST /_admin/faults` with a [`Fault`] (or a list) adds faults; `DELETE /_admin/faults` clears them.
 //! - `POST /_admin/pause` / `POST /_admin/resume`: freeze / unfreeze every job's progress.
 //! - `GET /_admin/jobs`: every job as stored.
@@ -112,7 +113,11 @@ async fn count_requests(State(state): State<Shared>, req: Request, next: Next) -
     let at = state::now_ms();
     let resp = next.run(req).await;
     if !route.starts_with("/_admin") {
-        let key = format!("{method} {route} {}", resp.status().as_u16());
+        let outcome = match resp.extensions().get::<common::Dropped>() {
+            Some(_) => "dropped".to_string(),
+            None => resp.status().as_u16().to_string(),
+        };
+        let key = format!("{method} {route} {outcome}");
         let mut inner = state.lock();
         *inner.counters.requests.entry(key.clone()).or_default() += 1;
         inner.log_request(at, key);
