@@ -45,7 +45,15 @@ fn chart_lints_and_dry_runs_on_the_server() {
         "refused by default"
     );
     let allowing = ok(
-        helm(&["template", "jr", &chart(), "--set", "allowLinkLocal=true"]),
+        helm(&[
+            "template",
+            "jr",
+            &chart(),
+            "--kube-version",
+            &support::version_of("KUBE_VERSION"),
+            "--set",
+            "allowLinkLocal=true",
+        ]),
         "helm template --set allowLinkLocal=true",
     );
     assert!(allowing.contains("- --allow-link-local"), "{allowing}");
