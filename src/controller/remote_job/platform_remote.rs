@@ -111,6 +111,19 @@ impl PlatformRemote {
         let started = Instant::now();
         let mut refused: Option<SecretString> = None;
         let result = loop {
+            // The permit first, then the token: a long wait must not leave the caller holding a
+            // bearer that expired meanwhile.
+            if let Some(limiter) = &self.throttle {
+                let waiting = Instant::now();
+                limiter.until_ready().await;
+                self.metrics
+                    .throttled_seconds
+                    .get_or_create(&ClientLabels {
+                        namespace: self.apic.namespace().unwrap_or_default(),
+                        apiclient: self.apic.name_any(),
+                    })
+                    .inc_by(waiting.elapsed().as_secs_f64());
+            }
             let token = match self.tokens.bearer(&self.apic, refused.as_ref()).await {
                 Ok(t) => t,
                 Err(e) => {
@@ -124,17 +137,6 @@ impl PlatformRemote {
                 (Adapter::Openpai(a), Some(user)) => Adapter::Openpai(a.as_user(user)),
                 _ => self.adapter.clone(),
             };
-            if let Some(limiter) = &self.throttle {
-                let waiting = Instant::now();
-                limiter.until_ready().await;
-                self.metrics
-                    .throttled_seconds
-                    .get_or_create(&ClientLabels {
-                        namespace: self.apic.namespace().unwrap_or_default(),
-                        apiclient: self.apic.name_any(),
-                    })
-                    .inc_by(waiting.elapsed().as_secs_f64());
-            }
             match call(adapter, token.bearer.clone()).await {
                 Err(RemoteError::Auth { .. }) if refused.is_none() => refused = Some(token.bearer),
                 other => break other,
