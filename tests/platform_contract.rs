@@ -91,12 +91,8 @@ async fn dai_token(sim: &jobrelay::simulator::Handle) -> SecretString {
 
 fn fault(platform: &str, op: &str, kind: FaultKind) -> Fault {
     Fault {
-        platform: platform.into(),
-        op: op.into(),
-        kind,
-        count: 1,
         retry_after: 7,
-        latency_ms: 0,
+        ..Fault::once(platform, op, kind)
     }
 }
 

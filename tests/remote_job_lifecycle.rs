@@ -154,14 +154,7 @@ async fn exactly_once_when_the_create_answer_is_dropped_and_the_operator_is_kill
     // The first create is stored but its answer never arrives.
     inject(
         &sim,
-        Fault {
-            platform: "runai".into(),
-            op: "create".into(),
-            kind: FaultKind::CommitThenDrop,
-            count: 1,
-            retry_after: 1,
-            latency_ms: 0,
-        },
+        Fault::once("runai", "create", FaultKind::CommitThenDrop),
     );
     let mut op = Operator::start(&ns.name).await;
     apply(&ns.name, &runai_client(), Some(&sim));
@@ -208,12 +201,8 @@ async fn rate_limits_and_outages_are_waited_out() {
         inject(
             &sim,
             Fault {
-                platform: "*".into(),
-                op: op.into(),
-                kind,
                 count: 3,
-                retry_after: 1,
-                latency_ms: 0,
+                ..Fault::once("*", op, kind)
             },
         );
     }
@@ -250,17 +239,7 @@ async fn a_refused_token_is_refreshed_once_and_the_job_goes_on() {
         .get("demo-client")
         .copied()
         .unwrap_or(0);
-    inject(
-        &sim,
-        Fault {
-            platform: "runai".into(),
-            op: "get".into(),
-            kind: FaultKind::Unauthorized,
-            count: 1,
-            retry_after: 1,
-            latency_ms: 0,
-        },
-    );
+    inject(&sim, Fault::once("runai", "get", FaultKind::Unauthorized));
     wait_phase(&jobs, "refused", RemoteJobPhase::Succeeded).await;
     let c = counters(&sim);
     let after = c.token_requests.get("demo-client").copied().unwrap_or(0);
@@ -276,12 +255,8 @@ async fn killed_right_after_sending_the_create_never_submits_twice() {
     inject(
         &sim,
         Fault {
-            platform: "openpai".into(),
-            op: "create".into(),
-            kind: FaultKind::Latency,
-            count: 1,
-            retry_after: 1,
             latency_ms: 3000,
+            ..Fault::once("openpai", "create", FaultKind::Latency)
         },
     );
     let mut op = Operator::start(&ns.name).await;

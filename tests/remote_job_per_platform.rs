@@ -177,12 +177,9 @@ async fn retry_after_is_honoured_on_a_rate_limited_create() {
     inject(
         &sim,
         Fault {
-            platform: "openpai".into(),
-            op: "create".into(),
-            kind: FaultKind::TooManyRequests,
             count: 2,
             retry_after: 3,
-            latency_ms: 0,
+            ..Fault::once("openpai", "create", FaultKind::TooManyRequests)
         },
     );
     let _op = Operator::start(&ns.name).await;

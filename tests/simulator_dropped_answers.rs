@@ -26,14 +26,10 @@ async fn a_dropped_create_is_stored_and_answered_with_nothing() {
     .await;
     let http = reqwest::Client::new();
     let token = t["access_token"].as_str().unwrap();
-    sim.state.lock().faults.push(Fault {
-        platform: "runai".into(),
-        op: "create".into(),
-        kind: FaultKind::CommitThenDrop,
-        count: 1,
-        latency_ms: 0,
-        retry_after: 0,
-    });
+    sim.state
+        .lock()
+        .faults
+        .push(Fault::once("runai", "create", FaultKind::CommitThenDrop));
 
     let body =
         json!({"name": "dropped", "projectId": "5", "clusterId": "c", "spec": {"image": "i"}})

@@ -53,6 +53,21 @@ pub struct Fault {
     pub latency_ms: u64,
 }
 
+impl Fault {
+    /// A one-shot fault of `kind` on `platform`/`op` (Retry-After 1 s, no latency); change the rest
+    /// with struct update syntax: `Fault { count: 3, ..Fault::once("runai", "get", kind) }`.
+    pub fn once(platform: &str, op: &str, kind: FaultKind) -> Self {
+        Fault {
+            platform: platform.into(),
+            op: op.into(),
+            kind,
+            count: 1,
+            retry_after: 1,
+            latency_ms: 0,
+        }
+    }
+}
+
 fn any() -> String {
     "*".into()
 }
