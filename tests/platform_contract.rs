@@ -34,21 +34,9 @@ fn http() -> reqwest::Client {
         .unwrap()
 }
 
-async fn token(url: String, form: &[(&str, &str)]) -> Value {
-    http()
-        .post(url)
-        .form(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 async fn runai_token(sim: &jobrelay::simulator::Handle) -> SecretString {
-    let t = token(
-        format!(
+    let t = support::post_form(
+        &format!(
             "{}/auth/realms/runai/protocol/openid-connect/token",
             sim.base_url("runai")
         ),
@@ -70,16 +58,13 @@ async fn runai_token(sim: &jobrelay::simulator::Handle) -> SecretString {
 
 /// The DAI realm's token answer for the demo client.
 async fn dai_token_answer(sim: &jobrelay::simulator::Handle) -> Value {
-    token(
-        format!(
+    support::client_credentials(
+        &format!(
             "{}/auth/realms/eggplant/protocol/openid-connect/token",
             sim.base_url("dai")
         ),
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", "demo-client"),
-            ("client_secret", "demo-secret"),
-        ],
+        "demo-client",
+        "demo-secret",
     )
     .await
 }

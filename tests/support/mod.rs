@@ -237,19 +237,25 @@ where
     }
 }
 
-/// The JSON answer of an OAuth2 client_credentials request (form, client secret in the body).
-pub async fn client_credentials(token_url: &str, id: &str, secret: &str) -> serde_json::Value {
+/// The JSON answer to a form POST (token endpoints).
+pub async fn post_form(url: &str, form: &[(&str, &str)]) -> serde_json::Value {
     reqwest::Client::new()
-        .post(token_url)
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", id),
-            ("client_secret", secret),
-        ])
+        .post(url)
+        .form(form)
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap()
+}
+
+/// The JSON answer of an OAuth2 client_credentials request (form, client secret in the body).
+pub async fn client_credentials(token_url: &str, id: &str, secret: &str) -> serde_json::Value {
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", id),
+        ("client_secret", secret),
+    ];
+    post_form(token_url, &form).await
 }
