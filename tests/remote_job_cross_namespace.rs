@@ -48,6 +48,11 @@ async fn a_shared_api_client_serves_only_the_namespaces_it_grants() {
     let team_jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &team.name);
     let job = wait_phase(&team_jobs, "granted", RemoteJobPhase::Succeeded).await;
     assert_eq!(job.status.unwrap().attempts, 1);
+    let events = kubectl_ok(&["get", "events", "-n", &team.name, "-o", "yaml"]);
+    assert!(
+        events.contains("reason: Succeeded") && !events.contains("reason: Submitting"),
+        "phase events, and no warning for an ordinary submission: {events}"
+    );
 
     let other_jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &other.name);
     let refused = wait_for("ApiClientNotGranted", LONG, || async {

@@ -55,14 +55,21 @@ async fn requests_per_second_paces_the_platform_calls_of_one_api_client() {
         .unwrap()
         .replace("name: runai\n", "name: free\n");
     apply(&ns.name, &free_client, Some(&free));
+    // All jobs in one apply, so both clients get their burst at once however slow kubectl is.
+    let mut all = Vec::new();
     for i in 0..JOBS {
         let env = [("SIM_RUN_SECONDS", "2"), ("SIM_QUEUE_SECONDS", "0.5")];
-        let job = runai_job(&format!("paced-{i}"), "  pollInterval: 1s\n", &env);
-        apply(&ns.name, &job, None);
-        let job = runai_job(&format!("burst-{i}"), "  pollInterval: 1s\n", &env)
-            .replace("clientRef: {name: runai}", "clientRef: {name: free}");
-        apply(&ns.name, &job, None);
+        all.push(runai_job(
+            &format!("paced-{i}"),
+            "  pollInterval: 1s\n",
+            &env,
+        ));
+        all.push(
+            runai_job(&format!("burst-{i}"), "  pollInterval: 1s\n", &env)
+                .replace("clientRef: {name: runai}", "clientRef: {name: free}"),
+        );
     }
+    apply(&ns.name, &all.join("\n---\n"), None);
     let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
     for i in 0..JOBS {
         for name in [format!("paced-{i}"), format!("burst-{i}")] {

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretString};
@@ -56,12 +56,20 @@ fn between(from: Timestamp, to: Timestamp) -> Duration {
     Duration::try_from(to.duration_since(from)).unwrap_or(Duration::ZERO)
 }
 
+/// Wall-clock form of a monotonic instant (for status and requeues).
+fn wall(at: Instant) -> Timestamp {
+    let now = Timestamp::now();
+    now.checked_add(at.saturating_duration_since(Instant::now()))
+        .unwrap_or(now)
+}
+
 /// A refresh that failed transiently: until `next_try` callers get `error` (or the still-valid token)
 /// without a request. `since` is the first failure of the run, kept across the token's expiry so
 /// the backoff does not start over when the old token lapses.
+/// Monotonic time, so that a step of the wall clock neither stretches nor skips the backoff.
 struct Failure {
-    since: Timestamp,
-    next_try: Timestamp,
+    since: Instant,
+    next_try: Instant,
     error: AuthError,
 }
 
@@ -97,6 +105,17 @@ impl TokenCache {
         }
     }
 
+    /// The entry of `id` whatever its version; one at `version` if there is none.
+    fn current_entry(&self, id: &str, version: &str) -> Arc<Entry> {
+        let existing = self
+            .entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned();
+        existing.unwrap_or_else(|| self.entry(id, version))
+    }
+
     /// Keeps only the entries of ApiClients `alive(uid)` says still exist.
     pub fn retain(&self, alive: impl Fn(&str) -> bool) {
         self.entries
@@ -129,7 +148,7 @@ impl TokenCache {
             .get(id)
             .cloned()?;
         let slot = e.slot.lock().await;
-        slot.failure.as_ref().map(|f| f.next_try)
+        slot.failure.as_ref().map(|f| wall(f.next_try))
     }
 
     /// A token for ApiClient `id` at `version` (generation + Secret version): the cached one while it is
@@ -150,12 +169,45 @@ impl TokenCache {
         Fut: Future<Output = Result<Token, AuthError>>,
     {
         let e = self.entry(id, version);
+        Self::get_in(&e, refresh_before, refused, fetch).await
+    }
+
+    /// Like [`TokenCache::get`], but with whatever version is cached (`version` only when none is):
+    /// for platform calls, which know the version the ApiClient controller last recorded and must
+    /// not undo a newer entry that controller has just made (or bounce it back and forth).
+    pub async fn get_current<F, Fut>(
+        &self,
+        id: &str,
+        version: &str,
+        refresh_before: Option<Duration>,
+        refused: Option<&SecretString>,
+        fetch: F,
+    ) -> Result<Token, AuthError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Token, AuthError>>,
+    {
+        let e = self.current_entry(id, version);
+        Self::get_in(&e, refresh_before, refused, fetch).await
+    }
+
+    async fn get_in<F, Fut>(
+        e: &Entry,
+        refresh_before: Option<Duration>,
+        refused: Option<&SecretString>,
+        fetch: F,
+    ) -> Result<Token, AuthError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Token, AuthError>>,
+    {
         let mut slot = e.slot.lock().await;
         let now = Timestamp::now();
         let old = slot.token.clone().filter(|t| usable(t, now));
+        let was_refused = old.as_ref().is_some_and(|t| {
+            refused.is_some_and(|r| r.expose_secret() == t.bearer.expose_secret())
+        });
         if let Some(t) = &old {
-            let was_refused =
-                refused.is_some_and(|r| r.expose_secret() == t.bearer.expose_secret());
             let due = refresh_at(t, refresh_before).is_some_and(|at| at <= now);
             if !was_refused && !due {
                 return Ok(t.clone());
@@ -168,7 +220,8 @@ impl TokenCache {
         // The endpoint failed a moment ago: do not ask again before the backoff says so, not even
         // for a bearer a platform refused (a storm of 401s must not become a storm at a failing
         // identity provider); such a caller gets the failure, not the refused token.
-        if let Some(f) = slot.failure.as_ref().filter(|f| now < f.next_try) {
+        let tick = Instant::now();
+        if let Some(f) = slot.failure.as_ref().filter(|f| tick < f.next_try) {
             return match old {
                 Some(t) if refused.is_none() => Ok(t),
                 _ => Err(f.error.clone()),
@@ -183,14 +236,20 @@ impl TokenCache {
                 Ok(t)
             }
             Err(err) if err.is_transient() => {
-                let since = slot.failure.as_ref().map_or(now, |f| f.since);
+                let since = slot.failure.as_ref().map_or(tick, |f| f.since);
+                // A bearer the platform refused is no longer handed out, even while it has not
+                // expired: the callers would only spend requests on more 401s.
+                let old = old.filter(|_| !was_refused);
+                if was_refused {
+                    slot.token = None;
+                }
                 let valid_for = old
                     .as_ref()
                     .and_then(|t| t.expires_at)
                     .map(|exp| between(now, exp));
                 slot.failure = Some(Failure {
                     since,
-                    next_try: now + retry_after(between(since, now), valid_for),
+                    next_try: tick + retry_after(tick.duration_since(since), valid_for),
                     error: err.clone(),
                 });
                 match old {
@@ -207,199 +266,5 @@ impl TokenCache {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    fn token(bearer: &str, life_s: i64) -> Token {
-        let now = Timestamp::now();
-        Token {
-            bearer: bearer.to_string().into(),
-            obtained_at: now,
-            expires_at: Some(Timestamp::from_second(now.as_second() + life_s).unwrap()),
-            note: None,
-            username: None,
-        }
-    }
-
-    #[test]
-    fn margins() {
-        let s = Duration::from_secs;
-        let table = [
-            (s(3600), None, s(300)),
-            (s(300), None, s(30)),
-            (s(30), None, s(10)),
-            (s(12), None, s(6)),
-            (s(3600), Some(s(60)), s(60)),
-        ];
-        for (life, cfg, want) in table {
-            assert_eq!(refresh_margin(life, cfg), want, "{life:?} {cfg:?}");
-        }
-    }
-
-    #[test]
-    fn retries_back_off_and_stop_growing() {
-        let s = Duration::from_secs;
-        let table = [
-            // (failing for, life left in the token in use, retry after)
-            (s(0), None, s(1)),
-            (s(3), None, Duration::from_millis(1500)),
-            (s(20), None, s(10)),
-            (s(600), None, s(30)),
-            (s(600), Some(s(4)), s(4)),
-            (s(600), Some(Duration::ZERO), s(30)),
-            (s(20), Some(Duration::from_millis(200)), s(1)),
-        ];
-        for (failing, valid, want) in table {
-            assert_eq!(retry_after(failing, valid), want, "{failing:?} {valid:?}");
-        }
-    }
-
-    #[tokio::test]
-    async fn concurrent_callers_share_one_fetch() {
-        let cache = Arc::new(TokenCache::default());
-        let calls = Arc::new(AtomicU32::new(0));
-        let mut tasks = Vec::new();
-        for _ in 0..20 {
-            let (cache, calls) = (cache.clone(), calls.clone());
-            tasks.push(tokio::spawn(async move {
-                cache
-                    .get("uid", "v1", None, None, || async {
-                        calls.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        Ok(token("t1", 3600))
-                    })
-                    .await
-                    .unwrap()
-            }));
-        }
-        for t in tasks {
-            assert_eq!(t.await.unwrap().bearer.expose_secret(), "t1");
-        }
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
-    }
-
-    #[tokio::test]
-    async fn refused_tokens_refresh_once_and_versions_invalidate() {
-        let cache = TokenCache::default();
-        let t1 = cache
-            .get("u", "v1", None, None, || async { Ok(token("t1", 3600)) })
-            .await
-            .unwrap();
-        let t2 = cache
-            .get("u", "v1", None, Some(&t1.bearer), || async {
-                Ok(token("t2", 3600))
-            })
-            .await
-            .unwrap();
-        assert_eq!(t2.bearer.expose_secret(), "t2");
-        // A second report of the same refused token does not fetch again.
-        let t = cache
-            .get("u", "v1", None, Some(&t1.bearer), || async {
-                Ok(token("t3", 3600))
-            })
-            .await
-            .unwrap();
-        assert_eq!(t.bearer.expose_secret(), "t2");
-        // A new Secret version starts over.
-        let t = cache
-            .get("u", "v2", None, None, || async { Ok(token("t4", 3600)) })
-            .await
-            .unwrap();
-        assert_eq!(t.bearer.expose_secret(), "t4");
-    }
-
-    #[tokio::test]
-    async fn a_valid_token_survives_a_transient_refresh_failure() {
-        let cache = TokenCache::default();
-        // Obtained 100 s ago, 20 s left, refreshBefore 60 s: due now, still valid.
-        let mut old = token("old", 20);
-        old.obtained_at = Timestamp::from_second(old.obtained_at.as_second() - 100).unwrap();
-        cache
-            .get("u", "v", None, None, || async { Ok(old) })
-            .await
-            .unwrap();
-        let before = Some(Duration::from_secs(60));
-        let t = cache
-            .get("u", "v", before, None, || async {
-                Err(AuthError::Unreachable("down".into()))
-            })
-            .await
-            .unwrap();
-        assert_eq!(t.bearer.expose_secret(), "old");
-        // Within the backoff the old token is handed out without asking.
-        let t = cache
-            .get("u", "v", before, None, || async { panic!("gated") })
-            .await
-            .unwrap();
-        assert_eq!(t.bearer.expose_secret(), "old");
-        // Another entry, same old token, but the endpoint refuses the credentials.
-        let mut old = token("old", 20);
-        old.obtained_at = Timestamp::from_second(old.obtained_at.as_second() - 100).unwrap();
-        cache
-            .get("w", "v", None, None, || async { Ok(old) })
-            .await
-            .unwrap();
-        let err = cache
-            .get("w", "v", before, None, || async {
-                Err(AuthError::InvalidCredentials("no".into()))
-            })
-            .await;
-        assert!(
-            err.is_err(),
-            "refused credentials are not hidden behind the old token"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_failing_endpoint_is_asked_again_only_after_the_backoff() {
-        let cache = TokenCache::default();
-        let calls = AtomicU32::new(0);
-        let down = || async {
-            calls.fetch_add(1, Ordering::SeqCst);
-            Err(AuthError::Unreachable("down".into()))
-        };
-        for _ in 0..5 {
-            let err = cache.get("u", "v", None, None, down).await.unwrap_err();
-            assert_eq!(err, AuthError::Unreachable("down".into()));
-        }
-        assert_eq!(calls.load(Ordering::SeqCst), 1, "one request, four gated");
-        let next = cache.retry_at("u").await.expect("a next try is known");
-        assert!(next > Timestamp::now(), "{next}");
-        // A new Secret version is a new entry: asked at once, and it works.
-        let t = cache
-            .get("u", "v2", None, None, || async { Ok(token("t", 3600)) })
-            .await
-            .unwrap();
-        assert_eq!(t.bearer.expose_secret(), "t");
-        assert!(
-            cache.retry_at("u").await.is_none(),
-            "success clears the failure"
-        );
-        // The endpoint fails again; a platform then refuses the token in hand: within the backoff the
-        // caller hears of the failure, and the endpoint is not asked.
-        let mut due = token("t", 20);
-        due.obtained_at = Timestamp::from_second(due.obtained_at.as_second() - 100).unwrap();
-        let before = Some(Duration::from_secs(60));
-        let _ = cache
-            .get("u", "v2b", None, None, || async { Ok(due) })
-            .await;
-        let kept = cache.get("u", "v2b", before, None, down).await.unwrap();
-        let n = calls.load(Ordering::SeqCst);
-        let err = cache
-            .get("u", "v2b", before, Some(&kept.bearer), down)
-            .await
-            .unwrap_err();
-        assert_eq!(err, AuthError::Unreachable("down".into()));
-        assert_eq!(calls.load(Ordering::SeqCst), n, "gated");
-        // Permanent errors are not gated: a fixed IdP is noticed on the next look.
-        let refused = || async {
-            calls.fetch_add(1, Ordering::SeqCst);
-            Err(AuthError::InvalidCredentials("no".into()))
-        };
-        let before = calls.load(Ordering::SeqCst);
-        let _ = cache.get("u", "v3", None, None, refused).await;
-        let _ = cache.get("u", "v3", None, None, refused).await;
-        assert_eq!(calls.load(Ordering::SeqCst), before + 2);
-    }
-}
+#[path = "cache_tests.rs"]
+mod tests;

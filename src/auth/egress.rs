@@ -29,17 +29,36 @@ fn allowed() -> bool {
 pub const REFUSED: &str = "link-local or cloud metadata address refused";
 
 /// Pure: link-local (169.254.0.0/16, fe80::/10) or a cloud metadata address (AWS fd00:ec2::254,
-/// Alibaba 100.100.100.200), also when written as an IPv4-mapped IPv6 address.
+/// Alibaba 100.100.100.200, Azure's WireServer 168.63.129.16), also when an IPv6 address carries
+/// one of those IPv4 addresses (mapped, compatible, NAT64 64:ff9b::/96, 6to4 2002::/16).
 pub fn forbidden(ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v4) => v4.is_link_local() || v4 == Ipv4Addr::new(100, 100, 100, 200),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => forbidden(IpAddr::V4(v4)),
-            None => {
-                v6.is_unicast_link_local()
-                    || v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
-            }
-        },
+        IpAddr::V4(v4) => {
+            v4.is_link_local()
+                || v4 == Ipv4Addr::new(100, 100, 100, 200)
+                || v4 == Ipv4Addr::new(168, 63, 129, 16)
+        }
+        IpAddr::V6(v6) => {
+            v6.is_unicast_link_local()
+                || v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+                || embedded_v4(v6).is_some_and(|v4| forbidden(IpAddr::V4(v4)))
+        }
+    }
+}
+
+/// The IPv4 address an IPv6 address stands for, in the forms that reach one.
+fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = v6.segments();
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    match s {
+        // ::ffff:a.b.c.d (mapped), ::a.b.c.d (compatible: deprecated, still routed by some stacks),
+        // 64:ff9b::a.b.c.d (NAT64, well-known prefix).
+        [0, 0, 0, 0, 0, 0xffff, ..] | [0, 0, 0, 0, 0, 0, ..] | [0x64, 0xff9b, 0, 0, 0, 0, ..] => {
+            Some(v4(s[6], s[7]))
+        }
+        // 6to4: 2002:AABB:CCDD::/48.
+        [0x2002, hi, lo, ..] => Some(v4(hi, lo)),
+        _ => None,
     }
 }
 
@@ -107,6 +126,12 @@ mod tests {
             ("fe80::1", true),
             ("fd00:ec2::254", true),
             ("::ffff:169.254.169.254", true),
+            ("::169.254.169.254", true),
+            ("64:ff9b::169.254.169.254", true),
+            ("2002:a9fe:a9fe::1", true),
+            ("168.63.129.16", true),
+            ("64:ff9b::10.0.0.1", false),
+            ("2002:0a00:0001::1", false),
             ("127.0.0.1", false),
             ("10.0.0.1", false),
             ("100.100.100.201", false),

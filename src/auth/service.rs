@@ -187,7 +187,7 @@ impl TokenService {
             .unwrap_or_default();
         let (id, version) = Self::key(apic, &recorded);
         self.cache
-            .get(
+            .get_current(
                 &id,
                 &version,
                 Self::refresh_before(apic),

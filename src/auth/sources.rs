@@ -178,15 +178,22 @@ async fn discover(http: &reqwest::Client, issuer: &str) -> Result<String, AuthEr
 }
 
 fn transport(e: &reqwest::Error) -> String {
-    let chain = format!("{e:?}").to_ascii_lowercase();
-    if chain.contains("certificate") || chain.contains("tls") || chain.contains("handshake") {
-        return "TLS handshake failed (certificate not trusted?)".into();
+    // The causes only: the URL (in reqwest's own message) must not decide the diagnosis.
+    let mut chain = String::new();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        chain.push_str(&format!("{c} {c:?}").to_ascii_lowercase());
+        chain.push('\n');
+        cause = c.source();
     }
     if chain.contains(super::egress::REFUSED) {
         return format!(
             "cannot connect: {} (allowed only with --allow-link-local)",
             super::egress::REFUSED
         );
+    }
+    if chain.contains("certificate") || chain.contains("tls") || chain.contains("handshake") {
+        return "TLS handshake failed (certificate not trusted?)".into();
     }
     if e.is_timeout() {
         "timed out".into()

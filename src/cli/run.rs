@@ -33,7 +33,7 @@ pub struct Args {
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     pub lease_namespace: String,
     /// Let ApiClients reach link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10,
-    /// fd00:ec2::254, 100.100.100.200), refused by default so that an ApiClient cannot be used to
+    /// fd00:ec2::254, 100.100.100.200, 168.63.129.16), refused by default so that an ApiClient cannot be used to
     /// reach the node's metadata service.
     #[arg(long, env = "JOBRELAY_ALLOW_LINK_LOCAL", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub allow_link_local: bool,

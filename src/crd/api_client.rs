@@ -133,9 +133,10 @@ pub struct ApiClientSpec {
     #[schemars(regex(pattern = duration::PATTERN))]
     pub refresh_before: Option<String>,
 
-    /// Upper bound on requests per second this operator sends to the platform for this ApiClient,
-    /// shared by all its RemoteJobs: calls leave at least 1/n s apart (no bursts). Token requests are
-    /// not counted. Unset: no limit.
+    /// Upper bound on platform calls per second for this ApiClient, shared by all its RemoteJobs:
+    /// each call (a create, a status read, a listing, a cancel) leaves at least 1/n s after the
+    /// previous one (no bursts); a call the platform answers in several requests (a paged listing)
+    /// counts once. Token requests are not counted. Unset: no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1000))]
     pub requests_per_second: Option<i32>,

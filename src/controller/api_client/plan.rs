@@ -24,6 +24,8 @@ pub struct Plan {
 const RECHECK: Duration = Duration::from_secs(60);
 #[cfg(test)]
 const RETRY_MIN: Duration = Duration::from_secs(1);
+/// The longest wait for a failing endpoint's next try (the token cache's longest backoff).
+const RETRY_MAX: Duration = Duration::from_secs(30);
 
 fn secs_between(from: Timestamp, to: Timestamp) -> Duration {
     Duration::from_secs((to.as_second() - from.as_second()).max(0) as u64)
@@ -41,9 +43,11 @@ pub fn plan(
     // The token cache will not ask a failing endpoint again before `retry_at`: look again then, not
     // sooner (a reconcile before it would only be handed the same failure).
     if let Some(at) = retry_at.filter(|at| *at > now) {
-        p.requeue = p
-            .requeue
-            .max(secs_between(now, at).max(Duration::from_secs(1)));
+        let wait = Duration::try_from(at.duration_since(now)).unwrap_or_default();
+        // Rounded up (a look a moment early would only be handed the same failure), and never more
+        // than the longest backoff.
+        let wait = Duration::from_secs(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
+        p.requeue = p.requeue.max(wait.clamp(Duration::from_secs(1), RETRY_MAX));
     }
     p
 }
@@ -266,6 +270,27 @@ mod tests {
             ts(100),
         );
         assert_eq!(p.requeue, RETRY_MIN);
+        // 1.5 s away: rounded up to 2 s, not down to an early look.
+        let at = Timestamp::from_millisecond(101_500).unwrap();
+        let p = plan(
+            &ApiClientStatus::default(),
+            Some(1),
+            Err(&err),
+            None,
+            Some(at),
+            ts(100),
+        );
+        assert_eq!(p.requeue, Duration::from_secs(2));
+        // A next try far away (a wall clock stepped back) waits no longer than the longest backoff.
+        let p = plan(
+            &ApiClientStatus::default(),
+            Some(1),
+            Err(&err),
+            None,
+            Some(ts(9_999)),
+            ts(100),
+        );
+        assert_eq!(p.requeue, RETRY_MAX);
     }
 
     #[test]

@@ -166,9 +166,11 @@ async fn watch_one<K>(
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let mut events = watcher(api, config).default_backoff().boxed();
     while let Some(event) = events.next().await {
+        // InitApply too: after a relist (an expired or broken watch) it is how a change made
+        // during the gap arrives.
         if matches!(
             event,
-            Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_))
+            Ok(watcher::Event::Apply(_) | watcher::Event::InitApply(_) | watcher::Event::Delete(_))
         ) {
             for apic in users() {
                 if tx.send(ObjectRef::new(&apic).within(&ns)).is_err() {

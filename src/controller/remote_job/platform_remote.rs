@@ -109,6 +109,8 @@ impl PlatformRemote {
         F: Fn(Adapter, SecretString) -> BoxFuture<'a, RemoteResult<T>>,
     {
         let started = Instant::now();
+        // Time spent waiting for permits is the throttle's, not the platform's latency.
+        let mut throttled = std::time::Duration::ZERO;
         let mut refused: Option<SecretString> = None;
         let result = loop {
             // The permit first, then the token: a long wait must not leave the caller holding a
@@ -116,6 +118,7 @@ impl PlatformRemote {
             if let Some(limiter) = &self.throttle {
                 let waiting = Instant::now();
                 limiter.until_ready().await;
+                throttled += waiting.elapsed();
                 self.metrics
                     .throttled_seconds
                     .get_or_create(&ClientLabels {
@@ -160,7 +163,7 @@ impl PlatformRemote {
         self.metrics
             .remote_call_seconds
             .get_or_create(&labels)
-            .observe(started.elapsed().as_secs_f64());
+            .observe(started.elapsed().saturating_sub(throttled).as_secs_f64());
         result
     }
 }

@@ -147,10 +147,20 @@ pub fn after_create(
     next
 }
 
-/// Pure: the Submitted condition newly False, or False for a new reason — the job is held back
-/// (ApiClient missing, not Ready, not granted, wrong platform; spec rejected): worth a Warning event.
+/// Why a job can be held back before it reaches the platform.
+const HELD_BACK: [&str; 4] = [
+    reasons::CLIENT_NOT_FOUND,
+    reasons::CLIENT_NOT_READY,
+    reasons::CLIENT_NOT_GRANTED,
+    reasons::PLATFORM_MISMATCH,
+];
+
+/// Pure: the Submitted condition newly False for a reason that holds the job back (ApiClient
+/// missing, not Ready, not granted, wrong platform), or for another such reason: worth a Warning
+/// event. Submitting itself, and a rejected spec (its Failed phase has its own event), are not.
 pub fn held_back<'a>(old: &RemoteJobStatus, new: &'a RemoteJobStatus) -> Option<&'a Condition> {
-    let now = conditions::find(&new.conditions, types::SUBMITTED).filter(|c| c.status == FALSE)?;
+    let now = conditions::find(&new.conditions, types::SUBMITTED)
+        .filter(|c| c.status == FALSE && HELD_BACK.contains(&c.reason.as_str()))?;
     let before = conditions::find(&old.conditions, types::SUBMITTED);
     let same = before.is_some_and(|b| b.status == now.status && b.reason == now.reason);
     (!same).then_some(now)
@@ -188,6 +198,17 @@ mod tests {
             "a new reason"
         );
         assert!(held_back(&not_ready, &submitted).is_none(), "going ahead");
+        let submitting = with_submitted(FALSE, reasons::SUBMITTING);
+        assert!(
+            held_back(&none, &submitting).is_none(),
+            "submitting is no warning"
+        );
+        assert!(held_back(&not_ready, &submitting).is_none());
+        let rejected = with_submitted(FALSE, reasons::SUBMIT_REJECTED);
+        assert!(
+            held_back(&submitting, &rejected).is_none(),
+            "Failed has its event"
+        );
         assert!(held_back(&none, &none).is_none());
     }
 }

@@ -1,7 +1,8 @@
 //! `spec.requestsPerSecond` of an ApiClient: one limiter per ApiClient, shared by every RemoteJob
 //! reconcile that calls its platform (creates, polls, batched lists, cancels, the retry after a 401).
-//! GCRA with a burst of one: requests leave at least 1/n s apart, so no second ever holds more than n
-//! of them — the plain reading of "requests per second" that a platform's own limiter enforces.
+//! GCRA with a burst of one: calls leave at least 1/n s apart, so no second holds more than n of them.
+//! A permit covers one adapter call: the pages of a large Run:ai listing (500 workloads a page) or
+//! DAI legacy's progress-then-abort follow their first request without waiting again.
 //! Token requests are not counted: they go to the identity provider, and the token cache already
 //! keeps them rare.
 
