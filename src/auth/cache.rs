@@ -37,8 +37,9 @@ pub fn usable(token: &Token, now: Timestamp) -> bool {
     token.expires_at.is_none_or(|e| e > now)
 }
 
-const RETRY_MIN: Duration = Duration::from_secs(1);
-const RETRY_MAX: Duration = Duration::from_secs(30);
+/// The shortest and the longest wait before a failing token endpoint is asked again.
+pub const RETRY_MIN: Duration = Duration::from_secs(1);
+pub const RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// Pure: when to retry a refresh that has been failing for `failing_for`. Half of that, so the gaps grow
 /// about 1.5× per try (1 s, 1.5 s, 2.25 s, …) without keeping a counter, capped at 30 s so a returning
@@ -154,8 +155,8 @@ impl TokenCache {
     /// A token for ApiClient `id` at `version` (generation + Secret version): the cached one while it is
     /// not due, otherwise one from `fetch` (called by one caller at a time; the others wait and share).
     /// `refused`: the bearer a platform just answered 401 to — refreshed unless someone already did.
-    /// When a refresh fails, a cached token that has not expired is still returned (`Ok`), and the
-    /// error is handed to `on_refresh_error`.
+    /// When a refresh fails transiently, a cached token that has not expired is still returned (`Ok`)
+    /// and the endpoint is not asked again before the backoff allows ([`TokenCache::retry_at`]).
     pub async fn get<F, Fut>(
         &self,
         id: &str,

@@ -84,6 +84,19 @@ pub fn check_url(what: &str, url: &str) -> Result<(), AuthError> {
     Ok(())
 }
 
+/// Whether a failed request was stopped by [`GuardedResolver`] (read from the error's causes, never
+/// from the URL).
+pub fn refused(e: &reqwest::Error) -> bool {
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if c.to_string().contains(REFUSED) {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
 /// Pure: the resolved addresses that may be used; an error when there were some and none may.
 pub fn filter(addrs: Vec<SocketAddr>) -> Result<Vec<SocketAddr>, String> {
     if allowed() {
@@ -171,5 +184,34 @@ mod tests {
             filter(vec![]).unwrap().is_empty(),
             "nothing found is not a refusal"
         );
+    }
+
+    /// Resolves every name to nothing but a refusal, as [`GuardedResolver`] does for a host that
+    /// only has metadata addresses.
+    struct Refusing;
+
+    impl Resolve for Refusing {
+        fn resolve(&self, _: Name) -> Resolving {
+            Box::pin(async {
+                Err(filter(vec!["169.254.169.254:80".parse().unwrap()])
+                    .unwrap_err()
+                    .into())
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_recognised_in_a_transport_error() {
+        let client = reqwest::Client::builder()
+            .dns_resolver(std::sync::Arc::new(Refusing))
+            .build()
+            .unwrap();
+        let err = client
+            .get("http://tls-certificate-handshake.example/")
+            .send()
+            .await
+            .unwrap_err();
+        assert!(refused(&err), "{err:?}");
+        assert!(err.is_connect());
     }
 }

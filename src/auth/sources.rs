@@ -186,7 +186,7 @@ fn transport(e: &reqwest::Error) -> String {
         chain.push('\n');
         cause = c.source();
     }
-    if chain.contains(super::egress::REFUSED) {
+    if super::egress::refused(e) {
         return format!(
             "cannot connect: {} (allowed only with --allow-link-local)",
             super::egress::REFUSED

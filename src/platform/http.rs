@@ -53,7 +53,7 @@ pub async fn send(
 
 fn transport_error(e: &reqwest::Error, creates: bool) -> RemoteError {
     // A connect error means nothing reached the platform; anything later may have been applied.
-    let message = if format!("{e:?}").contains(crate::auth::egress::REFUSED) {
+    let message = if crate::auth::egress::refused(e) {
         format!("cannot connect: {}", crate::auth::egress::REFUSED)
     } else if e.is_timeout() {
         "request timed out".to_string()

@@ -5,7 +5,9 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::auth::cache::{refresh_at, retry_after};
+#[cfg(test)]
+use crate::auth::cache::RETRY_MIN;
+use crate::auth::cache::{RETRY_MAX, refresh_at, retry_after};
 use crate::auth::{AuthError, Token};
 use crate::crd::ApiClientStatus;
 use crate::crd::conditions::{self, FALSE, TRUE, reasons, set_condition, types};
@@ -22,10 +24,6 @@ pub struct Plan {
 }
 
 const RECHECK: Duration = Duration::from_secs(60);
-#[cfg(test)]
-const RETRY_MIN: Duration = Duration::from_secs(1);
-/// The longest wait for a failing endpoint's next try (the token cache's longest backoff).
-const RETRY_MAX: Duration = Duration::from_secs(30);
 
 fn secs_between(from: Timestamp, to: Timestamp) -> Duration {
     Duration::from_secs((to.as_second() - from.as_second()).max(0) as u64)
