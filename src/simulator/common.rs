@@ -217,16 +217,6 @@ pub fn take_commit_then_drop(state: &State, platform: &str) -> bool {
 /// status line (it sends the head together with the first body bytes), so the client sees a closed
 /// socket and not one byte — tests/simulator_dropped_answers.rs holds hyper to that.
 pub fn drop_connection() -> Response {
-    let mut r = dropped_body();
-    r.extensions_mut().insert(Dropped);
-    r
-}
-
-/// Marks an answer that never reached the client (counted as `dropped`, not by its status).
-#[derive(Clone, Copy)]
-pub struct Dropped;
-
-fn dropped_body() -> Response {
     let stream = futures::stream::once(async {
         Err::<axum::body::Bytes, std::io::Error>(std::io::Error::new(
             std::io::ErrorKind::ConnectionReset,
@@ -235,9 +225,14 @@ fn dropped_body() -> Response {
     });
     Response::builder()
         .status(StatusCode::OK)
+        .extension(Dropped)
         .body(Body::from_stream(stream))
         .unwrap()
 }
+
+/// Marks an answer that never reached the client (counted as `dropped`, not by its status).
+#[derive(Clone, Copy)]
+pub struct Dropped;
 
 pub fn iso(ms: i64) -> String {
     k8s_openapi::jiff::Timestamp::from_millisecond(ms)
