@@ -5,7 +5,7 @@ CARGO ?= cargo
 # One control plane for the whole integration run (test binaries reuse it through JOBRELAY_TEST_KUBECONFIG).
 TESTENV_DIR ?= $(or $(TMPDIR),/tmp)/jobrelay-make-testenv-$(shell id -u)
 DEMO_DIR ?= $(or $(TMPDIR),/tmp)/jobrelay-demo
-CRD_DIRS := crds $(wildcard charts/jobrelay/crds)
+CRD_DIRS := crds charts/jobrelay/files/crds
 
 .PHONY: help deps build test fmt-check clippy unit crds crds-check integration testenv-up testenv-down demo demo-down bench
 

@@ -1,17 +1,109 @@
-{{- define "jobrelay.fullname" -}}
-{{- if contains .Chart.Name .Release.Name -}}{{ .Release.Name | trunc 63 | trimSuffix "-" }}{{- else -}}{{ printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" }}{{- end -}}
+{{/* Names. */}}
+{{- define "jobrelay.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
+
+{{- define "jobrelay.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "jobrelay.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels on every object. */}}
 {{- define "jobrelay.labels" -}}
-app.kubernetes.io/name: {{ .Chart.Name }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+helm.sh/chart: {{ include "jobrelay.chart" . }}
+{{ include "jobrelay.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+app.kubernetes.io/part-of: jobrelay
 {{- end -}}
+
 {{- define "jobrelay.selectorLabels" -}}
-app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/name: {{ include "jobrelay.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
+
 {{- define "jobrelay.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create -}}{{ default (include "jobrelay.fullname" .) .Values.serviceAccount.name }}{{- else -}}{{ default "default" .Values.serviceAccount.name }}{{- end -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "jobrelay.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Lease the replicas elect a leader on (in the release namespace): one per release. */}}
+{{- define "jobrelay.leaseName" -}}
+{{- printf "%s-leader" (include "jobrelay.fullname" .) -}}
+{{- end -}}
+
+{{/* The image reference: repository@digest when a digest is set, else repository:tag (tag defaults to appVersion). */}}
+{{- define "jobrelay.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The served namespaces as a JSON list (watchNamespaces, plus the deprecated single watchNamespace),
+deduplicated, in order. Empty: every namespace (cluster-wide mode).
+*/}}
+{{- define "jobrelay.watchNamespaces" -}}
+{{- $list := list -}}
+{{- range .Values.watchNamespaces -}}
+{{- $list = append $list . -}}
+{{- end -}}
+{{- with .Values.watchNamespace -}}
+{{- $list = append $list . -}}
+{{- end -}}
+{{- $list | uniq | toJson -}}
+{{- end -}}
+
+{{/* Refusals of combinations the schema cannot express. */}}
+{{- define "jobrelay.validate" -}}
+{{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) -}}
+{{- fail "replicas > 1 needs leaderElection.enabled=true: two replicas reconciling at once would submit RemoteJobs twice" -}}
+{{- end -}}
+{{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.service.enabled) -}}
+{{- fail "metrics.serviceMonitor.enabled=true needs metrics.service.enabled=true (the ServiceMonitor selects that Service)" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The operator's rules, in each served namespace (Role) or cluster-wide (ClusterRole). */}}
+{{- define "jobrelay.operatorRules" -}}
+- apiGroups: [jobrelay.io]
+  resources: [apiclients]
+  verbs: [get, list, watch]
+- apiGroups: [jobrelay.io]
+  resources: [apiclients/status]
+  verbs: [get, patch, update]
+- apiGroups: [jobrelay.io]
+  resources: [remotejobs]
+  verbs: [get, list, watch, patch, update, delete]
+- apiGroups: [jobrelay.io]
+  resources: [remotejobs/status]
+  verbs: [get, patch, update]
+# Setting finalizers on an object it does not own (OwnerReferencesPermissionEnforcement).
+- apiGroups: [jobrelay.io]
+  resources: [remotejobs/finalizers]
+  verbs: [update]
+# Credentials and CA bundles that ApiClients name.
+- apiGroups: [""]
+  resources: [secrets, configmaps]
+  verbs: [get, list, watch]
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
 {{- end -}}
