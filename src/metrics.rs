@@ -55,6 +55,8 @@ pub struct Metrics {
     pub jobs_by_phase: Family<PhaseLabels, Gauge>,
     pub submit_seconds: Histogram,
     pub throttled_seconds: Family<ClientLabels, Counter<f64, AtomicU64>>,
+    /// 1 while this replica holds the leader Lease (or runs without election), else 0.
+    pub leader: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -75,6 +77,7 @@ impl Default for Metrics {
             jobs_by_phase: Family::default(),
             submit_seconds: Histogram::new(exponential_buckets(0.05, 2.0, 14)),
             throttled_seconds: Family::default(),
+            leader: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -126,6 +129,11 @@ impl Default for Metrics {
             "throttled_seconds",
             "Seconds platform calls waited for their ApiClient's requestsPerSecond",
             m.throttled_seconds.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this replica leads (reconciles), 0 on a standby",
+            m.leader.clone(),
         );
         Metrics { registry, ..m }
     }

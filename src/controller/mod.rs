@@ -2,3 +2,4 @@
 
 pub mod api_client;
 pub mod remote_job;
+pub mod scope;

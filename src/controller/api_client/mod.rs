@@ -167,42 +167,42 @@ fn error_policy(apic: Arc<ApiClient>, err: &Error, _ctx: Arc<Context>) -> Action
     Action::requeue(Duration::from_secs(5))
 }
 
-/// Runs the ApiClient controller until `shutdown`.
+/// Runs the ApiClient controller until `shutdown`: one kube-runtime Controller per served namespace
+/// (or one for all namespaces when `namespaces` is empty).
 pub async fn run(
     ctx: Arc<Context>,
     triggers: impl futures::Stream<Item = kube::runtime::reflector::ObjectRef<ApiClient>>
     + Send
     + 'static,
-    namespace: Option<String>,
+    namespaces: Vec<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let api: Api<ApiClient> = match &namespace {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
-    };
-    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    let shutdown = futures::FutureExt::shared(shutdown);
+    let controllers: Vec<_> = crate::controller::scope::apis::<ApiClient>(&ctx.client, &namespaces)
+        .into_iter()
+        .map(|api| Controller::new(api, watcher::Config::default().any_semantic()))
+        .collect();
+    let stores: Vec<_> = controllers.iter().map(|c| c.store()).collect();
     // Deleted ApiClients are never reconciled again (they carry no finalizer): sweep their Secret
-    // watches and cached tokens against the controller's view of what still exists.
-    let store = controller.store();
+    // watches and cached tokens against the controllers' view of what still exists.
     let sweeper = ctx.clone();
     let sweep = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(30));
         loop {
             tick.tick().await;
-            if store.wait_until_ready().await.is_err() {
-                return;
-            }
-            let live: Vec<(String, String, String)> = store
-                .state()
-                .iter()
-                .map(|a| {
+            let mut live: Vec<(String, String, String)> = Vec::new();
+            for store in &stores {
+                if store.wait_until_ready().await.is_err() {
+                    return;
+                }
+                live.extend(store.state().iter().map(|a| {
                     (
                         a.namespace().unwrap_or_default(),
                         a.name_any(),
                         a.uid().unwrap_or_default(),
                     )
-                })
-                .collect();
+                }));
+            }
             sweeper
                 .refs
                 .retain_users(|ns, name| live.iter().any(|(n, a, _)| n == ns && a == name));
@@ -211,11 +211,37 @@ pub async fn run(
                 .retain(|uid| live.iter().any(|(_, _, u)| u == uid));
         }
     });
-    controller
-        .reconcile_on(triggers)
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| async {})
-        .await;
+    // A Secret or CA bundle changed: route the ApiClient to the controller of its namespace.
+    let mut routes = std::collections::HashMap::new();
+    let mut runs = Vec::new();
+    for (controller, ns) in controllers.into_iter().zip(
+        namespaces
+            .iter()
+            .cloned()
+            .map(Some)
+            .chain(std::iter::once(None)),
+    ) {
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        routes.insert(ns, tx);
+        runs.push(
+            controller
+                .reconcile_on(rx)
+                .graceful_shutdown_on(shutdown.clone())
+                .run(reconcile, error_policy, ctx.clone())
+                .for_each(|_| async {}),
+        );
+    }
+    let all = namespaces.is_empty();
+    let route = tokio::spawn(async move {
+        futures::pin_mut!(triggers);
+        while let Some(r) = triggers.next().await {
+            let key = if all { None } else { r.namespace.clone() };
+            if let Some(tx) = routes.get(&key) {
+                let _ = tx.unbounded_send(r);
+            }
+        }
+    });
+    futures::future::join_all(runs).await;
+    route.abort();
     sweep.abort();
 }

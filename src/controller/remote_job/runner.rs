@@ -5,88 +5,100 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use kube::ResourceExt;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::{Api, ResourceExt};
 
 use super::{Context, Error, reconcile};
+use crate::controller::scope;
 use crate::crd::{ApiClient, RemoteJob};
 
-/// Runs until `shutdown` resolves. `namespace`: watch one namespace, or all with `None`.
+/// Runs until `shutdown` resolves: one kube-runtime Controller per served namespace (or one for all
+/// namespaces when `namespaces` is empty).
 pub async fn run(
     ctx: Arc<Context>,
-    namespace: Option<String>,
+    namespaces: Vec<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let (jobs, clients): (Api<RemoteJob>, Api<ApiClient>) = match &namespace {
-        Some(ns) => (
-            Api::namespaced(ctx.client.clone(), ns),
-            Api::namespaced(ctx.client.clone(), ns),
-        ),
-        None => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
-    };
-    let controller = Controller::new(jobs, watcher::Config::default().any_semantic());
-    let store = controller.store();
-    // Keep the jobs-by-phase gauge current from the controller's cache (no extra API calls).
-    let (gauge_store, metrics) = (store.clone(), ctx.metrics.clone());
-    let gauge = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(10));
-        loop {
-            tick.tick().await;
-            let mut counts = std::collections::BTreeMap::new();
-            for job in gauge_store.state() {
-                let phase = job.status.as_ref().map(|s| s.phase).unwrap_or_default();
-                *counts.entry(phase.as_str()).or_insert(0i64) += 1;
-            }
-            for phase in [
-                "Pending",
-                "Submitting",
-                "Queued",
-                "Running",
-                "Succeeded",
-                "Failed",
-                "Cancelled",
-                "Suspended",
-                "Unknown",
-            ] {
-                let labels = crate::metrics::PhaseLabels {
-                    phase: phase.into(),
-                };
-                metrics
-                    .jobs_by_phase
-                    .get_or_create(&labels)
-                    .set(counts.get(phase).copied().unwrap_or(0));
-            }
+    let shutdown = futures::FutureExt::shared(shutdown);
+    let controllers: Vec<_> = scope::apis::<RemoteJob>(&ctx.client, &namespaces)
+        .into_iter()
+        .map(|api| Controller::new(api, watcher::Config::default().any_semantic()))
+        .collect();
+    let stores: Vec<_> = controllers.iter().map(|c| c.store()).collect();
+    let gauge = tokio::spawn(count_phases(stores, ctx.metrics.clone()));
+    let runs = controllers.into_iter().map(|controller| {
+        let store = controller.store();
+        // A RemoteJob may use an ApiClient of another served namespace (with a grant), so every
+        // controller watches the ApiClients of all of them.
+        let mut controller = controller;
+        for clients in scope::apis::<ApiClient>(&ctx.client, &namespaces) {
+            let store = store.clone();
+            controller = controller.watches(
+                clients,
+                watcher::Config::default().any_semantic(),
+                move |client| jobs_using(&store, &client),
+            );
         }
+        controller
+            .graceful_shutdown_on(shutdown.clone())
+            .run(reconcile, error_policy, ctx.clone())
+            .for_each(|res| async move {
+                if let Err(e) = res {
+                    tracing::debug!(error = %e, "remote job reconcile");
+                }
+            })
     });
-    controller
-        .watches(
-            clients,
-            watcher::Config::default().any_semantic(),
-            move |client| {
-                let (name, ns) = (client.name_any(), client.namespace().unwrap_or_default());
-                store
-                    .state()
-                    .into_iter()
-                    .filter(|job| {
-                        let job_ns = job.namespace().unwrap_or_default();
-                        let client_ns = job.spec.client_ref.namespace.as_deref().unwrap_or(&job_ns);
-                        job.spec.client_ref.name == name && client_ns == ns
-                    })
-                    .map(|job| ObjectRef::from_obj(&*job))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "remote job reconcile");
-            }
-        })
-        .await;
+    futures::future::join_all(runs).await;
     gauge.abort();
+}
+
+/// The RemoteJobs in `store` that reference `client`.
+fn jobs_using(store: &Store<RemoteJob>, client: &ApiClient) -> Vec<ObjectRef<RemoteJob>> {
+    let (name, ns) = (client.name_any(), client.namespace().unwrap_or_default());
+    store
+        .state()
+        .into_iter()
+        .filter(|job| {
+            let job_ns = job.namespace().unwrap_or_default();
+            let client_ns = job.spec.client_ref.namespace.as_deref().unwrap_or(&job_ns);
+            job.spec.client_ref.name == name && client_ns == ns
+        })
+        .map(|job| ObjectRef::from_obj(&*job))
+        .collect()
+}
+
+/// Keeps the jobs-by-phase gauge current from the controllers' caches (no extra API calls).
+async fn count_phases(stores: Vec<Store<RemoteJob>>, metrics: Arc<crate::metrics::Metrics>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tick.tick().await;
+        let mut counts = std::collections::BTreeMap::new();
+        for job in stores.iter().flat_map(|s| s.state()) {
+            let phase = job.status.as_ref().map(|s| s.phase).unwrap_or_default();
+            *counts.entry(phase.as_str()).or_insert(0i64) += 1;
+        }
+        for phase in [
+            "Pending",
+            "Submitting",
+            "Queued",
+            "Running",
+            "Succeeded",
+            "Failed",
+            "Cancelled",
+            "Suspended",
+            "Unknown",
+        ] {
+            let labels = crate::metrics::PhaseLabels {
+                phase: phase.into(),
+            };
+            metrics
+                .jobs_by_phase
+                .get_or_create(&labels)
+                .set(counts.get(phase).copied().unwrap_or(0));
+        }
+    }
 }
 
 fn error_policy(job: Arc<RemoteJob>, err: &Error, _ctx: Arc<Context>) -> Action {
