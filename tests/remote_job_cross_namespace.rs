@@ -19,13 +19,13 @@ async fn a_shared_api_client_serves_only_the_namespaces_it_grants() {
         TestNamespace::new("xns-other"),
     );
     let sim = simulator(None).await;
-    // One operator per namespace, as three namespaced installs would be (the home one keeps the
-    // ApiClient Ready; the others resolve it by name and take tokens of their own).
-    let _ops = (
-        Operator::start(&home.name).await,
-        Operator::start(&team.name).await,
-        Operator::start(&other.name).await,
-    );
+    // One operator serving the three namespaces, as an install with watchNamespaces does (one
+    // controller per namespace; an ApiClient change in one reaches the jobs of the others).
+    let _op = Operator::start_with(
+        &home.name,
+        &["--namespace", &team.name, "--namespace", &other.name],
+    )
+    .await;
     let client = runai_client().replace(
         "  platform: runai\n",
         &format!("  platform: runai\n  allowedNamespaces: [{}]\n", team.name),

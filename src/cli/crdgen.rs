@@ -1,4 +1,4 @@
-//! `jobrelay crdgen`: the only writer of the CRD files (crds/ and the chart's crds/).
+//! `jobrelay crdgen`: the only writer of the CRD files (crds/ and the chart's files/crds/).
 
 use std::path::PathBuf;
 
