@@ -11,3 +11,4 @@ pub mod platform;
 pub mod server;
 pub mod simulator;
 pub mod telemetry;
+pub mod transport;

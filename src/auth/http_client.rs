@@ -1,15 +1,9 @@
 //! The outbound HTTP client of one ApiClient: TLS verified (plus an optional CA bundle), no redirects,
 //! timeouts, plain http refused unless the ApiClient allows it, and no link-local or metadata
-//! addresses ([`egress`]).
-
-use std::sync::Arc;
-use std::time::Duration;
+//! addresses ([`crate::transport::egress`]).
 
 use super::{AuthError, egress};
 use crate::crd::ApiClientSpec;
-
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Builds the client. `ca_pem`: the CA bundle read from `spec.tls.caBundleRef`, if any.
 pub fn build(spec: &ApiClientSpec, ca_pem: Option<&[u8]>) -> Result<reqwest::Client, AuthError> {
@@ -26,12 +20,7 @@ pub fn build(spec: &ApiClientSpec, ca_pem: Option<&[u8]>) -> Result<reqwest::Cli
             }
         }
     }
-    let mut b = reqwest::Client::builder()
-        .dns_resolver(Arc::new(egress::GuardedResolver))
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(REQUEST_TIMEOUT)
-        .user_agent(concat!("jobrelay/", env!("CARGO_PKG_VERSION")))
+    let mut b = crate::transport::client_builder()
         // Bearer tokens never travel over plain http unless the ApiClient says so.
         .https_only(!spec.allow_insecure_http);
     if let Some(pem) = ca_pem {

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::credentials::Credentials;
 use super::{AuthError, Token, jwt_claims, jwt_expiry};
 use crate::crd::{ApiClientSpec, ClientAuthMethod, TokenField};
-use crate::platform::http::message_of;
+use crate::transport::{egress, message_of};
 
 /// Assumed lifetime when a token response says nothing about it (and the token is not a JWT with `exp`).
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
@@ -186,10 +186,10 @@ fn transport(e: &reqwest::Error) -> String {
         chain.push('\n');
         cause = c.source();
     }
-    if super::egress::refused(e) {
+    if egress::refused(e) {
         return format!(
             "cannot connect: {} (allowed only with --allow-link-local)",
-            super::egress::REFUSED
+            egress::REFUSED
         );
     }
     if chain.contains("certificate") || chain.contains("tls") || chain.contains("handshake") {

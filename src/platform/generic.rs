@@ -8,9 +8,10 @@ use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::Value;
 
-use super::http::{sanitize, send};
+use super::http::send;
 use super::{RemoteError, RemoteResult, RemoteView};
 use crate::crd::{GenericJob, GenericStates, HttpMethod, RemoteJobPhase as Phase, RemoteJobSpec};
+use crate::transport::sanitize;
 
 #[derive(Clone, Debug)]
 pub struct Generic {

@@ -4,9 +4,10 @@
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use super::http::{sanitize, send};
+use super::http::send;
 use super::{PlatformConfig, RemoteError, RemoteResult, RemoteView};
 use crate::crd::{RemoteJobPhase as Phase, RemoteJobSpec, RunaiJob};
+use crate::transport::sanitize;
 
 #[derive(Clone, Debug)]
 pub struct Runai {
