@@ -16,6 +16,15 @@ use sha2::{Digest, Sha256};
 
 use crate::crd::{PlatformApi, RemoteJobPhase, RemoteJobSpec};
 
+/// What a platform can do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Jobs carry our name and can be looked up by it (Run:ai, OpenPAI, generic-by-id: no).
+    pub lookup_by_name: bool,
+    /// The platform can suspend and resume a job in place (Run:ai).
+    pub suspend_resume: bool,
+}
+
 /// A normalized remote observation.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RemoteView {

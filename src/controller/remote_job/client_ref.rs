@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use kube::{Api, ResourceExt};
 
-use super::plan::{self, ClientState};
+use super::model::ClientState;
+use super::plan;
 use super::remote::Remote;
 use super::{Context, Error, reasons};
 use crate::crd::conditions::{self, types};

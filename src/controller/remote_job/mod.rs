@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod client_ref;
+pub mod model;
 pub mod observe;
 pub mod plan;
 pub mod platform_remote;
@@ -24,8 +25,10 @@ use serde_json::json;
 pub(crate) use crate::crd::conditions::reasons;
 use crate::crd::conditions::{self, types};
 use crate::crd::{ApiClient, RemoteJob, RemoteJobPhase, RemoteJobStatus};
-use plan::{CreateOutcome, Input, Observed, Step};
+use model::{Observed, Step};
+use plan::Input;
 use remote::{Remote, RemoteError};
+use status_updates::CreateOutcome;
 
 /// The finalizer that lets a Cancel-policy RemoteJob stop its remote job before it goes.
 pub const FINALIZER: &str = "jobrelay.io/remote-job";
@@ -102,7 +105,7 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
     let caps = remote
         .as_ref()
         .map(|r| r.capabilities())
-        .unwrap_or(plan::Capabilities {
+        .unwrap_or(crate::platform::Capabilities {
             lookup_by_name: true,
             suspend_resume: false,
         });
@@ -221,7 +224,7 @@ async fn create(
         let secs = (now.as_millisecond() - created.0.as_millisecond()).max(0) as f64 / 1000.0;
         ctx.metrics.submit_seconds.observe(secs);
     }
-    let next = plan::after_create(status, &outcome, job.metadata.generation, now);
+    let next = status_updates::after_create(status, &outcome, job.metadata.generation, now);
     write_status(ctx, api, job, status, &next)
         .await
         .map_err(|e| RemoteError::Retriable {

@@ -1,6 +1,6 @@
 //! What to look at on the platform before planning, and looking at it.
 
-use super::plan::Observed;
+use super::model::Observed;
 use super::remote::{Remote, RemoteError};
 use crate::crd::{RemoteJob, RemoteJobPhase, RemoteJobStatus};
 

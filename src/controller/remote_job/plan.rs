@@ -17,65 +17,9 @@ use k8s_openapi::jiff::Timestamp;
 use crate::crd::conditions::{FALSE, reasons, types};
 use crate::crd::{DeletionPolicy, RemoteJobPhase as Phase, RemoteJobSpec, RemoteJobStatus};
 
-pub use super::status_updates::{CreateOutcome, after_create};
+use super::model::{ClientState, Observed, Plan, Stamp, Step};
 use super::status_updates::{adopt, finish, set};
-
-/// What the platform adapter can do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Capabilities {
-    /// Jobs carry our name and can be looked up by it (Run:ai, OpenPAI, generic-by-id: no).
-    pub lookup_by_name: bool,
-    /// The platform can suspend and resume a job in place (Run:ai).
-    pub suspend_resume: bool,
-}
-
-pub use crate::platform::RemoteView;
-
-/// What the IO layer observed this round.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Observed {
-    /// Nothing was looked at (nothing to look for yet).
-    Nothing,
-    /// Looked up (by id or name) and the platform has no such job.
-    Absent,
-    /// The job as the platform reports it; `attempt` is the attempt whose name matched (status recovery).
-    Found { view: RemoteView, attempt: i32 },
-}
-
-/// The state of the referenced ApiClient.
-#[derive(Clone, Debug, PartialEq)]
-pub enum ClientState {
-    Ready,
-    /// Not usable; the reason constant and a message for the condition.
-    Unusable {
-        reason: &'static str,
-        message: String,
-    },
-}
-
-/// The one remote (or Kubernetes) step to take after the status is written.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Step {
-    None,
-    /// Create the remote job named `status.remoteName`.
-    Create,
-    /// Find a start whose outcome is unknown by listing runs (platforms without names).
-    ReconcileUnknownStart,
-    Suspend,
-    Resume,
-    Cancel,
-    /// ttlSecondsAfterFinished has passed: delete the RemoteJob.
-    DeleteObject,
-    /// Deletion may proceed: remove our finalizer.
-    RemoveFinalizer,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Plan {
-    pub status: RemoteJobStatus,
-    pub step: Step,
-    pub requeue: Option<Duration>,
-}
+use crate::platform::Capabilities;
 
 pub struct Input<'a> {
     pub spec: &'a RemoteJobSpec,
@@ -88,6 +32,15 @@ pub struct Input<'a> {
     pub now: Timestamp,
     /// The deterministic remote name of attempt `n` (1-based).
     pub remote_name: &'a dyn Fn(i32) -> String,
+}
+
+impl Input<'_> {
+    fn stamp(&self) -> Stamp {
+        Stamp {
+            generation: self.generation,
+            now: self.now,
+        }
+    }
 }
 
 /// How long to wait before looking again, by phase, unless spec.pollInterval says otherwise.
@@ -113,7 +66,13 @@ pub fn plan(input: &Input) -> Plan {
     status.observed_generation = input.generation;
     // Fold in what we observed before deciding.
     if let Observed::Found { view, attempt } = input.observed {
-        adopt(&mut status, view, *attempt, input);
+        adopt(
+            &mut status,
+            view,
+            *attempt,
+            input.remote_name,
+            input.stamp(),
+        );
     }
     if input.deleting {
         return plan_deletion(input, status);
@@ -125,7 +84,14 @@ pub fn plan(input: &Input) -> Plan {
         if status.remote_id.is_none() && status.phase != Phase::Submitting {
             status.phase = Phase::Pending;
             status.message = Some(message.clone());
-            set(&mut status, input, types::SUBMITTED, FALSE, reason, message);
+            set(
+                &mut status,
+                input.stamp(),
+                types::SUBMITTED,
+                FALSE,
+                reason,
+                message,
+            );
             return done(input, status, Step::None);
         }
         // A job already out there keeps its phase; we just cannot talk to the platform right now.
@@ -141,7 +107,8 @@ pub fn plan(input: &Input) -> Plan {
             // The platform no longer knows a job we submitted (deleted behind our back).
             finish(
                 &mut status,
-                input,
+                input.stamp(),
+                input.observed,
                 Phase::Failed,
                 reasons::REMOTE_FAILED,
                 "the remote job disappeared",
@@ -181,7 +148,7 @@ fn plan_submission(input: &Input, mut status: RemoteJobStatus) -> Plan {
     }
     set(
         &mut status,
-        input,
+        input.stamp(),
         types::SUBMITTED,
         FALSE,
         reasons::SUBMITTING,
@@ -198,7 +165,8 @@ fn plan_running(input: &Input, mut status: RemoteJobStatus) -> Plan {
         Phase::Succeeded => {
             finish(
                 &mut status,
-                input,
+                input.stamp(),
+                input.observed,
                 Phase::Succeeded,
                 reasons::COMPLETED,
                 "the remote job succeeded",
@@ -237,7 +205,14 @@ fn plan_running(input: &Input, mut status: RemoteJobStatus) -> Plan {
                         .unwrap_or_else(|| "the remote job failed".into()),
                 )
             };
-            finish(&mut status, input, Phase::Failed, reason, &msg);
+            finish(
+                &mut status,
+                input.stamp(),
+                input.observed,
+                Phase::Failed,
+                reason,
+                &msg,
+            );
             done(input, status, Step::None)
         }
         // Suspended by stopping (platforms that cannot suspend in place): the stop shows as cancelled.
@@ -255,7 +230,8 @@ fn plan_running(input: &Input, mut status: RemoteJobStatus) -> Plan {
         Phase::Cancelled => {
             finish(
                 &mut status,
-                input,
+                input.stamp(),
+                input.observed,
                 Phase::Cancelled,
                 reasons::CANCELLED,
                 "the remote job was cancelled",
@@ -349,7 +325,8 @@ fn deadline_exceeded(input: &Input, status: &mut RemoteJobStatus) -> Option<Step
     let had_remote = status.remote_id.is_some();
     finish(
         status,
-        input,
+        input.stamp(),
+        input.observed,
         Phase::Failed,
         reasons::DEADLINE_EXCEEDED,
         &msg,

@@ -1,8 +1,10 @@
 //! Table tests of the RemoteJob plan: (spec, status, client, observation) → (status, step).
 
 use super::*;
+use crate::controller::remote_job::status_updates::{CreateOutcome, after_create};
 use crate::crd::conditions;
 use crate::crd::{ClientRef, RemoteJobSpec, RunaiJob};
+use crate::platform::RemoteView;
 
 fn ts(s: i64) -> Timestamp {
     Timestamp::from_second(1_700_000_000 + s).unwrap()

@@ -11,14 +11,13 @@ use kube::ResourceExt;
 use secrecy::SecretString;
 
 use super::batch::{Batches, MIN_JOBS};
-use super::plan::Capabilities;
 use super::remote::{Remote, RemoteError, RemoteResult};
 use super::throttle::Throttles;
 use super::{RemoteFactory, reasons};
 use crate::auth::service::TokenService;
 use crate::crd::{ApiClient, Platform, PlatformApi, RemoteJob};
 use crate::metrics::{ClientLabels, Metrics, RemoteCallLabels};
-use crate::platform::{Adapter, PlatformConfig, RemoteView, remote_name};
+use crate::platform::{Adapter, Capabilities, PlatformConfig, RemoteView, remote_name};
 
 pub struct Factory {
     pub tokens: Arc<TokenService>,

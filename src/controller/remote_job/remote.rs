@@ -4,9 +4,8 @@
 use futures::future::BoxFuture;
 use k8s_openapi::jiff::Timestamp;
 
-use super::plan::Capabilities;
 use crate::crd::RemoteJob;
-use crate::platform::RemoteView;
+use crate::platform::{Capabilities, RemoteView};
 
 pub use crate::platform::{RemoteError, RemoteResult};
 

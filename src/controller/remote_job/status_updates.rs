@@ -5,16 +5,23 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use super::plan::{Input, Observed};
+use super::model::{Observed, Stamp};
 use crate::crd::conditions::{self, FALSE, TRUE, reasons, types};
 use crate::crd::{RemoteJobPhase as Phase, RemoteJobStatus};
 use crate::platform::RemoteView;
 
 /// Takes the observed view into status: id, state word, message, url, phase (unless terminal already).
-pub(super) fn adopt(status: &mut RemoteJobStatus, view: &RemoteView, attempt: i32, input: &Input) {
+/// `remote_name`: the deterministic remote name of attempt `n`.
+pub(super) fn adopt(
+    status: &mut RemoteJobStatus,
+    view: &RemoteView,
+    attempt: i32,
+    remote_name: &dyn Fn(i32) -> String,
+    at: Stamp,
+) {
     if status.remote_id.is_none() {
         status.attempts = status.attempts.max(attempt);
-        status.remote_name = Some((input.remote_name)(status.attempts));
+        status.remote_name = Some(remote_name(status.attempts));
     }
     status.remote_id = Some(view.id.clone());
     status.remote_state = Some(view.state.clone());
@@ -23,11 +30,11 @@ pub(super) fn adopt(status: &mut RemoteJobStatus, view: &RemoteView, attempt: i3
         status.message = Some(m.clone());
     }
     if status.start_time.is_none() {
-        status.start_time = Some(Time(input.now));
+        status.start_time = Some(Time(at.now));
     }
     set(
         status,
-        input,
+        at,
         types::SUBMITTED,
         TRUE,
         reasons::SUBMITTED,
@@ -42,7 +49,7 @@ pub(super) fn adopt(status: &mut RemoteJobStatus, view: &RemoteView, attempt: i3
         };
         set(
             status,
-            input,
+            at,
             types::RUNNING,
             running,
             view.phase.as_str(),
@@ -51,9 +58,11 @@ pub(super) fn adopt(status: &mut RemoteJobStatus, view: &RemoteView, attempt: i3
     }
 }
 
+/// Closes a finished job; `observed` may carry the platform's own end time.
 pub(super) fn finish(
     status: &mut RemoteJobStatus,
-    input: &Input,
+    at: Stamp,
+    observed: &Observed,
     phase: Phase,
     reason: &str,
     message: &str,
@@ -62,27 +71,25 @@ pub(super) fn finish(
     status.message = Some(message.to_string());
     if status.completion_time.is_none() {
         // The platform's own end time when it reports one (observed at most a poll later), else now.
-        let reported = match input.observed {
+        let reported = match observed {
             Observed::Found { view, .. } if view.phase == phase => view.finished_at,
             _ => None,
         };
-        status.completion_time = Some(Time(
-            reported.filter(|t| *t <= input.now).unwrap_or(input.now),
-        ));
+        status.completion_time = Some(Time(reported.filter(|t| *t <= at.now).unwrap_or(at.now)));
     }
-    set(status, input, types::RUNNING, FALSE, reason, message);
+    set(status, at, types::RUNNING, FALSE, reason, message);
     let (complete, failed) = match phase {
         Phase::Succeeded => (TRUE, FALSE),
         Phase::Failed => (FALSE, TRUE),
         _ => (FALSE, FALSE),
     };
-    set(status, input, types::COMPLETE, complete, reason, message);
-    set(status, input, types::FAILED, failed, reason, message);
+    set(status, at, types::COMPLETE, complete, reason, message);
+    set(status, at, types::FAILED, failed, reason, message);
 }
 
 pub(super) fn set(
     status: &mut RemoteJobStatus,
-    input: &Input,
+    at: Stamp,
     type_: &str,
     value: &str,
     reason: &str,
@@ -94,8 +101,8 @@ pub(super) fn set(
         value,
         reason,
         message,
-        input.generation,
-        input.now,
+        at.generation,
+        at.now,
     );
 }
 

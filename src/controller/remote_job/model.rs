@@ -1,0 +1,63 @@
+//! The RemoteJob plan's vocabulary, shared by [`super::plan`], [`super::status_updates`] and the IO
+//! around them: what was observed, the ApiClient's state, the step and plan decided, and the stamp of
+//! a status change.
+
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+
+use crate::crd::RemoteJobStatus;
+use crate::platform::RemoteView;
+
+/// What the IO layer observed this round.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Observed {
+    /// Nothing was looked at (nothing to look for yet).
+    Nothing,
+    /// Looked up (by id or name) and the platform has no such job.
+    Absent,
+    /// The job as the platform reports it; `attempt` is the attempt whose name matched (status recovery).
+    Found { view: RemoteView, attempt: i32 },
+}
+
+/// The state of the referenced ApiClient.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClientState {
+    Ready,
+    /// Not usable; the reason constant and a message for the condition.
+    Unusable {
+        reason: &'static str,
+        message: String,
+    },
+}
+
+/// The one remote (or Kubernetes) step to take after the status is written.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    None,
+    /// Create the remote job named `status.remoteName`.
+    Create,
+    /// Find a start whose outcome is unknown by listing runs (platforms without names).
+    ReconcileUnknownStart,
+    Suspend,
+    Resume,
+    Cancel,
+    /// ttlSecondsAfterFinished has passed: delete the RemoteJob.
+    DeleteObject,
+    /// Deletion may proceed: remove our finalizer.
+    RemoveFinalizer,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub status: RemoteJobStatus,
+    pub step: Step,
+    pub requeue: Option<Duration>,
+}
+
+/// When a status change is made and for which generation: what each condition written records.
+#[derive(Clone, Copy, Debug)]
+pub struct Stamp {
+    pub generation: Option<i64>,
+    pub now: Timestamp,
+}
