@@ -1,4 +1,4 @@
-//! Condition types, reason constants and the one helper that sets a condition.
+//! Condition types, reason constants and the one helper that sets a condition ([`Stamp::on`]).
 //!
 //! Follows cert-manager: `lastTransitionTime` changes only when the status flips, `observedGeneration`
 //! is stamped on every condition, and callers compare before writing so an unchanged status is never patched.
@@ -54,37 +54,56 @@ pub const TRUE: &str = "True";
 pub const FALSE: &str = "False";
 pub const UNKNOWN: &str = "Unknown";
 
-/// Sets (adds or updates) a condition of `type_` in `conditions`.
-///
-/// `lastTransitionTime` is kept when the status did not change, so a re-reconcile that finds the same
-/// state produces a byte-identical condition and no status write.
-pub fn set_condition(
-    conditions: &mut Vec<Condition>,
-    type_: &str,
-    status: &str,
-    reason: &str,
-    message: &str,
-    observed_generation: Option<i64>,
-    now: Timestamp,
-) {
-    let next = |last_transition_time: Time| Condition {
-        type_: type_.to_string(),
-        status: status.to_string(),
-        reason: reason.to_string(),
-        message: message.to_string(),
-        observed_generation,
-        last_transition_time,
-    };
-    match conditions.iter_mut().find(|c| c.type_ == type_) {
-        Some(existing) => {
-            let ltt = if existing.status == status {
-                existing.last_transition_time.clone()
-            } else {
-                Time(now)
-            };
-            *existing = next(ltt);
+/// What every condition set records besides itself: the generation observed and the time of the change.
+#[derive(Clone, Copy, Debug)]
+pub struct Stamp {
+    pub generation: Option<i64>,
+    pub now: Timestamp,
+}
+
+impl Stamp {
+    /// `conditions`, each condition set there stamped with this generation and time.
+    pub fn on(self, conditions: &mut Vec<Condition>) -> Stamped<'_> {
+        Stamped {
+            conditions,
+            at: self,
         }
-        None => conditions.push(next(Time(now))),
+    }
+}
+
+/// A condition list being written; see [`Stamp::on`].
+pub struct Stamped<'a> {
+    conditions: &'a mut Vec<Condition>,
+    at: Stamp,
+}
+
+impl Stamped<'_> {
+    /// Sets (adds or updates) the condition of `type_`.
+    ///
+    /// `lastTransitionTime` is kept when the status did not change, so a re-reconcile that finds the
+    /// same state produces a byte-identical condition and no status write.
+    pub fn set(&mut self, type_: &str, status: &str, reason: &str, message: &str) -> &mut Self {
+        let Stamp { generation, now } = self.at;
+        let next = |last_transition_time: Time| Condition {
+            type_: type_.to_string(),
+            status: status.to_string(),
+            reason: reason.to_string(),
+            message: message.to_string(),
+            observed_generation: generation,
+            last_transition_time,
+        };
+        match self.conditions.iter_mut().find(|c| c.type_ == type_) {
+            Some(existing) => {
+                let ltt = if existing.status == status {
+                    existing.last_transition_time.clone()
+                } else {
+                    Time(now)
+                };
+                *existing = next(ltt);
+            }
+            None => self.conditions.push(next(Time(now))),
+        }
+        self
     }
 }
 
@@ -106,42 +125,28 @@ mod tests {
         Timestamp::from_second(s).unwrap()
     }
 
+    fn at(generation: Option<i64>, now: Timestamp) -> Stamp {
+        Stamp { generation, now }
+    }
+
     #[test]
     fn transition_time_changes_only_on_flip() {
         let mut c = Vec::new();
-        set_condition(
-            &mut c,
-            types::READY,
-            FALSE,
-            reasons::SECRET_NOT_FOUND,
-            "a",
-            Some(1),
-            ts(10),
-        );
+        at(Some(1), ts(10))
+            .on(&mut c)
+            .set(types::READY, FALSE, reasons::SECRET_NOT_FOUND, "a");
         assert_eq!(c[0].last_transition_time, Time(ts(10)));
         // same status, new reason and message: time kept
-        set_condition(
-            &mut c,
-            types::READY,
-            FALSE,
-            reasons::INVALID_CREDENTIALS,
-            "b",
-            Some(2),
-            ts(20),
-        );
+        at(Some(2), ts(20))
+            .on(&mut c)
+            .set(types::READY, FALSE, reasons::INVALID_CREDENTIALS, "b");
         assert_eq!(c[0].last_transition_time, Time(ts(10)));
         assert_eq!(c[0].reason, reasons::INVALID_CREDENTIALS);
         assert_eq!(c[0].observed_generation, Some(2));
         // flip: time moves
-        set_condition(
-            &mut c,
-            types::READY,
-            TRUE,
-            reasons::READY,
-            "ok",
-            Some(2),
-            ts(30),
-        );
+        at(Some(2), ts(30))
+            .on(&mut c)
+            .set(types::READY, TRUE, reasons::READY, "ok");
         assert_eq!(c[0].last_transition_time, Time(ts(30)));
         assert_eq!(c.len(), 1);
         assert!(is_true(&c, types::READY));
@@ -150,49 +155,25 @@ mod tests {
     #[test]
     fn unchanged_condition_is_identical() {
         let mut c = Vec::new();
-        set_condition(
-            &mut c,
-            types::READY,
-            TRUE,
-            reasons::READY,
-            "ok",
-            Some(1),
-            ts(10),
-        );
+        at(Some(1), ts(10))
+            .on(&mut c)
+            .set(types::READY, TRUE, reasons::READY, "ok");
         let before = c.clone();
-        set_condition(
-            &mut c,
-            types::READY,
-            TRUE,
-            reasons::READY,
-            "ok",
-            Some(1),
-            ts(99),
-        );
+        at(Some(1), ts(99))
+            .on(&mut c)
+            .set(types::READY, TRUE, reasons::READY, "ok");
         assert_eq!(before, c);
     }
 
     #[test]
     fn conditions_of_other_types_are_kept() {
         let mut c = Vec::new();
-        set_condition(
-            &mut c,
-            types::SUBMITTED,
-            TRUE,
-            reasons::SUBMITTED,
-            "",
-            None,
-            ts(1),
-        );
-        set_condition(
-            &mut c,
-            types::RUNNING,
-            TRUE,
-            reasons::SUBMITTED,
-            "",
-            None,
-            ts(2),
-        );
+        at(None, ts(1))
+            .on(&mut c)
+            .set(types::SUBMITTED, TRUE, reasons::SUBMITTED, "");
+        at(None, ts(2))
+            .on(&mut c)
+            .set(types::RUNNING, TRUE, reasons::SUBMITTED, "");
         assert_eq!(c.len(), 2);
         assert!(find(&c, types::COMPLETE).is_none());
     }

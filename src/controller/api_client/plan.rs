@@ -10,7 +10,7 @@ use crate::auth::cache::RETRY_MIN;
 use crate::auth::cache::{RETRY_MAX, refresh_at, retry_after};
 use crate::auth::{AuthError, Token};
 use crate::crd::ApiClientStatus;
-use crate::crd::conditions::{self, FALSE, TRUE, reasons, set_condition, types};
+use crate::crd::conditions::{self, FALSE, Stamp, TRUE, reasons, types};
 
 /// A refresh that worked: the token and the Secret version it came from.
 pub struct Success<'a> {
@@ -59,6 +59,7 @@ fn plan_inner(
 ) -> Plan {
     let mut status = old.clone();
     status.observed_generation = generation;
+    let at = Stamp { generation, now };
     match outcome {
         Ok(Success {
             token,
@@ -92,34 +93,20 @@ fn plan_inner(
                 Some(note) => format!("{message} ({note})"),
                 None => message,
             };
-            set_condition(
-                &mut status.conditions,
-                types::READY,
-                TRUE,
-                reasons::READY,
-                &message,
-                generation,
-                now,
-            );
+            at.on(&mut status.conditions)
+                .set(types::READY, TRUE, reasons::READY, &message);
             Plan { status, requeue }
         }
         Err(err) => {
-            // Failing since Ready last turned False (set_condition keeps that time while it stays False).
+            // Failing since Ready last turned False (a condition set keeps that time while it stays False).
             let failing_for = conditions::find(&old.conditions, types::READY)
                 .filter(|c| c.status == FALSE)
                 .map_or(Duration::ZERO, |c| {
                     secs_between(c.last_transition_time.0, now)
                 });
             status.token_expires_at = None;
-            set_condition(
-                &mut status.conditions,
-                types::READY,
-                FALSE,
-                err.reason(),
-                &err.to_string(),
-                generation,
-                now,
-            );
+            at.on(&mut status.conditions)
+                .set(types::READY, FALSE, err.reason(), &err.to_string());
             Plan {
                 status,
                 requeue: if err.is_transient() {

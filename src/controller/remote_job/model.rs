@@ -1,10 +1,7 @@
 //! The RemoteJob plan's vocabulary, shared by [`super::plan`], [`super::status_updates`] and the IO
-//! around them: what was observed, the ApiClient's state, the step and plan decided, and the stamp of
-//! a status change.
+//! around them: what was observed, the ApiClient's state, the step and plan decided.
 
 use std::time::Duration;
-
-use k8s_openapi::jiff::Timestamp;
 
 use crate::crd::RemoteJobStatus;
 use crate::platform::RemoteView;
@@ -53,11 +50,4 @@ pub struct Plan {
     pub status: RemoteJobStatus,
     pub step: Step,
     pub requeue: Option<Duration>,
-}
-
-/// When a status change is made and for which generation: what each condition written records.
-#[derive(Clone, Copy, Debug)]
-pub struct Stamp {
-    pub generation: Option<i64>,
-    pub now: Timestamp,
 }

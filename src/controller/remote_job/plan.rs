@@ -14,10 +14,10 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::crd::conditions::{FALSE, reasons, types};
+use crate::crd::conditions::{FALSE, Stamp, reasons, types};
 use crate::crd::{DeletionPolicy, RemoteJobPhase as Phase, RemoteJobSpec, RemoteJobStatus};
 
-use super::model::{ClientState, Observed, Plan, Stamp, Step};
+use super::model::{ClientState, Observed, Plan, Step};
 use super::status_updates::{adopt, finish, set};
 use crate::platform::Capabilities;
 

@@ -5,8 +5,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use super::model::{Observed, Stamp};
-use crate::crd::conditions::{self, FALSE, TRUE, reasons, types};
+use super::model::Observed;
+use crate::crd::conditions::{self, FALSE, Stamp, TRUE, reasons, types};
 use crate::crd::{RemoteJobPhase as Phase, RemoteJobStatus};
 use crate::platform::RemoteView;
 
@@ -95,15 +95,8 @@ pub(super) fn set(
     reason: &str,
     message: &str,
 ) {
-    conditions::set_condition(
-        &mut status.conditions,
-        type_,
-        value,
-        reason,
-        message,
-        at.generation,
-        at.now,
-    );
+    at.on(&mut status.conditions)
+        .set(type_, value, reason, message);
 }
 
 /// What a create call came back with.
@@ -122,8 +115,9 @@ pub fn after_create(
     now: Timestamp,
 ) -> RemoteJobStatus {
     let mut next = status.clone();
+    let at = Stamp { generation, now };
     let mut set = |t: &str, v: &str, reason: &str, msg: &str| {
-        conditions::set_condition(&mut next.conditions, t, v, reason, msg, generation, now)
+        at.on(&mut next.conditions).set(t, v, reason, msg);
     };
     match outcome {
         CreateOutcome::Accepted(view) => {
@@ -179,15 +173,12 @@ mod tests {
 
     fn with_submitted(status: &str, reason: &str) -> RemoteJobStatus {
         let mut s = RemoteJobStatus::default();
-        conditions::set_condition(
-            &mut s.conditions,
-            types::SUBMITTED,
-            status,
-            reason,
-            "m",
-            None,
-            Timestamp::from_second(0).unwrap(),
-        );
+        let at = Stamp {
+            generation: None,
+            now: Timestamp::from_second(0).unwrap(),
+        };
+        at.on(&mut s.conditions)
+            .set(types::SUBMITTED, status, reason, "m");
         s
     }
 
