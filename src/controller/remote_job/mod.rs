@@ -23,7 +23,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 pub(crate) use crate::crd::conditions::reasons;
-use crate::crd::conditions::{self, types};
+use crate::crd::conditions::{self, Stamp, types};
 use crate::crd::{ApiClient, RemoteJob, RemoteJobPhase, RemoteJobStatus};
 use model::{Observed, Step};
 use plan::Input;
@@ -120,12 +120,14 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
         let p = plan::plan(&Input {
             spec: &job.spec,
             status: &status,
-            generation: job.metadata.generation,
+            at: Stamp {
+                generation: job.metadata.generation,
+                now: Timestamp::now(),
+            },
             deleting,
             client: &client_state,
             caps,
             observed: &observed,
-            now: Timestamp::now(),
             remote_name: &name_of,
         });
         write_status(&ctx, &api, &job, &status, &p.status).await?;

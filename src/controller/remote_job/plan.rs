@@ -12,35 +12,25 @@
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::jiff::Timestamp;
 
 use crate::crd::conditions::{FALSE, Stamp, reasons, types};
 use crate::crd::{DeletionPolicy, RemoteJobPhase as Phase, RemoteJobSpec, RemoteJobStatus};
 
 use super::model::{ClientState, Observed, Plan, Step};
-use super::status_updates::{adopt, finish, set};
+use super::status_updates::{adopt, finish};
 use crate::platform::Capabilities;
 
 pub struct Input<'a> {
     pub spec: &'a RemoteJobSpec,
     pub status: &'a RemoteJobStatus,
-    pub generation: Option<i64>,
+    /// The generation planned for and the time of planning.
+    pub at: Stamp,
     pub deleting: bool,
     pub client: &'a ClientState,
     pub caps: Capabilities,
     pub observed: &'a Observed,
-    pub now: Timestamp,
     /// The deterministic remote name of attempt `n` (1-based).
     pub remote_name: &'a dyn Fn(i32) -> String,
-}
-
-impl Input<'_> {
-    fn stamp(&self) -> Stamp {
-        Stamp {
-            generation: self.generation,
-            now: self.now,
-        }
-    }
 }
 
 /// How long to wait before looking again, by phase, unless spec.pollInterval says otherwise.
@@ -63,16 +53,10 @@ pub fn poll_interval(spec: &RemoteJobSpec, phase: Phase) -> Duration {
 
 pub fn plan(input: &Input) -> Plan {
     let mut status = input.status.clone();
-    status.observed_generation = input.generation;
+    status.observed_generation = input.at.generation;
     // Fold in what we observed before deciding.
     if let Observed::Found { view, attempt } = input.observed {
-        adopt(
-            &mut status,
-            view,
-            *attempt,
-            input.remote_name,
-            input.stamp(),
-        );
+        adopt(&mut status, view, *attempt, input.remote_name, input.at);
     }
     if input.deleting {
         return plan_deletion(input, status);
@@ -84,14 +68,10 @@ pub fn plan(input: &Input) -> Plan {
         if status.remote_id.is_none() && status.phase != Phase::Submitting {
             status.phase = Phase::Pending;
             status.message = Some(message.clone());
-            set(
-                &mut status,
-                input.stamp(),
-                types::SUBMITTED,
-                FALSE,
-                reason,
-                message,
-            );
+            input
+                .at
+                .on(&mut status.conditions)
+                .set(types::SUBMITTED, FALSE, reason, message);
             return done(input, status, Step::None);
         }
         // A job already out there keeps its phase; we just cannot talk to the platform right now.
@@ -107,7 +87,7 @@ pub fn plan(input: &Input) -> Plan {
             // The platform no longer knows a job we submitted (deleted behind our back).
             finish(
                 &mut status,
-                input.stamp(),
+                input.at,
                 input.observed,
                 Phase::Failed,
                 reasons::REMOTE_FAILED,
@@ -144,11 +124,9 @@ fn plan_submission(input: &Input, mut status: RemoteJobStatus) -> Plan {
     status.remote_state = None;
     status.message = Some(format!("submitting attempt {}", status.attempts));
     if status.start_time.is_none() {
-        status.start_time = Some(Time(input.now));
+        status.start_time = Some(Time(input.at.now));
     }
-    set(
-        &mut status,
-        input.stamp(),
+    input.at.on(&mut status.conditions).set(
         types::SUBMITTED,
         FALSE,
         reasons::SUBMITTING,
@@ -165,7 +143,7 @@ fn plan_running(input: &Input, mut status: RemoteJobStatus) -> Plan {
         Phase::Succeeded => {
             finish(
                 &mut status,
-                input.stamp(),
+                input.at,
                 input.observed,
                 Phase::Succeeded,
                 reasons::COMPLETED,
@@ -207,7 +185,7 @@ fn plan_running(input: &Input, mut status: RemoteJobStatus) -> Plan {
             };
             finish(
                 &mut status,
-                input.stamp(),
+                input.at,
                 input.observed,
                 Phase::Failed,
                 reason,
@@ -230,7 +208,7 @@ fn plan_running(input: &Input, mut status: RemoteJobStatus) -> Plan {
         Phase::Cancelled => {
             finish(
                 &mut status,
-                input.stamp(),
+                input.at,
                 input.observed,
                 Phase::Cancelled,
                 reasons::CANCELLED,
@@ -298,9 +276,9 @@ fn plan_finished(input: &Input, status: RemoteJobStatus) -> Plan {
         .completion_time
         .as_ref()
         .map(|t| t.0)
-        .unwrap_or(input.now);
+        .unwrap_or(input.at.now);
     let due = finished.as_second() + i64::from(ttl);
-    let left = due - input.now.as_second();
+    let left = due - input.at.now.as_second();
     if left <= 0 {
         return Plan {
             status,
@@ -318,14 +296,14 @@ fn plan_finished(input: &Input, status: RemoteJobStatus) -> Plan {
 fn deadline_exceeded(input: &Input, status: &mut RemoteJobStatus) -> Option<Step> {
     let limit = input.spec.active_deadline_seconds?;
     let started = status.start_time.as_ref()?.0;
-    if input.now.as_second() - started.as_second() < limit {
+    if input.at.now.as_second() - started.as_second() < limit {
         return None;
     }
     let msg = format!("activeDeadlineSeconds ({limit}s) exceeded");
     let had_remote = status.remote_id.is_some();
     finish(
         status,
-        input.stamp(),
+        input.at,
         input.observed,
         Phase::Failed,
         reasons::DEADLINE_EXCEEDED,

@@ -1,5 +1,7 @@
 //! Table tests of the RemoteJob plan: (spec, status, client, observation) → (status, step).
 
+use k8s_openapi::jiff::Timestamp;
+
 use super::*;
 use crate::controller::remote_job::status_updates::{CreateOutcome, after_create};
 use crate::crd::conditions;
@@ -77,12 +79,14 @@ impl Case<'_> {
         plan(&Input {
             spec: &self.spec,
             status: &self.status,
-            generation: Some(1),
+            at: Stamp {
+                generation: Some(1),
+                now: ts(self.now),
+            },
             deleting: self.deleting,
             client: &self.client,
             caps: self.caps,
             observed: &self.observed,
-            now: ts(self.now),
             remote_name: &name,
         })
     }

@@ -32,9 +32,7 @@ pub(super) fn adopt(
     if status.start_time.is_none() {
         status.start_time = Some(Time(at.now));
     }
-    set(
-        status,
-        at,
+    at.on(&mut status.conditions).set(
         types::SUBMITTED,
         TRUE,
         reasons::SUBMITTED,
@@ -47,9 +45,7 @@ pub(super) fn adopt(
         } else {
             FALSE
         };
-        set(
-            status,
-            at,
+        at.on(&mut status.conditions).set(
             types::RUNNING,
             running,
             view.phase.as_str(),
@@ -77,26 +73,17 @@ pub(super) fn finish(
         };
         status.completion_time = Some(Time(reported.filter(|t| *t <= at.now).unwrap_or(at.now)));
     }
-    set(status, at, types::RUNNING, FALSE, reason, message);
+    at.on(&mut status.conditions)
+        .set(types::RUNNING, FALSE, reason, message);
     let (complete, failed) = match phase {
         Phase::Succeeded => (TRUE, FALSE),
         Phase::Failed => (FALSE, TRUE),
         _ => (FALSE, FALSE),
     };
-    set(status, at, types::COMPLETE, complete, reason, message);
-    set(status, at, types::FAILED, failed, reason, message);
-}
-
-pub(super) fn set(
-    status: &mut RemoteJobStatus,
-    at: Stamp,
-    type_: &str,
-    value: &str,
-    reason: &str,
-    message: &str,
-) {
     at.on(&mut status.conditions)
-        .set(type_, value, reason, message);
+        .set(types::COMPLETE, complete, reason, message);
+    at.on(&mut status.conditions)
+        .set(types::FAILED, failed, reason, message);
 }
 
 /// What a create call came back with.
