@@ -73,16 +73,14 @@ pub(super) fn finish(
         };
         status.completion_time = Some(Time(reported.filter(|t| *t <= at.now).unwrap_or(at.now)));
     }
-    at.on(&mut status.conditions)
-        .set(types::RUNNING, FALSE, reason, message);
     let (complete, failed) = match phase {
         Phase::Succeeded => (TRUE, FALSE),
         Phase::Failed => (FALSE, TRUE),
         _ => (FALSE, FALSE),
     };
     at.on(&mut status.conditions)
-        .set(types::COMPLETE, complete, reason, message);
-    at.on(&mut status.conditions)
+        .set(types::RUNNING, FALSE, reason, message)
+        .set(types::COMPLETE, complete, reason, message)
         .set(types::FAILED, failed, reason, message);
 }
 
