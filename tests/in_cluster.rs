@@ -239,7 +239,11 @@ async fn helm_install_runs_remote_jobs_in_cluster_and_survives_a_leader_change()
         "-o",
         "jsonpath={.spec.securityContext.runAsUser}/{.spec.containers[0].image}",
     ]);
-    assert_eq!(user, format!("65532/{}", image()));
+    // The chart's default reference (`jobrelay:<appVersion>`) is the image `make image` built.
+    assert_eq!(
+        user,
+        format!("65532/jobrelay:{}", env!("CARGO_PKG_VERSION"))
+    );
 
     // 2. The examples, pointed at the in-cluster simulator, run on all three platforms.
     for example in ["runai.yaml", "openpai.yaml", "dai.yaml"] {
@@ -315,6 +319,7 @@ async fn helm_install_runs_remote_jobs_in_cluster_and_survives_a_leader_change()
     })
     .await;
     let handover = deleted.elapsed();
+    eprintln!("hand-over to {successor}: {handover:?} after the leader's pod was deleted");
     // Waiting for the 15 s Lease to expire instead would take at least 13 s after the deletion.
     assert!(
         handover < Duration::from_secs(12),
