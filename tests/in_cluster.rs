@@ -17,8 +17,10 @@ use support::{TestNamespace, helm, kubectl, kubectl_ok, repo_root, wait_for};
 
 const INSTALL: Duration = Duration::from_secs(300);
 
-fn image() -> String {
-    format!("docker.io/library/jobrelay:{}", env!("CARGO_PKG_VERSION"))
+/// The chart's default image reference, `jobrelay:<appVersion>`: what `make image` built and the node
+/// imported as docker.io/library/jobrelay:<version>.
+fn short_image() -> String {
+    format!("jobrelay:{}", env!("CARGO_PKG_VERSION"))
 }
 
 fn chart() -> String {
@@ -75,41 +77,15 @@ impl Drop for Diagnostics<'_> {
     }
 }
 
-/// The simulator as a Deployment + Service; returns its `http://<cluster IP>:8090`. (No cluster DNS
-/// runs in the test bed, so clients use the Service's IP.)
+/// examples/simulator.yaml (a Deployment + Service of the same image); returns its
+/// `http://<cluster IP>:8090`. (No cluster DNS runs in the test bed, so clients use the Service's IP.)
 async fn simulator_service(ns: &str) -> String {
-    apply(
-        ns,
-        &format!(
-            r#"apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: simulator}}
-spec:
-  selector: {{matchLabels: {{app: simulator}}}}
-  template:
-    metadata: {{labels: {{app: simulator}}}}
-    spec:
-      automountServiceAccountToken: false
-      securityContext: {{runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: {{type: RuntimeDefault}}}}
-      containers:
-        - name: simulator
-          image: {image}
-          imagePullPolicy: Never
-          args: [simulate, --listen, "0.0.0.0:8090", --client, "demo-client:demo-secret", --user, "demo:demo-password"]
-          ports: [{{containerPort: 8090}}]
-          readinessProbe: {{httpGet: {{path: /_admin/counters, port: 8090}}, periodSeconds: 2}}
-          securityContext: {{allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {{drop: [ALL]}}}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: simulator}}
-spec:
-  selector: {{app: simulator}}
-  ports: [{{port: 8090, targetPort: 8090}}]
-"#,
-            image = image()
-        ),
+    let manifest = std::fs::read_to_string(repo_root().join("examples/simulator.yaml")).unwrap();
+    assert!(
+        manifest.contains(&format!("image: {}", short_image())),
+        "examples/simulator.yaml names the image of this version"
     );
+    apply(ns, &manifest);
     kubectl_ok(&[
         "rollout",
         "status",
