@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use jobrelay::crd::{PlatformApi, RemoteJobPhase as Phase, RemoteJobSpec};
-use jobrelay::platform::{Adapter, PlatformConfig, RemoteError};
+use jobrelay::platform::{self, Endpoint, RemoteError};
 use jobrelay::simulator::{self, Config};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -42,13 +42,9 @@ async fn keycloak_tokens_reach_every_platform_through_the_adapters() {
     let untrusting = simulator::start(Config::default(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let a = Adapter::new(
-        http.clone(),
-        PlatformConfig {
-            base_url: untrusting.base_url("runai"),
-            api: PlatformApi::RunaiTrainingsV1,
-            username: None,
-        },
+    let a = platform::open(
+        Some(PlatformApi::RunaiTrainingsV1),
+        Endpoint::new(http.clone(), untrusting.base_url("runai")),
     );
     let runai = spec(
         json!({"runai": {"projectId": "5", "clusterId": "c", "image": "busybox", "environment": [{"name": "SIM_RUN_SECONDS", "value": "0.5"}]}}),
@@ -83,14 +79,8 @@ async fn keycloak_tokens_reach_every_platform_through_the_adapters() {
         ),
     ];
     for (api, prefix, job, username) in cases {
-        let a = Adapter::new(
-            http.clone(),
-            PlatformConfig {
-                base_url: sim.base_url(prefix),
-                api,
-                username,
-            },
-        );
+        let a = platform::open(Some(api), Endpoint::new(http.clone(), sim.base_url(prefix)));
+        let a = username.as_deref().and_then(|u| a.for_user(u)).unwrap_or(a);
         let v = a
             .create(&token, &job, "kc-job")
             .await
@@ -108,13 +98,9 @@ async fn keycloak_tokens_reach_every_platform_through_the_adapters() {
         .await;
     }
     let forged = SecretString::from(format!("{}x", secrecy::ExposeSecret::expose_secret(&token)));
-    let a = Adapter::new(
-        http,
-        PlatformConfig {
-            base_url: sim.base_url("dai"),
-            api: PlatformApi::DaiExecutions,
-            username: None,
-        },
+    let a = platform::open(
+        Some(PlatformApi::DaiExecutions),
+        Endpoint::new(http, sim.base_url("dai")),
     );
     assert!(
         matches!(

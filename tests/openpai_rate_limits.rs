@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
-use jobrelay::crd::{PlatformApi, RemoteJobSpec};
-use jobrelay::platform::{Adapter, PlatformConfig, RemoteError};
+use jobrelay::crd::RemoteJobSpec;
+use jobrelay::platform::openpai::Openpai;
+use jobrelay::platform::{Endpoint, Platform, RemoteError};
 use jobrelay::simulator::{self, Config};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
@@ -42,15 +43,8 @@ async fn token(sim: &simulator::Handle) -> SecretString {
     SecretString::from(body["token"].as_str().unwrap().to_string())
 }
 
-fn adapter(sim: &simulator::Handle) -> Adapter {
-    Adapter::new(
-        http(),
-        PlatformConfig {
-            base_url: sim.base_url("openpai"),
-            api: PlatformApi::OpenpaiV2,
-            username: Some("demo".into()),
-        },
-    )
+fn adapter(sim: &simulator::Handle) -> Openpai {
+    Openpai::new(Endpoint::new(http(), sim.base_url("openpai")), false).as_user("demo")
 }
 
 fn job() -> RemoteJobSpec {

@@ -5,9 +5,11 @@ mod support;
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use jobrelay::crd::{PlatformApi, RemoteJobPhase as Phase, RemoteJobSpec};
-use jobrelay::platform::{Adapter, PlatformConfig, RemoteError};
-use jobrelay::simulator::{Fault, FaultKind};
+use jobrelay::platform::{self, Endpoint, Platform, RemoteError, RemoteView};
+use jobrelay::simulator::{Fault, FaultKind, Handle};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use support::operator::{counters, inject, simulator};
@@ -26,6 +28,34 @@ fn spec(body: Value) -> RemoteJobSpec {
     serde_json::from_value(v).unwrap()
 }
 
+/// The platform `api` names on the simulator, acting for the demo user (OpenPAI ids name it);
+/// `None`: the generic REST platform, pointed at the DAI execution service.
+fn platform_on(sim: &Handle, api: Option<PlatformApi>) -> Arc<dyn Platform> {
+    let prefix = match api {
+        Some(PlatformApi::RunaiTrainingsV1) => "runai",
+        Some(PlatformApi::OpenpaiV2 | PlatformApi::OpenpaiV1) => "openpai",
+        _ => "dai",
+    };
+    let p = platform::open(api, Endpoint::new(http(), sim.base_url(prefix)));
+    p.for_user("demo").unwrap_or(p)
+}
+
+/// Polls job `id` until the platform reports `phase`.
+async fn until_phase(
+    a: &dyn Platform,
+    t: &SecretString,
+    spec: &RemoteJobSpec,
+    id: &str,
+    phase: Phase,
+) -> RemoteView {
+    wait_for(
+        &format!("{id} {phase:?}"),
+        Duration::from_secs(10),
+        || async { a.get(t, spec, id).await.ok().filter(|v| v.phase == phase) },
+    )
+    .await
+}
+
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -34,7 +64,7 @@ fn http() -> reqwest::Client {
         .unwrap()
 }
 
-async fn runai_token(sim: &jobrelay::simulator::Handle) -> SecretString {
+async fn runai_token(sim: &Handle) -> SecretString {
     let t = support::post_form(
         &format!(
             "{}/auth/realms/runai/protocol/openid-connect/token",
@@ -57,7 +87,7 @@ async fn runai_token(sim: &jobrelay::simulator::Handle) -> SecretString {
 }
 
 /// The DAI realm's token answer for the demo client.
-async fn dai_token_answer(sim: &jobrelay::simulator::Handle) -> Value {
+async fn dai_token_answer(sim: &Handle) -> Value {
     support::client_credentials(
         &format!(
             "{}/auth/realms/eggplant/protocol/openid-connect/token",
@@ -69,7 +99,7 @@ async fn dai_token_answer(sim: &jobrelay::simulator::Handle) -> Value {
     .await
 }
 
-async fn dai_token(sim: &jobrelay::simulator::Handle) -> SecretString {
+async fn dai_token(sim: &Handle) -> SecretString {
     let t = dai_token_answer(sim).await;
     SecretString::from(t["access_token"].as_str().unwrap().to_string())
 }
@@ -85,14 +115,7 @@ fn fault(platform: &str, op: &str, kind: FaultKind) -> Fault {
 async fn runai_operations_and_error_classes() {
     let sim = simulator(None).await;
     let t = runai_token(&sim).await;
-    let a = Adapter::new(
-        http(),
-        PlatformConfig {
-            base_url: sim.base_url("runai"),
-            api: PlatformApi::RunaiTrainingsV1,
-            username: None,
-        },
-    );
+    let a = platform_on(&sim, Some(PlatformApi::RunaiTrainingsV1));
     let s = spec(
         json!({"runai": {"projectId": "5", "clusterId": "c", "image": "busybox", "environment": [{"name": "SIM_RUN_SECONDS", "value": "1"}, {"name": "SIM_QUEUE_SECONDS", "value": "0.2"}]}}),
     );
@@ -110,13 +133,7 @@ async fn runai_operations_and_error_classes() {
         ),
         "duplicate name → 409"
     );
-    let done = wait_for("Completed", Duration::from_secs(10), || async {
-        a.get(&t, &SPEC_ANY, &created.id)
-            .await
-            .ok()
-            .filter(|v| v.phase == Phase::Succeeded)
-    })
-    .await;
+    let done = until_phase(&*a, &t, &SPEC_ANY, &created.id, Phase::Succeeded).await;
     assert_eq!(done.state, "Completed");
     assert_eq!(
         a.get(&t, &SPEC_ANY, "no-such-id").await,
@@ -132,7 +149,7 @@ async fn runai_operations_and_error_classes() {
         a.get(&t, &SPEC_ANY, &v.id).await.unwrap().phase,
         Phase::Suspended
     );
-    a.resume(&t, &v.id).await.unwrap();
+    a.resume(&t, &SPEC_ANY, &v.id).await.unwrap();
     assert_eq!(
         a.get(&t, &SPEC_ANY, &v.id).await.unwrap().phase,
         Phase::Queued
@@ -197,14 +214,7 @@ async fn openpai_operations_and_error_classes() {
         .unwrap();
     assert_eq!(login["user"], "demo");
     let t = SecretString::from(login["token"].as_str().unwrap().to_string());
-    let a = Adapter::new(
-        http(),
-        PlatformConfig {
-            base_url: sim.base_url("openpai"),
-            api: PlatformApi::OpenpaiV2,
-            username: Some("demo".into()),
-        },
-    );
+    let a = platform_on(&sim, Some(PlatformApi::OpenpaiV2));
     let s = spec(
         json!({"openpai": {"image": "ubuntu", "commands": ["echo hi"], "parameters": {"SIM_RUN_SECONDS": "0.5", "SIM_QUEUE_SECONDS": "0.2", "SIM_OUTCOME": "fail"}}}),
     );
@@ -215,13 +225,7 @@ async fn openpai_operations_and_error_classes() {
         a.create(&t, &s, "pai-1").await,
         Err(RemoteError::Conflict { .. })
     ));
-    let failed = wait_for("FAILED", Duration::from_secs(10), || async {
-        a.get(&t, &SPEC_ANY, "demo~pai-1")
-            .await
-            .ok()
-            .filter(|v| v.phase == Phase::Failed)
-    })
-    .await;
+    let failed = until_phase(&*a, &t, &SPEC_ANY, "demo~pai-1", Phase::Failed).await;
     assert_eq!(
         (failed.state.as_str(), failed.message.as_deref()),
         ("FAILED", Some("exit code 1"))
@@ -298,27 +302,14 @@ async fn dai_operations_and_unknown_start_reconciliation() {
         "unauthorized_client"
     );
     let t = SecretString::from(t["access_token"].as_str().unwrap().to_string());
-    let a = Adapter::new(
-        http(),
-        PlatformConfig {
-            base_url: sim.base_url("dai"),
-            api: PlatformApi::DaiExecutions,
-            username: None,
-        },
-    );
-    assert!(!a.has_names());
+    let a = platform_on(&sim, Some(PlatformApi::DaiExecutions));
+    assert!(!a.capabilities().lookup_by_name);
     let s = spec(
         json!({"dai": {"modelId": "m-1", "testCaseId": 3, "extra": {"SIM_RUN_SECONDS": 0.5, "SIM_QUEUE_SECONDS": 0.1}}}),
     );
     let since = k8s_openapi::jiff::Timestamp::now();
     let v = a.create(&t, &s, "ignored").await.unwrap();
-    wait_for("Passed", Duration::from_secs(10), || async {
-        a.get(&t, &SPEC_ANY, &v.id)
-            .await
-            .ok()
-            .filter(|v| v.phase == Phase::Succeeded)
-    })
-    .await;
+    until_phase(&*a, &t, &SPEC_ANY, &v.id, Phase::Succeeded).await;
     // A start whose answer was dropped is found by listing, not started again.
     inject(&sim, fault("dai", "create", FaultKind::CommitThenDrop));
     let s2 = spec(json!({"dai": {"modelId": "m-2", "extra": {"SIM_RUN_SECONDS": 60}}}));
@@ -356,28 +347,14 @@ async fn simulator_survives_a_restart_with_its_state_file() {
         .await
         .unwrap();
     let t = runai_token(&sim).await;
-    let a = Adapter::new(
-        http(),
-        PlatformConfig {
-            base_url: sim.base_url("runai"),
-            api: PlatformApi::RunaiTrainingsV1,
-            username: None,
-        },
-    );
+    let a = platform_on(&sim, Some(PlatformApi::RunaiTrainingsV1));
     let s = spec(json!({"runai": {"projectId": "5", "clusterId": "c", "image": "busybox"}}));
     let v = a.create(&t, &s, "durable").await.unwrap();
     sim.stop().await;
     let sim = jobrelay::simulator::start(config(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let a = Adapter::new(
-        http(),
-        PlatformConfig {
-            base_url: sim.base_url("runai"),
-            api: PlatformApi::RunaiTrainingsV1,
-            username: None,
-        },
-    );
+    let a = platform_on(&sim, Some(PlatformApi::RunaiTrainingsV1));
     assert_eq!(
         a.get(&t, &SPEC_ANY, &v.id).await.unwrap().id,
         v.id,
@@ -391,7 +368,7 @@ async fn generic_adapter_drives_a_rest_api_from_the_job_description() {
     // The DAI execution service is a plain REST API: drive it generically.
     let sim = simulator(None).await;
     let t = dai_token(&sim).await;
-    let a = Adapter::generic(http(), &sim.base_url("dai"));
+    let a = platform_on(&sim, None);
     let s = spec(json!({"generic": {
         "submitPath": "/execution_service/api/v1/executions",
         "body": {"model_id": "g-1", "SIM_RUN_SECONDS": 0.5, "SIM_QUEUE_SECONDS": 0.1},
@@ -400,13 +377,7 @@ async fn generic_adapter_drives_a_rest_api_from_the_job_description() {
     }}));
     let v = a.create(&t, &s, "n").await.unwrap();
     assert_eq!(v.phase, Phase::Queued);
-    let done = wait_for("passed", Duration::from_secs(10), || async {
-        a.get(&t, &s, &v.id)
-            .await
-            .ok()
-            .filter(|v| v.phase == Phase::Succeeded)
-    })
-    .await;
+    let done = until_phase(&*a, &t, &s, &v.id, Phase::Succeeded).await;
     assert_eq!(done.state, "Passed");
     let long = spec(
         json!({"generic": {"submitPath": "/execution_service/api/v1/executions", "body": {"model_id": "g-2", "SIM_RUN_SECONDS": 60},
@@ -422,7 +393,7 @@ async fn generic_adapter_drives_a_rest_api_from_the_job_description() {
         a.get(&t, &long, "missing").await,
         Err(RemoteError::NotFound)
     );
-    assert!(!a.has_names());
+    assert!(!a.capabilities().lookup_by_name);
 }
 
 #[tokio::test]
@@ -438,14 +409,7 @@ async fn openpai_v1_api_for_pre_1_1_clusters() {
         .await
         .unwrap();
     let t = SecretString::from(login["token"].as_str().unwrap().to_string());
-    let a = Adapter::new(
-        http(),
-        PlatformConfig {
-            base_url: sim.base_url("openpai"),
-            api: PlatformApi::OpenpaiV1,
-            username: Some("demo".into()),
-        },
-    );
+    let a = platform_on(&sim, Some(PlatformApi::OpenpaiV1));
     let s = spec(
         json!({"openpai": {"image": "ubuntu", "commands": ["echo hi"], "parameters": {"SIM_RUN_SECONDS": "0.5", "SIM_QUEUE_SECONDS": "0.1"}}}),
     );
@@ -456,13 +420,7 @@ async fn openpai_v1_api_for_pre_1_1_clusters() {
         a.create(&t, &s, "v1-job").await,
         Err(RemoteError::Conflict { .. })
     ));
-    let done = wait_for("SUCCEEDED", Duration::from_secs(10), || async {
-        a.get(&t, &SPEC_ANY, &v.id)
-            .await
-            .ok()
-            .filter(|v| v.phase == Phase::Succeeded)
-    })
-    .await;
+    let done = until_phase(&*a, &t, &SPEC_ANY, &v.id, Phase::Succeeded).await;
     assert_eq!(done.state, "SUCCEEDED");
     let long = spec(
         json!({"openpai": {"image": "ubuntu", "commands": ["sleep 99"], "parameters": {"SIM_RUN_SECONDS": "60"}}}),
@@ -488,14 +446,7 @@ async fn openpai_v1_api_for_pre_1_1_clusters() {
 async fn dai_legacy_run_api() {
     let sim = simulator(None).await;
     let t = dai_token(&sim).await;
-    let a = Adapter::new(
-        http(),
-        PlatformConfig {
-            base_url: sim.base_url("dai"),
-            api: PlatformApi::DaiLegacyRun,
-            username: None,
-        },
-    );
+    let a = platform_on(&sim, Some(PlatformApi::DaiLegacyRun));
     let since = k8s_openapi::jiff::Timestamp::now()
         .checked_sub(k8s_openapi::jiff::SignedDuration::from_secs(1))
         .unwrap();
@@ -504,13 +455,7 @@ async fn dai_legacy_run_api() {
     );
     let v = a.create(&t, &s, "ignored").await.unwrap();
     assert_eq!(v.state, "Running");
-    let done = wait_for("Passed", Duration::from_secs(10), || async {
-        a.get(&t, &SPEC_ANY, &v.id)
-            .await
-            .ok()
-            .filter(|v| v.phase == Phase::Succeeded)
-    })
-    .await;
+    let done = until_phase(&*a, &t, &SPEC_ANY, &v.id, Phase::Succeeded).await;
     assert_eq!(done.state, "Passed");
     assert!(
         done.finished_at.is_some() && done.started_at.is_some(),
@@ -548,14 +493,7 @@ async fn dai_legacy_run_api() {
 async fn pause_freezes_progress_until_resumed() {
     let sim = simulator(None).await;
     let t = runai_token(&sim).await;
-    let a = Adapter::new(
-        http(),
-        PlatformConfig {
-            base_url: sim.base_url("runai"),
-            api: PlatformApi::RunaiTrainingsV1,
-            username: None,
-        },
-    );
+    let a = platform_on(&sim, Some(PlatformApi::RunaiTrainingsV1));
     let admin = |path: &str| format!("http://{}/_admin/{path}", sim.addr);
     http()
         .post(admin("pause"))
@@ -587,13 +525,7 @@ async fn pause_freezes_progress_until_resumed() {
         .unwrap()
         .error_for_status()
         .unwrap();
-    wait_for("progress after resume", Duration::from_secs(10), || async {
-        a.get(&t, &SPEC_ANY, &v.id)
-            .await
-            .ok()
-            .filter(|v| v.phase == Phase::Succeeded)
-    })
-    .await;
+    until_phase(&*a, &t, &SPEC_ANY, &v.id, Phase::Succeeded).await;
     let counters: Value = http()
         .get(admin("counters"))
         .send()

@@ -6,19 +6,18 @@
 //! list shows none does it start again. A start that the service accepted but does not list yet can
 //! therefore run twice — the one window where DAI gives us no way to be exactly-once.
 
+use futures::FutureExt;
 use k8s_openapi::jiff::Timestamp;
-use secrecy::SecretString;
+use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::http::send;
-use super::{PlatformConfig, RemoteError, RemoteResult, RemoteView};
-use crate::crd::{DaiJob, PlatformApi, RemoteJobPhase as Phase, RemoteJobSpec};
+use super::http::{Endpoint, send};
+use super::{Bearer, Call, Capabilities, Platform, RemoteError, RemoteResult, RemoteView, Spec};
+use crate::crd::{DaiJob, RemoteJobPhase as Phase};
 
+/// The execution service (`PlatformApi::DaiExecutions`); the legacy run API is [`super::dai_legacy`].
 #[derive(Clone, Debug)]
-pub struct Dai {
-    pub http: reqwest::Client,
-    pub config: PlatformConfig,
-}
+pub struct Dai(pub Endpoint);
 
 const EXECUTIONS: &str = "/execution_service/api/v1/executions";
 
@@ -72,22 +71,18 @@ pub fn start_body(job: &DaiJob) -> Value {
     b
 }
 
+/// The RemoteJob's DAI section (both DAI APIs).
+pub fn job(spec: &Spec) -> RemoteResult<&DaiJob> {
+    super::body(spec.dai.as_ref(), "dai")
+}
+
+/// DAI has no names: it can neither be looked up nor suspended.
+pub const CAPABILITIES: Capabilities = Capabilities {
+    lookup_by_name: false,
+    suspend_resume: false,
+};
+
 impl Dai {
-    pub(super) fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.config.base_url.trim_end_matches('/'))
-    }
-
-    fn job(spec: &RemoteJobSpec) -> RemoteResult<&DaiJob> {
-        spec.dai.as_ref().ok_or_else(|| RemoteError::Permanent {
-            message: "spec.dai is not set".into(),
-        })
-    }
-
-    /// The legacy run API instead of the execution service.
-    fn legacy(&self) -> bool {
-        self.config.api == PlatformApi::DaiLegacyRun
-    }
-
     fn view(&self, v: &Value) -> RemoteResult<RemoteView> {
         let id = v.get("id").or_else(|| v.get("execution_id"));
         let id = match id {
@@ -105,99 +100,90 @@ impl Dai {
             phase: map_status(word),
             state: word.to_string(),
             message: None,
-            url: Some(self.url(&format!("{EXECUTIONS}/{id}"))),
+            url: Some(self.0.url(&format!("{EXECUTIONS}/{id}"))),
             started_at: super::time_of(v.get("start_time")),
             finished_at: super::time_of(v.get("end_time")),
         })
     }
+}
 
-    pub async fn create(&self, t: &SecretString, spec: &RemoteJobSpec) -> RemoteResult<RemoteView> {
-        if self.legacy() {
-            return self.legacy_create(t, Self::job(spec)?).await;
-        }
-        let ans = send(
-            self.http
-                .post(self.url(EXECUTIONS))
-                .json(&start_body(Self::job(spec)?)),
-            t,
-            true,
-        )
-        .await?;
-        self.view(&ans.body)
+impl Platform for Dai {
+    fn capabilities(&self) -> Capabilities {
+        CAPABILITIES
     }
 
-    pub async fn get(&self, t: &SecretString, id: &str) -> RemoteResult<RemoteView> {
-        if self.legacy() {
-            return self.legacy_get(t, id).await;
+    fn create<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, _name: &'a str) -> Call<'a, RemoteView> {
+        async move {
+            let req = self.0.post(EXECUTIONS).json(&start_body(job(spec)?));
+            self.view(&send(req, t, true).await?.body)
         }
-        let ans = send(
-            self.http.get(self.url(&format!("{EXECUTIONS}/{id}"))),
-            t,
-            false,
-        )
-        .await?;
-        self.view(&ans.body)
+        .boxed()
     }
 
-    pub async fn find_start(
-        &self,
-        t: &SecretString,
-        spec: &RemoteJobSpec,
+    fn get<'a>(&'a self, t: &'a Bearer, _spec: &'a Spec, id: &'a str) -> Call<'a, RemoteView> {
+        async move {
+            let req = self.0.get(&format!("{EXECUTIONS}/{id}"));
+            self.view(&send(req, t, false).await?.body)
+        }
+        .boxed()
+    }
+
+    fn find_start<'a>(
+        &'a self,
+        t: &'a Bearer,
+        spec: &'a Spec,
         since: Timestamp,
-    ) -> RemoteResult<Option<RemoteView>> {
-        let job = Self::job(spec)?;
-        if self.legacy() {
-            return self.legacy_find_start(t, job, since).await;
-        }
-        let mut req = self
-            .http
-            .get(self.url(EXECUTIONS))
-            .query(&[("since", since.to_string())]);
-        if let Some(m) = &job.model_id {
-            req = req.query(&[("model_id", m)]);
-        }
-        let ans = send(req, t, false).await?;
-        let items = ans
-            .body
-            .get("items")
-            .or(Some(&ans.body))
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let wanted = start_body(job);
-        let matches = |v: &Value| {
-            ["model_id", "test_case_id", "script", "rerun_id"]
+    ) -> Call<'a, Option<RemoteView>> {
+        async move {
+            let job = job(spec)?;
+            let mut req = self
+                .0
+                .get(EXECUTIONS)
+                .query(&[("since", since.to_string())]);
+            if let Some(m) = &job.model_id {
+                req = req.query(&[("model_id", m)]);
+            }
+            let ans = send(req, t, false).await?;
+            let items = ans
+                .body
+                .get("items")
+                .or(Some(&ans.body))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let wanted = start_body(job);
+            let matches = |v: &Value| {
+                ["model_id", "test_case_id", "script", "rerun_id"]
+                    .iter()
+                    .all(|k| {
+                        wanted
+                            .get(*k)
+                            .is_none_or(|w| v.get(*k).is_none_or(|x| x == w))
+                    })
+            };
+            items
                 .iter()
-                .all(|k| {
-                    wanted
-                        .get(*k)
-                        .is_none_or(|w| v.get(*k).is_none_or(|x| x == w))
+                .filter(|v| matches(v))
+                .min_by_key(|v| {
+                    v.get("created_at")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string()
                 })
-        };
-        items
-            .iter()
-            .filter(|v| matches(v))
-            .min_by_key(|v| {
-                v.get("created_at")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .map(|v| self.view(v))
-            .transpose()
+                .map(|v| self.view(v))
+                .transpose()
+        }
+        .boxed()
     }
 
-    pub async fn abort(&self, t: &SecretString, id: &str) -> RemoteResult<()> {
-        if self.legacy() {
-            return self.legacy_abort(t, id).await;
+    fn cancel<'a>(&'a self, t: &'a Bearer, _spec: &'a Spec, id: &'a str) -> Call<'a, ()> {
+        async move {
+            let req = self
+                .0
+                .request(Method::DELETE, &format!("{EXECUTIONS}/{id}"));
+            send(req, t, false).await.map(|_| ())
         }
-        send(
-            self.http.delete(self.url(&format!("{EXECUTIONS}/{id}"))),
-            t,
-            false,
-        )
-        .await
-        .map(|_| ())
+        .boxed()
     }
 }
 

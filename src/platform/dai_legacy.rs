@@ -3,14 +3,16 @@
 //! `POST /api/run/abort` with the run's process id. The same exactly-once guarantee as the execution
 //! service (see `dai.rs`): an unknown start is found by listing the model's runs since the intent.
 
+use futures::FutureExt;
 use k8s_openapi::jiff::Timestamp;
-use secrecy::SecretString;
 use serde_json::Value;
 
-use super::dai::Dai;
-use super::http::send;
-use super::{RemoteError, RemoteResult, RemoteView};
+use super::http::{Endpoint, send};
+use super::{Bearer, Call, Capabilities, Platform, RemoteError, RemoteResult, RemoteView, Spec};
 use crate::crd::{DaiJob, RemoteJobPhase as Phase};
+
+#[derive(Clone, Debug)]
+pub struct DaiLegacy(pub Endpoint);
 
 /// Legacy status → our phase. A run that was aborted ends `Incomplete` [INF]: cancelled.
 pub fn map_status(word: &str) -> Phase {
@@ -53,8 +55,8 @@ pub fn form(job: &DaiJob) -> Result<Vec<(String, String)>, RemoteError> {
     Ok(f)
 }
 
-impl Dai {
-    fn legacy_view(&self, v: &Value) -> RemoteResult<RemoteView> {
+impl DaiLegacy {
+    fn view(&self, v: &Value) -> RemoteResult<RemoteView> {
         let Some(id) = v.get("id").and_then(Value::as_str) else {
             return Err(RemoteError::OutcomeUnknown {
                 message: "DAI answered without a run id".into(),
@@ -72,87 +74,79 @@ impl Dai {
         })
     }
 
-    pub(super) async fn legacy_create(
-        &self,
-        t: &SecretString,
-        job: &DaiJob,
-    ) -> RemoteResult<RemoteView> {
-        let ans = send(
-            self.http.post(self.url("/api/run")).form(&form(job)?),
-            t,
-            true,
-        )
-        .await?;
-        self.legacy_view(&ans.body)
+    async fn progress(&self, t: &Bearer, id: &str) -> RemoteResult<Value> {
+        let req = self.0.post("/api/run/progress").form(&[("id", id)]);
+        Ok(send(req, t, false).await?.body)
+    }
+}
+
+impl Platform for DaiLegacy {
+    fn capabilities(&self) -> Capabilities {
+        super::dai::CAPABILITIES
     }
 
-    async fn progress(&self, t: &SecretString, id: &str) -> RemoteResult<Value> {
-        let ans = send(
-            self.http
-                .post(self.url("/api/run/progress"))
-                .form(&[("id", id)]),
-            t,
-            false,
-        )
-        .await?;
-        Ok(ans.body)
+    fn create<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, _name: &'a str) -> Call<'a, RemoteView> {
+        async move {
+            let req = self.0.post("/api/run").form(&form(super::dai::job(spec)?)?);
+            self.view(&send(req, t, true).await?.body)
+        }
+        .boxed()
     }
 
-    pub(super) async fn legacy_get(&self, t: &SecretString, id: &str) -> RemoteResult<RemoteView> {
-        self.legacy_view(&self.progress(t, id).await?)
+    fn get<'a>(&'a self, t: &'a Bearer, _spec: &'a Spec, id: &'a str) -> Call<'a, RemoteView> {
+        async move { self.view(&self.progress(t, id).await?) }.boxed()
     }
 
-    pub(super) async fn legacy_find_start(
-        &self,
-        t: &SecretString,
-        job: &DaiJob,
+    fn find_start<'a>(
+        &'a self,
+        t: &'a Bearer,
+        spec: &'a Spec,
         since: Timestamp,
-    ) -> RemoteResult<Option<RemoteView>> {
-        let model = form(job)?.remove(0).1;
-        let req = self
-            .http
-            .post(self.url("/api/run/progress"))
-            .form(&[("modelName", model.as_str()), ("limit", "20")]);
-        let ans = send(req, t, false).await?;
-        let runs = ans.body.as_array().cloned().unwrap_or_default();
-        runs.iter()
-            .filter(|r| {
-                r.get("starttime")
-                    .and_then(Value::as_str)
-                    .and_then(|s| s.parse::<Timestamp>().ok())
-                    .is_some_and(|s| s >= since)
-            })
-            .min_by_key(|r| {
-                r.get("starttime")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .map(|r| self.legacy_view(r))
-            .transpose()
+    ) -> Call<'a, Option<RemoteView>> {
+        async move {
+            let model = form(super::dai::job(spec)?)?.remove(0).1;
+            let req = self
+                .0
+                .post("/api/run/progress")
+                .form(&[("modelName", model.as_str()), ("limit", "20")]);
+            let ans = send(req, t, false).await?;
+            let runs = ans.body.as_array().cloned().unwrap_or_default();
+            runs.iter()
+                .filter(|r| {
+                    r.get("starttime")
+                        .and_then(Value::as_str)
+                        .and_then(|s| s.parse::<Timestamp>().ok())
+                        .is_some_and(|s| s >= since)
+                })
+                .min_by_key(|r| {
+                    r.get("starttime")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string()
+                })
+                .map(|r| self.view(r))
+                .transpose()
+        }
+        .boxed()
     }
 
     /// Abort goes by process id, which the run's progress names.
-    pub(super) async fn legacy_abort(&self, t: &SecretString, id: &str) -> RemoteResult<()> {
-        let run = self.progress(t, id).await?;
-        let pid = match run.get("processid") {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            _ => {
-                return Err(RemoteError::Permanent {
-                    message: "the run has no process id to abort".into(),
-                });
-            }
-        };
-        send(
-            self.http
-                .post(self.url("/api/run/abort"))
-                .form(&[("id", pid.as_str())]),
-            t,
-            false,
-        )
-        .await
-        .map(|_| ())
+    fn cancel<'a>(&'a self, t: &'a Bearer, _spec: &'a Spec, id: &'a str) -> Call<'a, ()> {
+        async move {
+            let run = self.progress(t, id).await?;
+            let pid = match run.get("processid") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => {
+                    return Err(RemoteError::Permanent {
+                        message: "the run has no process id to abort".into(),
+                    });
+                }
+            };
+            let req = self.0.post("/api/run/abort").form(&[("id", pid.as_str())]);
+            send(req, t, false).await.map(|_| ())
+        }
+        .boxed()
     }
 }
 

@@ -4,20 +4,17 @@
 //! name, so a submit whose answer was lost is reported as unknown and then submitted again (the
 //! documented limit of this platform kind).
 
+use futures::FutureExt;
 use reqwest::Method;
-use secrecy::SecretString;
 use serde_json::Value;
 
-use super::http::send;
-use super::{RemoteError, RemoteResult, RemoteView};
-use crate::crd::{GenericJob, GenericStates, HttpMethod, RemoteJobPhase as Phase, RemoteJobSpec};
+use super::http::{Endpoint, send};
+use super::{Bearer, Call, Capabilities, Platform, RemoteError, RemoteResult, RemoteView, Spec};
+use crate::crd::{GenericJob, GenericStates, HttpMethod, RemoteJobPhase as Phase};
 use crate::transport::sanitize;
 
 #[derive(Clone, Debug)]
-pub struct Generic {
-    pub http: reqwest::Client,
-    pub base_url: String,
-}
+pub struct Generic(pub Endpoint);
 
 /// Pure: a state word → our phase through the job's word lists (case-insensitive; unlisted → Unknown).
 pub fn map_state(states: &GenericStates, word: &str) -> Phase {
@@ -62,14 +59,8 @@ fn word_at(v: &Value, pointer: &str) -> Option<String> {
 }
 
 impl Generic {
-    fn job(spec: &RemoteJobSpec) -> RemoteResult<&GenericJob> {
-        spec.generic.as_ref().ok_or_else(|| RemoteError::Permanent {
-            message: "spec.generic is not set".into(),
-        })
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base_url.trim_end_matches('/'))
+    fn job(spec: &Spec) -> RemoteResult<&GenericJob> {
+        super::body(spec.generic.as_ref(), "generic")
     }
 
     fn view(&self, job: &GenericJob, id: &str, v: &Value) -> RemoteView {
@@ -83,73 +74,68 @@ impl Generic {
                 .and_then(|p| word_at(v, p))
                 .map(|m| sanitize(&m)),
             state: word,
-            url: Some(self.url(&fill(&job.status_path, id, ""))),
+            url: Some(self.0.url(&fill(&job.status_path, id, ""))),
             ..Default::default()
         }
     }
+}
 
-    pub async fn create(
-        &self,
-        t: &SecretString,
-        spec: &RemoteJobSpec,
-        name: &str,
-    ) -> RemoteResult<RemoteView> {
-        let job = Self::job(spec)?;
-        let mut req = self.http.request(
-            method(job.submit_method),
-            self.url(&fill(&job.submit_path, "", name)),
-        );
-        if let Some(body) = &job.body {
-            req = req.json(body);
+impl Platform for Generic {
+    /// Such APIs have no lookup by our name.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            lookup_by_name: false,
+            suspend_resume: false,
         }
-        let ans = send(req, t, true).await?;
-        let id =
-            word_at(&ans.body, &job.id_pointer).ok_or_else(|| RemoteError::OutcomeUnknown {
-                message: format!("the submit answer has no id at {}", job.id_pointer),
-            })?;
-        let mut view = self.view(job, &id, &ans.body);
-        if view.phase == Phase::Unknown {
-            view.phase = Phase::Queued;
-        }
-        Ok(view)
     }
 
-    pub async fn get(
-        &self,
-        t: &SecretString,
-        spec: &RemoteJobSpec,
-        id: &str,
-    ) -> RemoteResult<RemoteView> {
-        let job = Self::job(spec)?;
-        let ans = send(
-            self.http.get(self.url(&fill(&job.status_path, id, ""))),
-            t,
-            false,
-        )
-        .await?;
-        Ok(self.view(job, id, &ans.body))
+    fn create<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, name: &'a str) -> Call<'a, RemoteView> {
+        async move {
+            let job = Self::job(spec)?;
+            let mut req = self
+                .0
+                .request(method(job.submit_method), &fill(&job.submit_path, "", name));
+            if let Some(body) = &job.body {
+                req = req.json(body);
+            }
+            let ans = send(req, t, true).await?;
+            let id =
+                word_at(&ans.body, &job.id_pointer).ok_or_else(|| RemoteError::OutcomeUnknown {
+                    message: format!("the submit answer has no id at {}", job.id_pointer),
+                })?;
+            let mut view = self.view(job, &id, &ans.body);
+            if view.phase == Phase::Unknown {
+                view.phase = Phase::Queued;
+            }
+            Ok(view)
+        }
+        .boxed()
     }
 
-    pub async fn cancel(
-        &self,
-        t: &SecretString,
-        spec: &RemoteJobSpec,
-        id: &str,
-    ) -> RemoteResult<()> {
-        let job = Self::job(spec)?;
-        let Some(path) = &job.cancel_path else {
-            return Err(RemoteError::Permanent {
-                message: "spec.generic.cancelPath is not set: the job cannot be cancelled".into(),
-            });
-        };
-        send(
-            self.http
-                .request(method(job.cancel_method), self.url(&fill(path, id, ""))),
-            t,
-            false,
-        )
-        .await
-        .map(|_| ())
+    fn get<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, id: &'a str) -> Call<'a, RemoteView> {
+        async move {
+            let job = Self::job(spec)?;
+            let ans = send(self.0.get(&fill(&job.status_path, id, "")), t, false).await?;
+            Ok(self.view(job, id, &ans.body))
+        }
+        .boxed()
+    }
+
+    fn cancel<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, id: &'a str) -> Call<'a, ()> {
+        async move {
+            let job = Self::job(spec)?;
+            let Some(path) = &job.cancel_path else {
+                return Err(RemoteError::Permanent {
+                    message: "spec.generic.cancelPath is not set: the job cannot be cancelled"
+                        .into(),
+                });
+            };
+            let req = self
+                .0
+                .request(method(job.cancel_method), &fill(path, id, ""));
+            send(req, t, false).await.map(|_| ())
+        }
+        .boxed()
     }
 }
 

@@ -1,12 +1,46 @@
-//! Sending for the adapters: with the bearer, classifying answers into [`RemoteError`] classes.
+//! Sending for the platforms: where a platform is ([`Endpoint`]), and sending with the bearer,
+//! classifying answers into [`RemoteError`] classes.
 
 use std::time::Duration;
 
-use reqwest::{RequestBuilder, StatusCode, header};
+use reqwest::{Method, RequestBuilder, StatusCode, header};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::RemoteError;
 use crate::transport::{egress, message_of};
+
+/// Where a platform's API is, and the HTTP client (the ApiClient's TLS settings, egress guard) to reach it.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub http: reqwest::Client,
+    pub base_url: String,
+}
+
+impl Endpoint {
+    pub fn new(http: reqwest::Client, base_url: impl Into<String>) -> Self {
+        Endpoint {
+            http,
+            base_url: base_url.into(),
+        }
+    }
+
+    /// The URL of `path` (which starts with `/`) under the base URL.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url.trim_end_matches('/'))
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http.request(method, self.url(path))
+    }
+
+    pub fn get(&self, path: &str) -> RequestBuilder {
+        self.request(Method::GET, path)
+    }
+
+    pub fn post(&self, path: &str) -> RequestBuilder {
+        self.request(Method::POST, path)
+    }
+}
 
 /// A successful answer.
 pub struct Answer {

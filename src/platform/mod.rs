@@ -1,20 +1,47 @@
-//! Platform adapters: one per platform, no Kubernetes types inside (only the job body types and our
-//! phase). Each call takes the bearer token; obtaining and refreshing tokens is the caller's business.
+//! The platform seam: one [`Platform`] implementation per platform API, one file each, no Kubernetes
+//! objects inside (a platform reads its part of the RemoteJob spec and answers in our phases). Each
+//! call takes the bearer token; [`Session`] is the shared layer above every platform that obtains
+//! tokens (one forced refresh on 401), throttles, batches status reads into list calls and counts
+//! calls in the metrics. The controller asks for a [`Session`] per ApiClient and calls it.
+//!
+//! # Adding a platform
+//!
+//! 1. `crd/api_client.rs`: a `Platform` (and `PlatformApi`) variant; `crd/remote_job.rs`: the job body
+//!    field on `RemoteJobSpec` (typed fields plus a raw passthrough), then `make crds`.
+//! 2. `platform/<name>.rs`: a struct holding an [`http::Endpoint`] and `impl Platform` for it: the
+//!    requests, the state word → [`RemoteJobPhase`] table (table-tested), [`Capabilities`], and, where
+//!    the platform has them, `lookup` by our name, `list_scope` + `list` (batched status) and
+//!    `find_start` (platforms without names). Send with [`http::send`], which classifies answers into
+//!    [`RemoteError`]; `creates: true` on calls that change state remotely.
+//! 3. [`open`] below: map the `PlatformApi` to the new struct (the only match over platforms).
+//! 4. `controller/remote_job/client_ref.rs` `platform_mismatch`: the body ↔ platform check.
+//! 5. `simulator/<name>.rs` and a case in `tests/platform_contract.rs` (every operation, every error
+//!    class); an example in `examples/`.
+//!
+//! Tokens, throttling, batching and metrics come from [`Session`]; the controller needs no change.
 
+pub mod batch;
 pub mod dai;
 pub mod dai_legacy;
 pub mod generic;
 pub mod http;
 pub mod openpai;
 pub mod runai;
+pub mod session;
+pub mod throttle;
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use futures::future::{BoxFuture, FutureExt, ready};
 use k8s_openapi::jiff::Timestamp;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
 use crate::crd::{PlatformApi, RemoteJobPhase, RemoteJobSpec};
+pub use http::Endpoint;
+pub use session::Session;
 
 /// What a platform can do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,171 +120,92 @@ impl RemoteError {
 
 pub type RemoteResult<T> = Result<T, RemoteError>;
 
-/// Where a platform is and which API generation to use.
-#[derive(Clone, Debug)]
-pub struct PlatformConfig {
-    pub base_url: String,
-    pub api: PlatformApi,
-    /// OpenPAI: the user jobs are submitted as (ids are `user~name`).
-    pub username: Option<String>,
+/// A platform call in flight.
+pub type Call<'a, T> = BoxFuture<'a, RemoteResult<T>>;
+/// The bearer token a call carries.
+pub type Bearer = SecretString;
+/// The RemoteJob spec, of which a platform reads its own body (`spec.runai`, …).
+pub type Spec = RemoteJobSpec;
+
+/// One platform API. A platform answers [`RemoteError::Permanent`] when its body is missing from the
+/// [`Spec`].
+pub trait Platform: Send + Sync {
+    fn capabilities(&self) -> Capabilities;
+
+    /// The same platform acting for `user`, when the platform's ids name the token's user (OpenPAI's
+    /// `user~name`); `None`: the user does not matter.
+    fn for_user(&self, _user: &str) -> Option<Arc<dyn Platform>> {
+        None
+    }
+
+    /// Creates the job under our `name` (platforms without names ignore it).
+    fn create<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, name: &'a str) -> Call<'a, RemoteView>;
+
+    fn get<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, id: &'a str) -> Call<'a, RemoteView>;
+
+    /// By our name; `None` when absent (or when the platform has no names).
+    fn lookup<'a>(
+        &'a self,
+        _t: &'a Bearer,
+        _spec: &'a Spec,
+        _name: &'a str,
+    ) -> Call<'a, Option<RemoteView>> {
+        ready(Ok(None)).boxed()
+    }
+
+    /// Pure: the scope a batched status call covers for this job (Run:ai project, OpenPAI user), if
+    /// the platform has such a call.
+    fn list_scope(&self, _spec: &RemoteJobSpec) -> Option<String> {
+        None
+    }
+
+    /// The batched status call: every job in the scope of `spec` (see [`Platform::list_scope`]).
+    fn list<'a>(&'a self, _t: &'a Bearer, _spec: &'a Spec) -> Call<'a, Vec<RemoteView>> {
+        ready(Ok(Vec::new())).boxed()
+    }
+
+    /// Platforms without names: a start made at or after `since` matching the job, whose answer was lost.
+    fn find_start<'a>(
+        &'a self,
+        _t: &'a Bearer,
+        _spec: &'a Spec,
+        _since: Timestamp,
+    ) -> Call<'a, Option<RemoteView>> {
+        ready(Ok(None)).boxed()
+    }
+
+    fn cancel<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, id: &'a str) -> Call<'a, ()>;
+
+    /// Platforms that cannot suspend in place cancel.
+    fn suspend<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, id: &'a str) -> Call<'a, ()> {
+        self.cancel(t, spec, id)
+    }
+
+    fn resume<'a>(&'a self, _t: &'a Bearer, _spec: &'a Spec, _id: &'a str) -> Call<'a, ()> {
+        ready(Err(RemoteError::Permanent {
+            message: "this platform cannot resume in place".into(),
+        }))
+        .boxed()
+    }
 }
 
-/// One adapter per platform.
-#[derive(Clone, Debug)]
-pub enum Adapter {
-    Runai(runai::Runai),
-    Openpai(openpai::Openpai),
-    Dai(dai::Dai),
-    Generic(generic::Generic),
+/// The platform for an ApiClient's API generation (`None`: a generic REST API described by each job).
+pub fn open(api: Option<PlatformApi>, at: Endpoint) -> Arc<dyn Platform> {
+    match api {
+        Some(PlatformApi::RunaiTrainingsV1) => Arc::new(runai::Runai(at)),
+        Some(PlatformApi::OpenpaiV2) => Arc::new(openpai::Openpai::new(at, false)),
+        Some(PlatformApi::OpenpaiV1) => Arc::new(openpai::Openpai::new(at, true)),
+        Some(PlatformApi::DaiExecutions) => Arc::new(dai::Dai(at)),
+        Some(PlatformApi::DaiLegacyRun) => Arc::new(dai_legacy::DaiLegacy(at)),
+        None => Arc::new(generic::Generic(at)),
+    }
 }
 
-impl Adapter {
-    pub fn new(http: reqwest::Client, config: PlatformConfig) -> Self {
-        match config.api {
-            PlatformApi::RunaiTrainingsV1 => Adapter::Runai(runai::Runai { http, config }),
-            PlatformApi::OpenpaiV2 | PlatformApi::OpenpaiV1 => {
-                Adapter::Openpai(openpai::Openpai { http, config })
-            }
-            PlatformApi::DaiExecutions | PlatformApi::DaiLegacyRun => {
-                Adapter::Dai(dai::Dai { http, config })
-            }
-        }
-    }
-
-    /// A generic REST API at `base_url`, described by each RemoteJob's `generic` body.
-    pub fn generic(http: reqwest::Client, base_url: &str) -> Self {
-        Adapter::Generic(generic::Generic {
-            http,
-            base_url: base_url.to_string(),
-        })
-    }
-
-    /// Jobs carry our name (lookup and conflict on create work).
-    pub fn has_names(&self) -> bool {
-        matches!(self, Adapter::Runai(_) | Adapter::Openpai(_))
-    }
-
-    /// In-place suspend/resume.
-    pub fn suspends(&self) -> bool {
-        matches!(self, Adapter::Runai(_))
-    }
-
-    pub async fn create(
-        &self,
-        t: &SecretString,
-        spec: &RemoteJobSpec,
-        name: &str,
-    ) -> RemoteResult<RemoteView> {
-        match self {
-            Adapter::Runai(a) => a.create(t, spec, name).await,
-            Adapter::Openpai(a) => a.create(t, spec, name).await,
-            Adapter::Dai(a) => a.create(t, spec).await,
-            Adapter::Generic(a) => a.create(t, spec, name).await,
-        }
-    }
-
-    pub async fn get(
-        &self,
-        t: &SecretString,
-        spec: &RemoteJobSpec,
-        id: &str,
-    ) -> RemoteResult<RemoteView> {
-        match self {
-            Adapter::Runai(a) => a.get(t, id).await,
-            Adapter::Openpai(a) => a.get(t, id).await,
-            Adapter::Dai(a) => a.get(t, id).await,
-            Adapter::Generic(a) => a.get(t, spec, id).await,
-        }
-    }
-
-    /// By our name; `None` when absent. DAI has no names: always `None`.
-    pub async fn lookup(
-        &self,
-        t: &SecretString,
-        spec: &RemoteJobSpec,
-        name: &str,
-    ) -> RemoteResult<Option<RemoteView>> {
-        match self {
-            Adapter::Runai(a) => a.lookup(t, spec, name).await,
-            Adapter::Openpai(a) => a.lookup(t, name).await,
-            Adapter::Dai(_) | Adapter::Generic(_) => Ok(None),
-        }
-    }
-
-    /// Pure: the scope a batched status call covers for this job (Run:ai project, OpenPAI user), if the
-    /// platform has such a call.
-    pub fn list_scope(&self, spec: &RemoteJobSpec) -> Option<String> {
-        match self {
-            Adapter::Runai(_) => spec
-                .runai
-                .as_ref()
-                .map(|r| format!("project/{}", r.project_id)),
-            // One user per ApiClient (the token's).
-            Adapter::Openpai(a) if !a.v1() => Some("user".into()),
-            _ => None,
-        }
-    }
-
-    /// The batched status call: every job in the scope of `spec` (see [`Adapter::list_scope`]).
-    pub async fn list(
-        &self,
-        t: &SecretString,
-        spec: &RemoteJobSpec,
-    ) -> RemoteResult<Vec<RemoteView>> {
-        match self {
-            Adapter::Runai(a) => a.list(t, spec).await,
-            Adapter::Openpai(a) => a.list(t).await,
-            _ => Ok(Vec::new()),
-        }
-    }
-
-    /// DAI: a start made at or after `since` matching the job's model/script, whose answer was lost.
-    pub async fn find_start(
-        &self,
-        t: &SecretString,
-        spec: &RemoteJobSpec,
-        since: k8s_openapi::jiff::Timestamp,
-    ) -> RemoteResult<Option<RemoteView>> {
-        match self {
-            Adapter::Dai(a) => a.find_start(t, spec, since).await,
-            _ => Ok(None),
-        }
-    }
-
-    pub async fn cancel(
-        &self,
-        t: &SecretString,
-        spec: &RemoteJobSpec,
-        id: &str,
-    ) -> RemoteResult<()> {
-        match self {
-            Adapter::Runai(a) => a.delete(t, id).await,
-            Adapter::Openpai(a) => a.stop(t, id).await,
-            Adapter::Dai(a) => a.abort(t, id).await,
-            Adapter::Generic(a) => a.cancel(t, spec, id).await,
-        }
-    }
-
-    pub async fn suspend(
-        &self,
-        t: &SecretString,
-        spec: &RemoteJobSpec,
-        id: &str,
-    ) -> RemoteResult<()> {
-        match self {
-            Adapter::Runai(a) => a.action(t, id, "suspend").await,
-            other => other.cancel(t, spec, id).await,
-        }
-    }
-
-    pub async fn resume(&self, t: &SecretString, id: &str) -> RemoteResult<()> {
-        match self {
-            Adapter::Runai(a) => a.action(t, id, "resume").await,
-            _ => Err(RemoteError::Permanent {
-                message: "this platform cannot resume in place".into(),
-            }),
-        }
-    }
+/// The body a platform needs, or the Permanent error naming the missing spec field.
+pub fn body<'a, T>(body: Option<&'a T>, field: &str) -> RemoteResult<&'a T> {
+    body.ok_or_else(|| RemoteError::Permanent {
+        message: format!("spec.{field} is not set"),
+    })
 }
 
 /// The deterministic remote name of attempt `attempt` of a RemoteJob: `<namespace>-<name>-<uid[..8]>-<attempt>`,

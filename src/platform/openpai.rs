@@ -2,17 +2,22 @@
 //! text is YAML), the id is `<user>~<name>`, a 404 on GET means "not submitted", stop via executionType.
 //! OpenPAI has no delete, so names are never reused: each attempt has its own name.
 
-use secrecy::SecretString;
+use std::sync::Arc;
+
+use futures::FutureExt;
 use serde_json::{Value, json};
 
-use super::http::send;
-use super::{PlatformConfig, RemoteError, RemoteResult, RemoteView};
-use crate::crd::{OpenpaiJob, PlatformApi, RemoteJobPhase as Phase, RemoteJobSpec};
+use super::http::{Endpoint, send};
+use super::{Bearer, Call, Capabilities, Platform, RemoteError, RemoteResult, RemoteView, Spec};
+use crate::crd::{OpenpaiJob, RemoteJobPhase as Phase};
 
 #[derive(Clone, Debug)]
 pub struct Openpai {
-    pub http: reqwest::Client,
-    pub config: PlatformConfig,
+    pub at: Endpoint,
+    /// The pre-1.1 v1 API (`/api/v1/user/:u/jobs`) instead of v2.
+    pub v1: bool,
+    /// The user jobs are submitted as (ids are `user~name`); it comes with the token.
+    pub user: Option<String>,
 }
 
 /// `jobStatus.state` → our phase (STOPPED is what a stop leads to: cancelled).
@@ -89,39 +94,27 @@ pub fn config_v1(job: &OpenpaiJob, name: &str) -> Value {
 }
 
 impl Openpai {
-    /// The same adapter acting for `user` (OpenPAI ids are `user~name`; the user comes with the token).
+    pub fn new(at: Endpoint, v1: bool) -> Self {
+        Openpai { at, v1, user: None }
+    }
+
+    /// The same platform acting for `user`.
     pub fn as_user(&self, user: &str) -> Self {
-        let config = PlatformConfig {
-            username: Some(user.to_string()),
-            ..self.config.clone()
-        };
         Openpai {
-            http: self.http.clone(),
-            config,
+            user: Some(user.to_string()),
+            ..self.clone()
         }
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.config.base_url.trim_end_matches('/'))
-    }
-
     fn user(&self) -> RemoteResult<&str> {
-        self.config
-            .username
-            .as_deref()
-            .ok_or_else(|| RemoteError::Permanent {
-                message: "the OpenPAI user is not known".into(),
-            })
-    }
-
-    /// The pre-1.1 v1 API (`/api/v1/user/:u/jobs`) instead of v2.
-    pub fn v1(&self) -> bool {
-        self.config.api == PlatformApi::OpenpaiV1
+        self.user.as_deref().ok_or_else(|| RemoteError::Permanent {
+            message: "the OpenPAI user is not known".into(),
+        })
     }
 
     /// The path of job `id` (`user~name`): v2 `/api/v2/jobs/user~name`, v1 `/api/v1/user/user/jobs/name`.
     fn job_path(&self, id: &str) -> String {
-        match (self.v1(), id.split_once('~')) {
+        match (self.v1, id.split_once('~')) {
             (true, Some((user, name))) => format!("/api/v1/user/{user}/jobs/{name}"),
             _ => format!("/api/v2/jobs/{id}"),
         }
@@ -142,92 +135,121 @@ impl Openpai {
             phase: map_state(word),
             state: word.to_string(),
             message: exit.map(|c| format!("exit code {c}")),
-            url: Some(self.url(&self.job_path(id))),
+            url: Some(self.at.url(&self.job_path(id))),
             started_at: super::time_of(status.get("launchedTime")),
             finished_at: super::time_of(status.get("completedTime")),
         }
     }
+}
 
-    pub async fn create(
-        &self,
-        t: &SecretString,
-        spec: &RemoteJobSpec,
-        name: &str,
-    ) -> RemoteResult<RemoteView> {
-        let job = spec
-            .openpai
-            .as_ref()
-            .ok_or_else(|| RemoteError::Permanent {
-                message: "spec.openpai is not set".into(),
-            })?;
-        let req = if self.v1() {
-            let path = format!("/api/v1/user/{}/jobs", self.user()?);
-            self.http.post(self.url(&path)).json(&config_v1(job, name))
-        } else {
-            let text = protocol(job, name).to_string();
-            self.http
-                .post(self.url("/api/v2/jobs"))
-                .header("content-type", "text/yaml")
-                .body(text)
-        };
-        send(req, t, true).await?;
-        // The 202 body is not the job: read it back (the rest-server writes it before answering).
-        let id = format!("{}~{name}", self.user()?);
-        Ok(RemoteView {
-            id: id.clone(),
-            phase: Phase::Queued,
-            state: "WAITING".into(),
-            message: None,
-            url: Some(self.url(&self.job_path(&id))),
-            ..Default::default()
-        })
-    }
-
-    pub async fn get(&self, t: &SecretString, id: &str) -> RemoteResult<RemoteView> {
-        let ans = send(self.http.get(self.url(&self.job_path(id))), t, false).await?;
-        Ok(self.view(id, &ans.body))
-    }
-
-    pub async fn lookup(&self, t: &SecretString, name: &str) -> RemoteResult<Option<RemoteView>> {
-        let id = format!("{}~{name}", self.user()?);
-        match self.get(t, &id).await {
-            Ok(v) => Ok(Some(v)),
-            Err(RemoteError::NotFound) => Ok(None),
-            Err(e) => Err(e),
+impl Platform for Openpai {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            lookup_by_name: true,
+            suspend_resume: false,
         }
     }
 
-    /// Every job of our user: the batched status call.
-    pub async fn list(&self, t: &SecretString) -> RemoteResult<Vec<RemoteView>> {
-        let user = self.user()?;
-        let req = self
-            .http
-            .get(self.url("/api/v2/jobs"))
-            .query(&[("username", user)]);
-        let ans = send(req, t, false).await?;
-        let items = ans
-            .body
-            .get("data")
-            .or(Some(&ans.body))
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        Ok(items
-            .iter()
-            .filter_map(|j| {
-                let name = j.get("name").and_then(Value::as_str)?;
-                let owner = j.get("username").and_then(Value::as_str).unwrap_or(user);
-                Some(self.view(&format!("{owner}~{name}"), j))
-            })
-            .collect())
+    fn for_user(&self, user: &str) -> Option<Arc<dyn Platform>> {
+        Some(Arc::new(self.as_user(user)))
     }
 
-    pub async fn stop(&self, t: &SecretString, id: &str) -> RemoteResult<()> {
-        let req = self
-            .http
-            .put(self.url(&format!("{}/executionType", self.job_path(id))))
-            .json(&json!({"value": "STOP"}));
-        send(req, t, false).await.map(|_| ())
+    fn create<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, name: &'a str) -> Call<'a, RemoteView> {
+        async move {
+            let job = super::body(spec.openpai.as_ref(), "openpai")?;
+            let req = if self.v1 {
+                let path = format!("/api/v1/user/{}/jobs", self.user()?);
+                self.at.post(&path).json(&config_v1(job, name))
+            } else {
+                let text = protocol(job, name).to_string();
+                self.at
+                    .post("/api/v2/jobs")
+                    .header("content-type", "text/yaml")
+                    .body(text)
+            };
+            send(req, t, true).await?;
+            // The 202 body is not the job: read it back (the rest-server writes it before answering).
+            let id = format!("{}~{name}", self.user()?);
+            Ok(RemoteView {
+                id: id.clone(),
+                phase: Phase::Queued,
+                state: "WAITING".into(),
+                message: None,
+                url: Some(self.at.url(&self.job_path(&id))),
+                ..Default::default()
+            })
+        }
+        .boxed()
+    }
+
+    fn get<'a>(&'a self, t: &'a Bearer, _spec: &'a Spec, id: &'a str) -> Call<'a, RemoteView> {
+        async move {
+            let ans = send(self.at.get(&self.job_path(id)), t, false).await?;
+            Ok(self.view(id, &ans.body))
+        }
+        .boxed()
+    }
+
+    fn lookup<'a>(
+        &'a self,
+        t: &'a Bearer,
+        spec: &'a Spec,
+        name: &'a str,
+    ) -> Call<'a, Option<RemoteView>> {
+        async move {
+            let id = format!("{}~{name}", self.user()?);
+            match self.get(t, spec, &id).await {
+                Ok(v) => Ok(Some(v)),
+                Err(RemoteError::NotFound) => Ok(None),
+                Err(e) => Err(e),
+            }
+        }
+        .boxed()
+    }
+
+    /// One user per ApiClient (the token's); the v1 API has no list call.
+    fn list_scope(&self, _spec: &Spec) -> Option<String> {
+        (!self.v1).then(|| "user".into())
+    }
+
+    /// Every job of our user.
+    fn list<'a>(&'a self, t: &'a Bearer, _spec: &'a Spec) -> Call<'a, Vec<RemoteView>> {
+        async move {
+            let user = self.user()?;
+            let req = self.at.get("/api/v2/jobs").query(&[("username", user)]);
+            let ans = send(req, t, false).await?;
+            let items = ans
+                .body
+                .get("data")
+                .or(Some(&ans.body))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            Ok(items
+                .iter()
+                .filter_map(|j| {
+                    let name = j.get("name").and_then(Value::as_str)?;
+                    let owner = j.get("username").and_then(Value::as_str).unwrap_or(user);
+                    Some(self.view(&format!("{owner}~{name}"), j))
+                })
+                .collect())
+        }
+        .boxed()
+    }
+
+    /// OpenPAI has no delete: stop via executionType.
+    fn cancel<'a>(&'a self, t: &'a Bearer, _spec: &'a Spec, id: &'a str) -> Call<'a, ()> {
+        async move {
+            let req = self
+                .at
+                .request(
+                    reqwest::Method::PUT,
+                    &format!("{}/executionType", self.job_path(id)),
+                )
+                .json(&json!({"value": "STOP"}));
+            send(req, t, false).await.map(|_| ())
+        }
+        .boxed()
     }
 }
 

@@ -1,19 +1,17 @@
 //! Run:ai control-plane trainings API (platforms.md §1.2, §1.6): create with our name (never
 //! `useGivenNameAsPrefix`), accept 200 and 202, look up by `filterBy=name==…,projectId==…`.
 
-use secrecy::SecretString;
+use futures::FutureExt;
+use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::http::send;
-use super::{PlatformConfig, RemoteError, RemoteResult, RemoteView};
-use crate::crd::{RemoteJobPhase as Phase, RemoteJobSpec, RunaiJob};
+use super::http::{Endpoint, send};
+use super::{Bearer, Call, Capabilities, Platform, RemoteError, RemoteResult, RemoteView, Spec};
+use crate::crd::{RemoteJobPhase as Phase, RunaiJob};
 use crate::transport::sanitize;
 
 #[derive(Clone, Debug)]
-pub struct Runai {
-    pub http: reqwest::Client,
-    pub config: PlatformConfig,
-}
+pub struct Runai(pub Endpoint);
 
 /// Run:ai phase (complete enum of the OpenAPI) → our phase. Unknown words → Unknown.
 pub fn map_phase(word: &str) -> Phase {
@@ -67,10 +65,6 @@ pub fn create_body(job: &RunaiJob, name: &str) -> Value {
 }
 
 impl Runai {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.config.base_url.trim_end_matches('/'))
-    }
-
     /// A training or a generic workload object → our view.
     fn view(&self, v: &Value) -> RemoteResult<RemoteView> {
         let id = v
@@ -98,125 +92,132 @@ impl Runai {
             phase: map_phase(word),
             state: word.to_string(),
             message,
-            url: Some(self.url(&format!("/api/v1/workloads/{id}"))),
+            url: Some(self.0.url(&format!("/api/v1/workloads/{id}"))),
             started_at: super::time_of(v.get("createdAt")),
             finished_at: super::time_of(v.get("completedAt")),
         })
     }
 
-    fn body(spec: &RemoteJobSpec) -> RemoteResult<&RunaiJob> {
-        spec.runai.as_ref().ok_or_else(|| RemoteError::Permanent {
-            message: "spec.runai is not set".into(),
-        })
+    fn body(spec: &Spec) -> RemoteResult<&RunaiJob> {
+        super::body(spec.runai.as_ref(), "runai")
     }
 
-    pub async fn create(
+    /// A call on training `id` (`then`: a sub-path such as `/suspend`) whose answer we do not need.
+    async fn on_training(
         &self,
-        t: &SecretString,
-        spec: &RemoteJobSpec,
-        name: &str,
-    ) -> RemoteResult<RemoteView> {
-        let body = create_body(Self::body(spec)?, name);
-        let ans = send(
-            self.http
-                .post(self.url("/api/v1/workloads/trainings"))
-                .json(&body),
-            t,
-            true,
-        )
-        .await?;
-        self.view(&ans.body)
+        t: &Bearer,
+        method: Method,
+        id: &str,
+        then: &str,
+    ) -> RemoteResult<()> {
+        let path = format!("/api/v1/workloads/trainings/{id}{then}");
+        send(self.0.request(method, &path), t, false)
+            .await
+            .map(|_| ())
+    }
+}
+
+impl Platform for Runai {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            lookup_by_name: true,
+            suspend_resume: true,
+        }
     }
 
-    pub async fn get(&self, t: &SecretString, id: &str) -> RemoteResult<RemoteView> {
-        let ans = send(
-            self.http
-                .get(self.url(&format!("/api/v1/workloads/trainings/{id}"))),
-            t,
-            false,
-        )
-        .await?;
-        self.view(&ans.body)
+    fn create<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, name: &'a str) -> Call<'a, RemoteView> {
+        async move {
+            let body = create_body(Self::body(spec)?, name);
+            let req = self.0.post("/api/v1/workloads/trainings").json(&body);
+            self.view(&send(req, t, true).await?.body)
+        }
+        .boxed()
     }
 
-    pub async fn lookup(
-        &self,
-        t: &SecretString,
-        spec: &RemoteJobSpec,
-        name: &str,
-    ) -> RemoteResult<Option<RemoteView>> {
-        let project = &Self::body(spec)?.project_id;
-        let filter = format!("name=={name},projectId=={project}");
-        let req = self
-            .http
-            .get(self.url("/api/v1/workloads"))
-            .query(&[("filterBy", filter.as_str()), ("limit", "2")]);
-        let ans = send(req, t, false).await?;
-        let found = ans
-            .body
-            .get("workloads")
-            .and_then(Value::as_array)
-            .and_then(|w| {
-                w.iter()
-                    .find(|w| w.get("name").and_then(Value::as_str) == Some(name))
-                    .cloned()
-            });
-        found.map(|w| self.view(&w)).transpose()
+    fn get<'a>(&'a self, t: &'a Bearer, _spec: &'a Spec, id: &'a str) -> Call<'a, RemoteView> {
+        async move {
+            let req = self.0.get(&format!("/api/v1/workloads/trainings/{id}"));
+            self.view(&send(req, t, false).await?.body)
+        }
+        .boxed()
     }
 
-    /// Every workload of the job's project (pages of 500, at most 20 pages): the batched status call.
-    pub async fn list(
-        &self,
-        t: &SecretString,
-        spec: &RemoteJobSpec,
-    ) -> RemoteResult<Vec<RemoteView>> {
-        let filter = format!("projectId=={}", Self::body(spec)?.project_id);
-        let mut out = Vec::new();
-        let mut offset = 0u64;
-        for _ in 0..20 {
-            let req = self.http.get(self.url("/api/v1/workloads")).query(&[
-                ("filterBy", filter.as_str()),
-                ("limit", "500"),
-                ("offset", offset.to_string().as_str()),
-            ]);
+    fn lookup<'a>(
+        &'a self,
+        t: &'a Bearer,
+        spec: &'a Spec,
+        name: &'a str,
+    ) -> Call<'a, Option<RemoteView>> {
+        async move {
+            let project = &Self::body(spec)?.project_id;
+            let filter = format!("name=={name},projectId=={project}");
+            let req = self
+                .0
+                .get("/api/v1/workloads")
+                .query(&[("filterBy", filter.as_str()), ("limit", "2")]);
             let ans = send(req, t, false).await?;
-            for w in ans
+            let found = ans
                 .body
                 .get("workloads")
                 .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                out.push(self.view(w)?);
-            }
-            match ans.body.get("next").and_then(Value::as_u64) {
-                Some(next) if next > offset => offset = next,
-                _ => break,
-            }
+                .and_then(|w| {
+                    w.iter()
+                        .find(|w| w.get("name").and_then(Value::as_str) == Some(name))
+                        .cloned()
+                });
+            found.map(|w| self.view(&w)).transpose()
         }
-        Ok(out)
+        .boxed()
     }
 
-    pub async fn delete(&self, t: &SecretString, id: &str) -> RemoteResult<()> {
-        send(
-            self.http
-                .delete(self.url(&format!("/api/v1/workloads/trainings/{id}"))),
-            t,
-            false,
-        )
-        .await
-        .map(|_| ())
+    fn list_scope(&self, spec: &Spec) -> Option<String> {
+        spec.runai
+            .as_ref()
+            .map(|r| format!("project/{}", r.project_id))
     }
 
-    pub async fn action(&self, t: &SecretString, id: &str, action: &str) -> RemoteResult<()> {
-        send(
-            self.http
-                .post(self.url(&format!("/api/v1/workloads/trainings/{id}/{action}"))),
-            t,
-            false,
-        )
-        .await
-        .map(|_| ())
+    /// Every workload of the job's project (pages of 500, at most 20 pages).
+    fn list<'a>(&'a self, t: &'a Bearer, spec: &'a Spec) -> Call<'a, Vec<RemoteView>> {
+        async move {
+            let filter = format!("projectId=={}", Self::body(spec)?.project_id);
+            let mut out = Vec::new();
+            let mut offset = 0u64;
+            for _ in 0..20 {
+                let req = self.0.get("/api/v1/workloads").query(&[
+                    ("filterBy", filter.as_str()),
+                    ("limit", "500"),
+                    ("offset", offset.to_string().as_str()),
+                ]);
+                let ans = send(req, t, false).await?;
+                for w in ans
+                    .body
+                    .get("workloads")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    out.push(self.view(w)?);
+                }
+                match ans.body.get("next").and_then(Value::as_u64) {
+                    Some(next) if next > offset => offset = next,
+                    _ => break,
+                }
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
+    fn cancel<'a>(&'a self, t: &'a Bearer, _spec: &'a Spec, id: &'a str) -> Call<'a, ()> {
+        self.on_training(t, Method::DELETE, id, "").boxed()
+    }
+
+    fn suspend<'a>(&'a self, t: &'a Bearer, _spec: &'a Spec, id: &'a str) -> Call<'a, ()> {
+        self.on_training(t, Method::POST, id, "/suspend").boxed()
+    }
+
+    fn resume<'a>(&'a self, t: &'a Bearer, _spec: &'a Spec, id: &'a str) -> Call<'a, ()> {
+        self.on_training(t, Method::POST, id, "/resume").boxed()
     }
 }
 

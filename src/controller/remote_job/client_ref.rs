@@ -1,5 +1,5 @@
 //! The ApiClient a RemoteJob names, dereferenced: found (same namespace, or another one that grants
-//! the job's), on the job's platform, Ready, and turned into a [`Remote`] to call. Anything short of
+//! the job's), on the job's platform, Ready, and turned into a [`Session`] to call. Anything short of
 //! that is a [`ClientState::Unusable`] with the reason the job's Submitted condition will carry.
 
 use std::sync::Arc;
@@ -8,17 +8,17 @@ use kube::{Api, ResourceExt};
 
 use super::model::ClientState;
 use super::plan;
-use super::remote::Remote;
 use super::{Context, Error, reasons};
 use crate::crd::conditions::{self, types};
 use crate::crd::{ApiClient, RemoteJob};
+use crate::platform::Session;
 
 /// Resolves the ApiClient of `job` (in namespace `ns`).
 pub async fn resolve(
     ctx: &Context,
     job: &RemoteJob,
     ns: &str,
-) -> Result<(ClientState, Option<Arc<dyn Remote>>), Error> {
+) -> Result<(ClientState, Option<Arc<Session>>), Error> {
     let client_ns = job
         .spec
         .client_ref
@@ -55,7 +55,7 @@ pub async fn resolve(
             format!("ApiClient {client_ns}/{name} is not Ready"),
         );
     }
-    match ctx.remotes.remote_for(&client).await {
+    match ctx.remotes.session(&client).await {
         Ok(r) => Ok((ClientState::Ready, Some(r))),
         Err((reason, message)) => unusable(reason, message),
     }

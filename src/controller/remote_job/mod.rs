@@ -1,16 +1,15 @@
-//! RemoteJob controller: fetch (ApiClient, remote observation) → [`plan::plan`] → write status → one
-//! remote step. Every decision lives in `plan.rs`; this module only does IO.
+//! RemoteJob controller: fetch (the ApiClient as a platform [`Session`], the remote observation) →
+//! [`plan::plan`] → write status → the plan's one step. This module only does IO: what to do is
+//! decided in `plan.rs` (the step and the status) and `decide.rs` (what a step's answer means).
 
-pub mod batch;
 pub mod client_ref;
+pub mod decide;
 pub mod model;
 pub mod observe;
 pub mod plan;
 pub mod platform_remote;
-pub mod remote;
 pub mod runner;
 pub mod status_updates;
-pub mod throttle;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,30 +21,22 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
+use crate::crd::conditions::Stamp;
 pub(crate) use crate::crd::conditions::reasons;
-use crate::crd::conditions::{self, Stamp, types};
-use crate::crd::{ApiClient, RemoteJob, RemoteJobPhase, RemoteJobStatus};
+use crate::crd::{RemoteJob, RemoteJobPhase, RemoteJobStatus};
+use crate::platform::{RemoteError, Session};
+use decide::{AfterCreate, AfterSearch};
 use model::{Observed, Step};
 use plan::Input;
-use remote::{Remote, RemoteError};
-use status_updates::CreateOutcome;
 
 /// The finalizer that lets a Cancel-policy RemoteJob stop its remote job before it goes.
 pub const FINALIZER: &str = "jobrelay.io/remote-job";
 const FIELD_MANAGER: &str = "jobrelay";
 
-/// A platform handle, or why the ApiClient cannot be used (condition reason, message).
-pub type RemoteFor = Result<Arc<dyn Remote>, (&'static str, String)>;
-
-/// Builds the platform handle for an ApiClient (token, HTTP client, adapter).
-pub trait RemoteFactory: Send + Sync {
-    /// `Err((reason, message))` when the ApiClient cannot be used for jobs.
-    fn remote_for(&self, client: &ApiClient) -> futures::future::BoxFuture<'_, RemoteFor>;
-}
-
 pub struct Context {
     pub client: kube::Client,
-    pub remotes: Arc<dyn RemoteFactory>,
+    /// The platform session of an ApiClient.
+    pub remotes: Arc<platform_remote::Factory>,
     pub recorder: Recorder,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Per RemoteJob uid: no remote call before this instant (a platform's Retry-After, or our backoff).
@@ -112,7 +103,7 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
     let name_of = |attempt: i32| {
         remote
             .as_ref()
-            .map(|r| r.remote_name(&job, attempt))
+            .map(|_| remote_name(&job, attempt))
             .unwrap_or_default()
     };
     let mut observed = observed;
@@ -134,64 +125,43 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
         let Some(remote) = remote.as_ref() else {
             return finish_step(&api, &job, p.step, p.requeue).await;
         };
-        let result = match &p.step {
-            Step::Create => create(&ctx, &api, &job, remote.as_ref(), &p.status).await,
-            Step::ReconcileUnknownStart => {
-                let since = intent_time(&p.status);
-                match remote.find_unknown_start(&job, since).await {
-                    // Fold the answer in and plan again (once): found → adopt; absent → create.
-                    Ok(Some(view)) => {
-                        observed = Observed::Found {
-                            view,
-                            attempt: p.status.attempts,
-                        };
+        let on_id = p.status.remote_id.as_deref();
+        let result = match (&p.step, on_id) {
+            (Step::Create, _) => create(&ctx, &api, &job, remote, &p.status).await,
+            (Step::ReconcileUnknownStart, _) => {
+                let since = decide::intent_time(&p.status, Timestamp::now());
+                let answer = remote.find_start(&job.spec, since).await;
+                match decide::search_answer(answer, &observed, p.status.attempts) {
+                    AfterSearch::PlanAgain(o) => {
+                        observed = o;
                         continue;
                     }
-                    Ok(None) if observed != Observed::Absent => {
-                        observed = Observed::Absent;
-                        continue;
-                    }
-                    Ok(None) => Ok(()),
-                    Err(e) => Err(e),
+                    AfterSearch::Done(result) => result,
                 }
             }
-            Step::Cancel => call_on_id(&p.status, |id| remote.cancel(&job, id)).await,
-            Step::Suspend => call_on_id(&p.status, |id| remote.suspend(&job, id)).await,
-            Step::Resume => call_on_id(&p.status, |id| remote.resume(&job, id)).await,
-            Step::None | Step::DeleteObject | Step::RemoveFinalizer => {
+            (Step::Cancel, Some(id)) => decide::call_answer(remote.cancel(&job.spec, id).await),
+            (Step::Suspend, Some(id)) => decide::call_answer(remote.suspend(&job.spec, id).await),
+            (Step::Resume, Some(id)) => decide::call_answer(remote.resume(&job.spec, id).await),
+            (Step::Cancel | Step::Suspend | Step::Resume, None) => Ok(()),
+            (Step::None | Step::DeleteObject | Step::RemoveFinalizer, _) => {
                 return finish_step(&api, &job, p.step, p.requeue).await;
             }
         };
         return match result {
-            Ok(()) => Ok(Action::requeue(
-                p.requeue
-                    .unwrap_or(Duration::from_secs(5))
-                    .min(Duration::from_secs(2)),
-            )),
+            Ok(()) => Ok(Action::requeue(decide::requeue_after_step(p.requeue))),
             Err(e) => remote_trouble(&ctx, &api, &job, &p.status, &e).await,
         };
     }
 }
 
-/// The time the current submission intent was recorded (for matching a start whose answer was lost).
-fn intent_time(status: &RemoteJobStatus) -> Timestamp {
-    conditions::find(&status.conditions, types::SUBMITTED)
-        .map(|c| c.last_transition_time.0)
-        .or(status.start_time.as_ref().map(|t| t.0))
-        .unwrap_or_else(Timestamp::now)
-}
-
-async fn call_on_id<'a, F>(status: &'a RemoteJobStatus, call: F) -> Result<(), RemoteError>
-where
-    F: FnOnce(&'a str) -> futures::future::BoxFuture<'a, Result<(), RemoteError>>,
-{
-    match status.remote_id.as_deref() {
-        Some(id) => match call(id).await {
-            Err(RemoteError::NotFound) => Ok(()),
-            other => other,
-        },
-        None => Ok(()),
-    }
+/// The deterministic remote name of attempt `attempt` (1-based) of `job`.
+pub fn remote_name(job: &RemoteJob, attempt: i32) -> String {
+    crate::platform::remote_name(
+        &job.namespace().unwrap_or_default(),
+        &job.name_any(),
+        &job.uid().unwrap_or_default(),
+        attempt,
+    )
 }
 
 /// Sends the create for the intent already written to status, and records the answer.
@@ -199,26 +169,17 @@ async fn create(
     ctx: &Context,
     api: &Api<RemoteJob>,
     job: &RemoteJob,
-    remote: &dyn Remote,
+    remote: &Session,
     status: &RemoteJobStatus,
 ) -> Result<(), RemoteError> {
     let name = status.remote_name.clone().unwrap_or_default();
-    let outcome = match remote.create(job, &name).await {
-        Ok(view) => CreateOutcome::Accepted(view),
-        // Someone (an earlier try of ours) already created it: adopt.
-        Err(RemoteError::Conflict { .. }) => match remote.lookup(job, &name).await? {
-            Some(view) => CreateOutcome::Accepted(view),
-            None => {
-                return Err(RemoteError::OutcomeUnknown {
-                    message: "conflict, but no job by that name".into(),
-                });
-            }
-        },
-        Err(RemoteError::Permanent { message }) => CreateOutcome::Rejected(message),
-        Err(e) => return Err(e),
+    let outcome = match decide::create_answer(remote.create(&job.spec, &name).await) {
+        AfterCreate::Record(outcome) => outcome,
+        AfterCreate::LookUp => decide::conflict_lookup(remote.lookup(&job.spec, &name).await?)?,
+        AfterCreate::Fail(e) => return Err(e),
     };
     let now = Timestamp::now();
-    if let (CreateOutcome::Accepted(_), 1, Some(created)) = (
+    if let (status_updates::CreateOutcome::Accepted(_), 1, Some(created)) = (
         &outcome,
         status.attempts,
         job.metadata.creation_timestamp.as_ref(),

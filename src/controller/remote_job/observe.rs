@@ -1,8 +1,11 @@
 //! What to look at on the platform before planning, and looking at it.
 
+use kube::ResourceExt;
+
 use super::model::Observed;
-use super::remote::{Remote, RemoteError};
+use super::remote_name;
 use crate::crd::{RemoteJob, RemoteJobPhase, RemoteJobStatus};
+use crate::platform::{RemoteError, Session};
 
 /// Where to look for the remote side of a RemoteJob.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,14 +38,17 @@ pub fn target(status: &RemoteJobStatus, lookup_by_name: bool, max_attempts: i32)
 }
 
 pub async fn observe(
-    remote: &dyn Remote,
+    remote: &Session,
     job: &RemoteJob,
     status: &RemoteJobStatus,
 ) -> Result<Observed, RemoteError> {
     let max_attempts = job.spec.backoff_limit + 1;
     match target(status, remote.capabilities().lookup_by_name, max_attempts) {
         Target::Nothing => Ok(Observed::Nothing),
-        Target::Id(id) => match remote.get(job, &id).await {
+        Target::Id(id) => match remote
+            .get(&job.spec, &job.uid().unwrap_or_default(), &id)
+            .await
+        {
             Ok(view) => Ok(Observed::Found {
                 view,
                 attempt: status.attempts.max(1),
@@ -50,7 +56,7 @@ pub async fn observe(
             Err(RemoteError::NotFound) => Ok(Observed::Absent),
             Err(e) => Err(e),
         },
-        Target::Name(name) => match remote.lookup(job, &name).await? {
+        Target::Name(name) => match remote.lookup(&job.spec, &name).await? {
             Some(view) => Ok(Observed::Found {
                 view,
                 attempt: status.attempts.max(1),
@@ -60,8 +66,8 @@ pub async fn observe(
         Target::Attempts(n) => {
             // Latest first: the newest attempt is the one that matters.
             for attempt in (1..=n).rev() {
-                let name = remote.remote_name(job, attempt);
-                if let Some(view) = remote.lookup(job, &name).await? {
+                let name = remote_name(job, attempt);
+                if let Some(view) = remote.lookup(&job.spec, &name).await? {
                     return Ok(Observed::Found { view, attempt });
                 }
             }

@@ -12,9 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use kube::ResourceExt;
-
-use crate::crd::ApiClient;
 
 /// Limiters unused this long are dropped (their ApiClient was deleted or lost its limit).
 const IDLE: Duration = Duration::from_secs(600);
@@ -30,18 +27,22 @@ pub struct Throttles {
     slots: Mutex<HashMap<String, Slot>>,
 }
 
-/// Pure: the limit an ApiClient asks for (`None`: unlimited).
-pub fn rate_of(apic: &ApiClient) -> Option<NonZeroU32> {
-    apic.spec
-        .requests_per_second
+/// Pure: the limit `spec.requestsPerSecond` asks for (`None`: unlimited).
+pub fn rate_of(requests_per_second: Option<i32>) -> Option<NonZeroU32> {
+    requests_per_second
         .and_then(|r| u32::try_from(r).ok())
         .and_then(NonZeroU32::new)
 }
 
 impl Throttles {
-    /// The limiter of `apic`, the same one for every caller while its limit stays the same.
-    pub fn limiter(&self, apic: &ApiClient) -> Option<Arc<DefaultDirectRateLimiter>> {
-        let rate = rate_of(apic)?;
+    /// The limiter of the ApiClient `key` (its uid), the same one for every caller while its limit
+    /// (`requests_per_second`) stays the same.
+    pub fn limiter(
+        &self,
+        key: &str,
+        requests_per_second: Option<i32>,
+    ) -> Option<Arc<DefaultDirectRateLimiter>> {
+        let rate = rate_of(requests_per_second)?;
         let now = Instant::now();
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         slots.retain(|_, s| now.duration_since(s.used) < IDLE);
@@ -50,13 +51,11 @@ impl Throttles {
             let quota = Quota::per_second(rate).allow_burst(NonZeroU32::MIN);
             Arc::new(RateLimiter::direct(quota))
         };
-        let slot = slots
-            .entry(apic.uid().unwrap_or_default())
-            .or_insert_with(|| Slot {
-                rate: rate.get(),
-                limiter: fresh(),
-                used: now,
-            });
+        let slot = slots.entry(key.to_string()).or_insert_with(|| Slot {
+            rate: rate.get(),
+            limiter: fresh(),
+            used: now,
+        });
         if slot.rate != rate.get() {
             (slot.rate, slot.limiter) = (rate.get(), fresh());
         }
@@ -78,38 +77,23 @@ impl Throttles {
 mod tests {
     use super::*;
 
-    fn apic(uid: &str, rps: Option<i32>) -> ApiClient {
-        let mut a: ApiClient = serde_json::from_value(serde_json::json!({
-            "apiVersion": "jobrelay.io/v1alpha1", "kind": "ApiClient",
-            "metadata": {"name": "a", "namespace": "n", "uid": uid},
-            "spec": {"platform": "runai", "baseUrl": "https://x", "auth": {"oauth2": {"tokenUrl": "https://x/t"}},
-                     "credentialsSecretRef": {"name": "s"}}
-        }))
-        .unwrap();
-        a.spec.requests_per_second = rps;
-        a
-    }
-
     #[test]
     fn one_limiter_per_client_and_limit() {
         let t = Throttles::default();
-        assert!(
-            t.limiter(&apic("u1", None)).is_none(),
-            "no limit, no limiter"
-        );
-        let a = t.limiter(&apic("u1", Some(2))).unwrap();
-        let b = t.limiter(&apic("u1", Some(2))).unwrap();
+        assert!(t.limiter("u1", None).is_none(), "no limit, no limiter");
+        let a = t.limiter("u1", Some(2)).unwrap();
+        let b = t.limiter("u1", Some(2)).unwrap();
         assert!(Arc::ptr_eq(&a, &b), "callers share one limiter");
-        let c = t.limiter(&apic("u1", Some(5))).unwrap();
+        let c = t.limiter("u1", Some(5)).unwrap();
         assert!(!Arc::ptr_eq(&a, &c), "a new limit, a new limiter");
-        t.limiter(&apic("u2", Some(1))).unwrap();
+        t.limiter("u2", Some(1)).unwrap();
         assert_eq!(t.len(), 2);
     }
 
     #[test]
     fn requests_leave_one_at_a_time() {
         let t = Throttles::default();
-        let l = t.limiter(&apic("u", Some(10))).unwrap();
+        let l = t.limiter("u", Some(10)).unwrap();
         assert!(l.check().is_ok(), "the first goes at once");
         assert!(l.check().is_err(), "no burst: the second waits 1/n s");
     }
@@ -117,7 +101,7 @@ mod tests {
     #[tokio::test]
     async fn waiting_callers_are_spaced_out() {
         let t = Throttles::default();
-        let l = t.limiter(&apic("u", Some(20))).unwrap();
+        let l = t.limiter("u", Some(20)).unwrap();
         let start = Instant::now();
         for _ in 0..5 {
             l.until_ready().await;
