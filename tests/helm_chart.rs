@@ -292,9 +292,9 @@ fn default_render_is_a_cluster_wide_operator_with_kept_crds() {
     // The Lease: only this release's, by name (create cannot be restricted to a name).
     let lease = get(&objs, "Role", "jr-jobrelay-leader-election");
     assert!(
-        lease.yaml.contains(
-            "resourceNames: [jr-jobrelay-leader]\n    verbs: [get, update, patch, watch]"
-        ),
+        lease
+            .yaml
+            .contains("resourceNames: [jr-jobrelay-leader]\n    verbs: [get, update]"),
         "{}",
         lease.yaml
     );
@@ -707,6 +707,18 @@ fn helm_install_serves_only_its_namespaces() {
             ]
         ));
         assert!(can(&sa, &["create", "events.events.k8s.io", "-n", ns]));
+        // Nothing beyond what the code calls: merge patches, not updates.
+        assert!(!can(&sa, &["update", "remotejobs.jobrelay.io", "-n", ns]));
+        assert!(!can(
+            &sa,
+            &[
+                "update",
+                "remotejobs.jobrelay.io",
+                "--subresource=status",
+                "-n",
+                ns
+            ]
+        ));
         assert!(!can(&sa, &["delete", "secrets", "-n", ns]));
         assert!(!can(&sa, &["create", "secrets", "-n", ns]));
         // ApiClients are only read; their status is the only thing written.
@@ -728,6 +740,7 @@ fn helm_install_serves_only_its_namespaces() {
     let own = format!("leases.coordination.k8s.io/{full}-leader");
     assert!(can(&sa, &["get", &own, "-n", &home.name]));
     assert!(can(&sa, &["update", &own, "-n", &home.name]));
+    assert!(!can(&sa, &["patch", &own, "-n", &home.name]));
     assert!(can(
         &sa,
         &["create", "leases.coordination.k8s.io", "-n", &home.name]

@@ -83,18 +83,16 @@ deduplicated, in order. Empty: every namespace (cluster-wide mode).
 
 {{/* The operator's rules, in each served namespace (Role) or cluster-wide (ClusterRole). */}}
 {{- define "jobrelay.operatorRules" -}}
+# Exactly the calls src/ makes: watches, merge patches (status, finalizers) and the TTL delete.
 - apiGroups: [jobrelay.io]
   resources: [apiclients]
   verbs: [get, list, watch]
 - apiGroups: [jobrelay.io]
-  resources: [apiclients/status]
-  verbs: [get, patch, update]
+  resources: [apiclients/status, remotejobs/status]
+  verbs: [patch]
 - apiGroups: [jobrelay.io]
   resources: [remotejobs]
-  verbs: [get, list, watch, patch, update, delete]
-- apiGroups: [jobrelay.io]
-  resources: [remotejobs/status]
-  verbs: [get, patch, update]
+  verbs: [get, list, watch, patch, delete]
 # Setting finalizers on an object it does not own (OwnerReferencesPermissionEnforcement).
 - apiGroups: [jobrelay.io]
   resources: [remotejobs/finalizers]
