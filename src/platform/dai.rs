@@ -12,7 +12,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::http::{Endpoint, send};
-use super::{Bearer, Call, Capabilities, Platform, RemoteError, RemoteResult, RemoteView, Spec};
+use super::{Bearer, Call, Platform, RemoteError, RemoteResult, RemoteView, Search, Spec};
 use crate::crd::{DaiJob, RemoteJobPhase as Phase};
 
 /// The execution service (`PlatformApi::DaiExecutions`); the legacy run API is [`super::dai_legacy`].
@@ -76,12 +76,6 @@ pub fn job(spec: &Spec) -> RemoteResult<&DaiJob> {
     super::body(spec.dai.as_ref(), "dai")
 }
 
-/// DAI has no names: it can neither be looked up nor suspended.
-pub const CAPABILITIES: Capabilities = Capabilities {
-    lookup_by_name: false,
-    suspend_resume: false,
-};
-
 impl Dai {
     fn view(&self, v: &Value) -> RemoteResult<RemoteView> {
         let id = v.get("id").or_else(|| v.get("execution_id"));
@@ -108,10 +102,6 @@ impl Dai {
 }
 
 impl Platform for Dai {
-    fn capabilities(&self) -> Capabilities {
-        CAPABILITIES
-    }
-
     fn create<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, _name: &'a str) -> Call<'a, RemoteView> {
         async move {
             let req = self.0.post(EXECUTIONS).json(&start_body(job(spec)?));
@@ -128,12 +118,7 @@ impl Platform for Dai {
         .boxed()
     }
 
-    fn find_start<'a>(
-        &'a self,
-        t: &'a Bearer,
-        spec: &'a Spec,
-        since: Timestamp,
-    ) -> Call<'a, Option<RemoteView>> {
+    fn find_start<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, since: Timestamp) -> Search<'a> {
         async move {
             let job = job(spec)?;
             let mut req = self
@@ -144,13 +129,6 @@ impl Platform for Dai {
                 req = req.query(&[("model_id", m)]);
             }
             let ans = send(req, t, false).await?;
-            let items = ans
-                .body
-                .get("items")
-                .or(Some(&ans.body))
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
             let wanted = start_body(job);
             let matches = |v: &Value| {
                 ["model_id", "test_case_id", "script", "rerun_id"]
@@ -161,17 +139,13 @@ impl Platform for Dai {
                             .is_none_or(|w| v.get(*k).is_none_or(|x| x == w))
                     })
             };
-            items
-                .iter()
-                .filter(|v| matches(v))
-                .min_by_key(|v| {
-                    v.get("created_at")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string()
-                })
-                .map(|v| self.view(v))
-                .transpose()
+            let found = super::earliest(
+                super::items(&ans.body, "items")
+                    .iter()
+                    .filter(|v| matches(v)),
+                "created_at",
+            );
+            found.map(|v| self.view(v)).transpose()
         }
         .boxed()
     }

@@ -8,7 +8,7 @@ use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 
 use super::http::{Endpoint, send};
-use super::{Bearer, Call, Capabilities, Platform, RemoteError, RemoteResult, RemoteView, Spec};
+use super::{Bearer, Call, Platform, RemoteError, RemoteResult, RemoteView, Search, Spec};
 use crate::crd::{DaiJob, RemoteJobPhase as Phase};
 
 #[derive(Clone, Debug)]
@@ -81,10 +81,6 @@ impl DaiLegacy {
 }
 
 impl Platform for DaiLegacy {
-    fn capabilities(&self) -> Capabilities {
-        super::dai::CAPABILITIES
-    }
-
     fn create<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, _name: &'a str) -> Call<'a, RemoteView> {
         async move {
             let req = self.0.post("/api/run").form(&form(super::dai::job(spec)?)?);
@@ -97,12 +93,7 @@ impl Platform for DaiLegacy {
         async move { self.view(&self.progress(t, id).await?) }.boxed()
     }
 
-    fn find_start<'a>(
-        &'a self,
-        t: &'a Bearer,
-        spec: &'a Spec,
-        since: Timestamp,
-    ) -> Call<'a, Option<RemoteView>> {
+    fn find_start<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, since: Timestamp) -> Search<'a> {
         async move {
             let model = form(super::dai::job(spec)?)?.remove(0).1;
             let req = self
@@ -110,22 +101,15 @@ impl Platform for DaiLegacy {
                 .post("/api/run/progress")
                 .form(&[("modelName", model.as_str()), ("limit", "20")]);
             let ans = send(req, t, false).await?;
-            let runs = ans.body.as_array().cloned().unwrap_or_default();
-            runs.iter()
-                .filter(|r| {
-                    r.get("starttime")
-                        .and_then(Value::as_str)
-                        .and_then(|s| s.parse::<Timestamp>().ok())
-                        .is_some_and(|s| s >= since)
-                })
-                .min_by_key(|r| {
-                    r.get("starttime")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string()
-                })
-                .map(|r| self.view(r))
-                .transpose()
+            let runs = ans.body.as_array().map(Vec::as_slice).unwrap_or_default();
+            let since_then = |r: &&Value| {
+                r.get("starttime")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse::<Timestamp>().ok())
+                    .is_some_and(|s| s >= since)
+            };
+            let found = super::earliest(runs.iter().filter(since_then), "starttime");
+            found.map(|r| self.view(r)).transpose()
         }
         .boxed()
     }

@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::http::{Endpoint, send};
-use super::{Bearer, Call, Capabilities, Platform, RemoteError, RemoteResult, RemoteView, Spec};
+use super::{Bearer, Call, Platform, RemoteError, RemoteResult, RemoteView, Spec};
 use crate::crd::{GenericJob, GenericStates, HttpMethod, RemoteJobPhase as Phase};
 use crate::transport::sanitize;
 
@@ -81,14 +81,6 @@ impl Generic {
 }
 
 impl Platform for Generic {
-    /// Such APIs have no lookup by our name.
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            lookup_by_name: false,
-            suspend_resume: false,
-        }
-    }
-
     fn create<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, name: &'a str) -> Call<'a, RemoteView> {
         async move {
             let job = Self::job(spec)?;

@@ -52,6 +52,22 @@ pub struct Capabilities {
     pub suspend_resume: bool,
 }
 
+impl Capabilities {
+    /// No names, no suspend in place (DAI, generic REST APIs): the [`Platform`] default.
+    pub const UNNAMED: Capabilities = Capabilities {
+        lookup_by_name: false,
+        suspend_resume: false,
+    };
+    pub const NAMED: Capabilities = Capabilities {
+        lookup_by_name: true,
+        suspend_resume: false,
+    };
+    pub const NAMED_SUSPENDABLE: Capabilities = Capabilities {
+        lookup_by_name: true,
+        suspend_resume: true,
+    };
+}
+
 /// A normalized remote observation.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RemoteView {
@@ -122,6 +138,8 @@ pub type RemoteResult<T> = Result<T, RemoteError>;
 
 /// A platform call in flight.
 pub type Call<'a, T> = BoxFuture<'a, RemoteResult<T>>;
+/// A search for one job that may find none.
+pub type Search<'a> = Call<'a, Option<RemoteView>>;
 /// The bearer token a call carries.
 pub type Bearer = SecretString;
 /// The RemoteJob spec, of which a platform reads its own body (`spec.runai`, …).
@@ -130,7 +148,9 @@ pub type Spec = RemoteJobSpec;
 /// One platform API. A platform answers [`RemoteError::Permanent`] when its body is missing from the
 /// [`Spec`].
 pub trait Platform: Send + Sync {
-    fn capabilities(&self) -> Capabilities;
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::UNNAMED
+    }
 
     /// The same platform acting for `user`, when the platform's ids name the token's user (OpenPAI's
     /// `user~name`); `None`: the user does not matter.
@@ -144,12 +164,7 @@ pub trait Platform: Send + Sync {
     fn get<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, id: &'a str) -> Call<'a, RemoteView>;
 
     /// By our name; `None` when absent (or when the platform has no names).
-    fn lookup<'a>(
-        &'a self,
-        _t: &'a Bearer,
-        _spec: &'a Spec,
-        _name: &'a str,
-    ) -> Call<'a, Option<RemoteView>> {
+    fn lookup<'a>(&'a self, _t: &'a Bearer, _spec: &'a Spec, _name: &'a str) -> Search<'a> {
         ready(Ok(None)).boxed()
     }
 
@@ -165,12 +180,7 @@ pub trait Platform: Send + Sync {
     }
 
     /// Platforms without names: a start made at or after `since` matching the job, whose answer was lost.
-    fn find_start<'a>(
-        &'a self,
-        _t: &'a Bearer,
-        _spec: &'a Spec,
-        _since: Timestamp,
-    ) -> Call<'a, Option<RemoteView>> {
+    fn find_start<'a>(&'a self, _t: &'a Bearer, _spec: &'a Spec, _since: Timestamp) -> Search<'a> {
         ready(Ok(None)).boxed()
     }
 
@@ -199,6 +209,24 @@ pub fn open(api: Option<PlatformApi>, at: Endpoint) -> Arc<dyn Platform> {
         Some(PlatformApi::DaiLegacyRun) => Arc::new(dai_legacy::DaiLegacy(at)),
         None => Arc::new(generic::Generic(at)),
     }
+}
+
+/// Pure: the array at `key` of an answer, or the answer itself when it is the array.
+pub fn items<'v>(answer: &'v serde_json::Value, key: &str) -> &'v [serde_json::Value] {
+    answer
+        .get(key)
+        .unwrap_or(answer)
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+/// Pure: the earliest of `items` by the time text at `key` (RFC 3339 sorts as text).
+pub fn earliest<'v>(
+    items: impl Iterator<Item = &'v serde_json::Value>,
+    key: &str,
+) -> Option<&'v serde_json::Value> {
+    items.min_by_key(|v| v.get(key).and_then(serde_json::Value::as_str).unwrap_or(""))
 }
 
 /// The body a platform needs, or the Permanent error naming the missing spec field.

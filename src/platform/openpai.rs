@@ -8,7 +8,9 @@ use futures::FutureExt;
 use serde_json::{Value, json};
 
 use super::http::{Endpoint, send};
-use super::{Bearer, Call, Capabilities, Platform, RemoteError, RemoteResult, RemoteView, Spec};
+use super::{
+    Bearer, Call, Capabilities, Platform, RemoteError, RemoteResult, RemoteView, Search, Spec,
+};
 use crate::crd::{OpenpaiJob, RemoteJobPhase as Phase};
 
 #[derive(Clone, Debug)]
@@ -144,10 +146,7 @@ impl Openpai {
 
 impl Platform for Openpai {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            lookup_by_name: true,
-            suspend_resume: false,
-        }
+        Capabilities::NAMED
     }
 
     fn for_user(&self, user: &str) -> Option<Arc<dyn Platform>> {
@@ -190,12 +189,7 @@ impl Platform for Openpai {
         .boxed()
     }
 
-    fn lookup<'a>(
-        &'a self,
-        t: &'a Bearer,
-        spec: &'a Spec,
-        name: &'a str,
-    ) -> Call<'a, Option<RemoteView>> {
+    fn lookup<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, name: &'a str) -> Search<'a> {
         async move {
             let id = format!("{}~{name}", self.user()?);
             match self.get(t, spec, &id).await {
@@ -218,14 +212,7 @@ impl Platform for Openpai {
             let user = self.user()?;
             let req = self.at.get("/api/v2/jobs").query(&[("username", user)]);
             let ans = send(req, t, false).await?;
-            let items = ans
-                .body
-                .get("data")
-                .or(Some(&ans.body))
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            Ok(items
+            Ok(super::items(&ans.body, "data")
                 .iter()
                 .filter_map(|j| {
                     let name = j.get("name").and_then(Value::as_str)?;

@@ -6,7 +6,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::http::{Endpoint, send};
-use super::{Bearer, Call, Capabilities, Platform, RemoteError, RemoteResult, RemoteView, Spec};
+use super::{
+    Bearer, Call, Capabilities, Platform, RemoteError, RemoteResult, RemoteView, Search, Spec,
+};
 use crate::crd::{RemoteJobPhase as Phase, RunaiJob};
 use crate::transport::sanitize;
 
@@ -119,10 +121,7 @@ impl Runai {
 
 impl Platform for Runai {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            lookup_by_name: true,
-            suspend_resume: true,
-        }
+        Capabilities::NAMED_SUSPENDABLE
     }
 
     fn create<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, name: &'a str) -> Call<'a, RemoteView> {
@@ -142,12 +141,7 @@ impl Platform for Runai {
         .boxed()
     }
 
-    fn lookup<'a>(
-        &'a self,
-        t: &'a Bearer,
-        spec: &'a Spec,
-        name: &'a str,
-    ) -> Call<'a, Option<RemoteView>> {
+    fn lookup<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, name: &'a str) -> Search<'a> {
         async move {
             let project = &Self::body(spec)?.project_id;
             let filter = format!("name=={name},projectId=={project}");

@@ -96,10 +96,7 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
     let caps = remote
         .as_ref()
         .map(|r| r.capabilities())
-        .unwrap_or(crate::platform::Capabilities {
-            lookup_by_name: true,
-            suspend_resume: false,
-        });
+        .unwrap_or(crate::platform::Capabilities::NAMED);
     let name_of = |attempt: i32| {
         remote
             .as_ref()
