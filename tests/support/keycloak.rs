@@ -84,8 +84,7 @@ impl Keycloak {
         }
     }
 
-    /// Starts one in a fresh directory; a watchdog stops it when this process exits, however it exits
-    /// (it holds the read end of a pipe only this process writes to, as the control plane's does).
+    /// Starts one in a fresh directory, stopped when this process exits ([`super::down_at_exit`]).
     fn start_own() -> Self {
         use std::sync::atomic::{AtomicU32, Ordering};
         static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -97,17 +96,7 @@ impl Keycloak {
         let started = std::time::Instant::now();
         script("start", &dir);
         eprintln!("keycloak started in {:?}", started.elapsed());
-        let down = repo_root().join("hack/testenv/down");
-        let watchdog = format!("cat >/dev/null; '{}' '{}'", down.display(), dir.display());
-        let mut child = Command::new("setsid")
-            .args(["sh", "-c", &watchdog])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn keycloak watchdog");
-        std::mem::forget(child.stdin.take());
-        std::mem::forget(child);
+        super::down_at_exit(&dir);
         Self::from_env_file(&dir.join("keycloak.env"), Some(dir))
     }
 

@@ -95,10 +95,7 @@ pub fn control_plane() -> &'static ControlPlane {
     })
 }
 
-/// Starts a control plane for this test binary alone and arranges for it to be stopped when this process
-/// exits, however it exits: a watchdog reads a pipe whose write end only this process holds, and runs
-/// `down` at end-of-file. (Polling our pid would not do: in a container whose init does not reap, a dead
-/// test process stays a zombie that still answers `kill -0`.)
+/// Starts a control plane for this test binary alone, stopped when this process exits ([`down_at_exit`]).
 fn start_own_control_plane() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("jobrelay-test-{}", std::process::id()));
     let up = repo_root().join("hack/testenv/up");
@@ -109,6 +106,15 @@ fn start_own_control_plane() -> PathBuf {
         .output()
         .expect("run hack/testenv/up");
     assert!(out.status.success(), "hack/testenv/up failed");
+    down_at_exit(&dir);
+    dir.join("kubeconfig")
+}
+
+/// Runs `hack/testenv/down <dir>` when this process exits, however it exits: a watchdog reads a pipe
+/// whose write end only this process holds, and runs `down` at end-of-file. (Polling our pid would not
+/// do: in a container whose init does not reap, a dead test process stays a zombie that still answers
+/// `kill -0`.)
+pub fn down_at_exit(dir: &Path) {
     let down = repo_root().join("hack/testenv/down");
     let watchdog = format!("cat >/dev/null; '{}' '{}'", down.display(), dir.display());
     let mut child = Command::new("setsid")
@@ -117,11 +123,10 @@ fn start_own_control_plane() -> PathBuf {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("spawn testenv watchdog");
+        .expect("spawn the hack/testenv/down watchdog");
     // Keep the write end open for the life of this process.
     std::mem::forget(child.stdin.take());
     std::mem::forget(child);
-    dir.join("kubeconfig")
 }
 
 fn install_crds(cp: &ControlPlane) {
