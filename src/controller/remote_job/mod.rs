@@ -100,7 +100,7 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
     let name_of = |attempt: i32| {
         remote
             .as_ref()
-            .map(|_| remote_name(&job, attempt))
+            .map(|_| observe::remote_name(&job, attempt))
             .unwrap_or_default()
     };
     let mut observed = observed;
@@ -149,16 +149,6 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
             Err(e) => remote_trouble(&ctx, &api, &job, &p.status, &e).await,
         };
     }
-}
-
-/// The deterministic remote name of attempt `attempt` (1-based) of `job`.
-pub fn remote_name(job: &RemoteJob, attempt: i32) -> String {
-    crate::platform::remote_name(
-        &job.namespace().unwrap_or_default(),
-        &job.name_any(),
-        &job.uid().unwrap_or_default(),
-        attempt,
-    )
 }
 
 /// Sends the create for the intent already written to status, and records the answer.

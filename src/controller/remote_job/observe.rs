@@ -3,9 +3,18 @@
 use kube::ResourceExt;
 
 use super::model::Observed;
-use super::remote_name;
 use crate::crd::{RemoteJob, RemoteJobPhase, RemoteJobStatus};
 use crate::platform::{RemoteError, Session};
+
+/// The deterministic remote name of attempt `attempt` (1-based) of `job`.
+pub fn remote_name(job: &RemoteJob, attempt: i32) -> String {
+    crate::platform::remote_name(
+        &job.namespace().unwrap_or_default(),
+        &job.name_any(),
+        &job.uid().unwrap_or_default(),
+        attempt,
+    )
+}
 
 /// Where to look for the remote side of a RemoteJob.
 #[derive(Clone, Debug, PartialEq, Eq)]

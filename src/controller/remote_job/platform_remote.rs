@@ -8,9 +8,9 @@ use futures::future::BoxFuture;
 use kube::ResourceExt;
 use secrecy::SecretString;
 
-use super::reasons;
 use crate::auth::service::TokenService;
 use crate::auth::{AuthError, Token};
+use crate::crd::conditions::reasons;
 use crate::crd::{ApiClient, Platform, PlatformApi};
 use crate::metrics::Metrics;
 use crate::platform::batch::Batches;
