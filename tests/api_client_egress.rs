@@ -1,5 +1,6 @@
 //! ApiClients cannot point the operator at link-local or cloud metadata addresses (where a node's
-//! credentials live) unless whoever runs the operator allows it with `--allow-link-local`.
+//! credentials live) unless whoever runs the operator allows it with `--allow-link-local` (the rest of
+//! the egress policy: tests/security.rs).
 
 mod support;
 
@@ -22,7 +23,8 @@ const LINK_LOCAL_BASE: &str = "apiVersion: jobrelay.io/v1alpha1\nkind: ApiClient
 #[tokio::test(flavor = "multi_thread")]
 async fn metadata_addresses_are_refused_unless_the_operator_allows_them() {
     let ns = TestNamespace::new("apic-egress");
-    let op = Operator::start(&ns.name).await;
+    // The ApiClients use plain http: permitted, so that the egress policy is what refuses them.
+    let op = Operator::start_bare(&ns.name, &["--permit-insecure"]).await;
     apply(
         &ns.name,
         &secret("ids", &[("client_id", "x"), ("client_secret", "y")]),
@@ -39,13 +41,15 @@ async fn metadata_addresses_are_refused_unless_the_operator_allows_them() {
             &clients,
             name,
             "False",
-            "InvalidSpec",
+            "EgressDenied",
             Duration::from_secs(30),
         )
         .await;
         let msg = &c.status.unwrap().conditions[0].message;
         assert!(
-            msg.contains(field) && msg.contains("--allow-link-local"),
+            msg.contains(field)
+                && msg.contains("(link-local)")
+                && msg.contains("denied by the operator's egress policy"),
             "{name}: {msg}"
         );
     }
@@ -55,7 +59,8 @@ async fn metadata_addresses_are_refused_unless_the_operator_allows_them() {
     // the machine (no metadata service: cannot connect; a sandbox's egress filter: HTTP 403), but it
     // is no longer the operator's refusal.
     let allowing = TestNamespace::new("apic-egress-allowed");
-    let _op = Operator::start_with(&allowing.name, &["--allow-link-local"]).await;
+    let _op =
+        Operator::start_bare(&allowing.name, &["--permit-insecure", "--allow-link-local"]).await;
     apply(
         &allowing.name,
         &secret("ids", &[("client_id", "x"), ("client_secret", "y")]),
@@ -73,9 +78,9 @@ async fn metadata_addresses_are_refused_unless_the_operator_allows_them() {
         (ready.status == "False").then_some(ready)
     })
     .await;
-    assert_ne!(tried.reason, "InvalidSpec", "{}", tried.message);
+    assert_ne!(tried.reason, "EgressDenied", "{}", tried.message);
     assert!(
-        !tried.message.contains("allow-link-local"),
+        !tried.message.contains("egress policy"),
         "{}",
         tried.message
     );

@@ -20,6 +20,17 @@ pub struct Credentials {
     pub token_url: Option<String>,
 }
 
+impl Credentials {
+    /// The secret values (not the ids or user names), for the sanitizer to remove from messages.
+    pub fn secret_values(&self) -> Vec<SecretString> {
+        [&self.client_secret, &self.password, &self.token]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+}
+
 /// Pure: the credentials `spec` asks for, from the Secret's data.
 pub fn read(spec: &ApiClientSpec, secret: &Secret) -> Result<Credentials, AuthError> {
     let r = &spec.credentials_secret_ref;

@@ -1,24 +1,16 @@
 //! The outbound HTTP client of one ApiClient: TLS verified (plus an optional CA bundle), no redirects,
-//! timeouts, plain http refused unless the ApiClient allows it, and no link-local or metadata
-//! addresses ([`crate::transport::egress`]).
+//! timeouts, plain http refused unless the ApiClient allows it (and the operator permits that), and
+//! only addresses the operator's egress policy allows ([`crate::transport::egress`]).
 
 use super::{AuthError, egress};
 use crate::crd::ApiClientSpec;
 
 /// Builds the client. `ca_pem`: the CA bundle read from `spec.tls.caBundleRef`, if any.
 pub fn build(spec: &ApiClientSpec, ca_pem: Option<&[u8]>) -> Result<reqwest::Client, AuthError> {
-    egress::check_url("spec.baseUrl", &spec.base_url)?;
-    if let Some(o) = &spec.auth.oauth2 {
-        let urls = [
-            ("spec.auth.oauth2.tokenUrl", &o.token_url),
-            ("spec.auth.oauth2.issuerUrl", &o.issuer_url),
-            ("spec.auth.oauth2.loginUrl", &o.login_url),
-        ];
-        for (what, url) in urls {
-            if let Some(url) = url {
-                egress::check_url(what, url)?;
-            }
-        }
+    // No client (and so no request) for insecure options the operator does not permit.
+    egress::check_insecure(spec, crate::transport::insecure_permitted())?;
+    for (what, url) in egress::spec_urls(spec) {
+        egress::check_url(what, url)?;
     }
     let mut b = crate::transport::client_builder()
         // Bearer tokens never travel over plain http unless the ApiClient says so.

@@ -46,6 +46,12 @@ pub enum AuthError {
     Discovery(String),
     #[error("invalid ApiClient: {0}")]
     InvalidSpec(String),
+    /// The operator's egress policy refuses where the ApiClient points (the message names the rule).
+    #[error("{0}")]
+    EgressDenied(String),
+    /// An insecure option the operator was not started to permit.
+    #[error("{0}")]
+    InsecureNotPermitted(String),
 }
 
 impl AuthError {
@@ -60,6 +66,8 @@ impl AuthError {
             AuthError::InvalidResponse(_) => reasons::INVALID_TOKEN_RESPONSE,
             AuthError::Discovery(_) => reasons::DISCOVERY_FAILED,
             AuthError::InvalidSpec(_) => reasons::INVALID_SPEC,
+            AuthError::EgressDenied(_) => reasons::EGRESS_DENIED,
+            AuthError::InsecureNotPermitted(_) => reasons::INSECURE_NOT_PERMITTED,
         }
     }
 
@@ -80,6 +88,28 @@ pub fn jwt_claims(token: &str) -> Option<serde_json::Value> {
         .decode(payload.trim_end_matches('='))
         .ok()?;
     serde_json::from_slice(&bytes).ok()
+}
+
+/// The reason and message a RemoteJob carries when its ApiClient is refused by the operator's own
+/// policy (egress or insecure options): the ApiClient's, so the job says why, not just "not Ready".
+pub fn policy_refusal(client: &crate::crd::ApiClient) -> Option<(&'static str, String)> {
+    let ready = crate::crd::conditions::find(
+        &client.status.as_ref()?.conditions,
+        crate::crd::conditions::types::READY,
+    )?;
+    let reason = [reasons::EGRESS_DENIED, reasons::INSECURE_NOT_PERMITTED]
+        .into_iter()
+        .find(|r| *r == ready.reason)?;
+    (ready.status == crate::crd::conditions::FALSE).then(|| {
+        (
+            reason,
+            format!(
+                "ApiClient {}: {}",
+                kube::ResourceExt::name_any(client),
+                ready.message
+            ),
+        )
+    })
 }
 
 pub fn jwt_expiry(token: &str) -> Option<Timestamp> {

@@ -9,7 +9,7 @@ use kube::{Api, ResourceExt};
 use secrecy::SecretString;
 
 use super::cache::TokenCache;
-use super::{AuthError, Token, credentials, http_client, sources};
+use super::{AuthError, Token, credentials, egress, http_client, sources};
 use crate::crd::{ApiClient, CaBundleKind};
 use crate::metrics::{Metrics, TokenRequestLabels};
 
@@ -45,6 +45,7 @@ impl TokenService {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|uid, _| alive(uid));
+        crate::transport::forget_secrets(&alive);
     }
 
     fn ns(apic: &ApiClient) -> String {
@@ -156,7 +157,13 @@ impl TokenService {
     }
 
     /// Obtains (or reuses) a token with the Secret as it is now. Used by the ApiClient controller.
+    /// First the operator's policy: insecure options need its consent, and every URL of the spec
+    /// must resolve to an address the egress policy allows — refused before anything is sent.
     pub async fn refresh(&self, apic: &ApiClient) -> Result<Refreshed, AuthError> {
+        egress::check_insecure(&apic.spec, crate::transport::insecure_permitted())?;
+        for (what, url) in egress::spec_urls(&apic.spec) {
+            egress::check_url_resolved(what, url).await?;
+        }
         let secret = self.secret(apic).await?;
         let secret_version = secret.resource_version().unwrap_or_default();
         let (id, version) = Self::key(apic, &secret_version);
@@ -201,10 +208,16 @@ impl TokenService {
     }
 
     async fn fetch(&self, apic: &ApiClient, secret: Secret) -> Result<Token, AuthError> {
+        let uid = apic.uid().unwrap_or_default();
         let result = async {
             let creds = credentials::read(&apic.spec, &secret)?;
+            // Known before any request carries them: whatever a remote answer echoes of them is
+            // removed from every message (transport::sanitize).
+            crate::transport::remember_secrets(&uid, creds.secret_values());
             let http = self.http(apic).await?;
-            sources::fetch(&http, &apic.spec, &creds).await
+            let token = sources::fetch(&http, &apic.spec, &creds).await?;
+            crate::transport::remember_bearer(&uid, &token.bearer);
+            Ok::<Token, AuthError>(token)
         }
         .await;
         let label = TokenRequestLabels {

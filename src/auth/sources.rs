@@ -186,11 +186,8 @@ fn transport(e: &reqwest::Error) -> String {
         chain.push('\n');
         cause = c.source();
     }
-    if egress::refused(e) {
-        return format!(
-            "cannot connect: {} (allowed only with --allow-link-local)",
-            egress::REFUSED
-        );
+    if let Some(denial) = egress::denial(e) {
+        return denial;
     }
     if chain.contains("certificate") || chain.contains("tls") || chain.contains("handshake") {
         return "TLS handshake failed (certificate not trusted?)".into();
@@ -210,7 +207,9 @@ fn transport(e: &reqwest::Error) -> String {
 async fn post(req: reqwest::RequestBuilder) -> Result<Value, AuthError> {
     let resp = req.send().await.map_err(|e| {
         let m = transport(&e);
-        if m.starts_with("TLS") {
+        if egress::refused(&e) {
+            AuthError::EgressDenied(m)
+        } else if m.starts_with("TLS") {
             AuthError::Tls(m)
         } else {
             AuthError::Unreachable(m)

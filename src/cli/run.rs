@@ -14,6 +14,15 @@ use crate::leader;
 use crate::metrics::Metrics;
 use crate::server;
 use crate::telemetry::{self, LogFormat};
+use crate::transport::egress;
+
+fn list(rules: &[egress::Rule]) -> String {
+    rules
+        .iter()
+        .map(|r| r.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -52,9 +61,137 @@ pub struct Args {
     pub retry_period_seconds: u64,
     /// Let ApiClients reach link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10,
     /// fd00:ec2::254, 100.100.100.200, 168.63.129.16), refused by default so that an ApiClient cannot be used to
-    /// reach the node's metadata service.
+    /// reach the node's metadata service. Same as --egress-allow for each of them.
     #[arg(long, env = "JOBRELAY_ALLOW_LINK_LOCAL", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub allow_link_local: bool,
+    /// Egress policy: an address range ApiClients may reach although a default denies it (loopback,
+    /// link-local, the Service range, …). Opens a default deny it is at least as specific as: to open
+    /// an apiserver address, allow exactly that address. Repeatable, or comma-separated.
+    #[arg(
+        long = "egress-allow",
+        env = "JOBRELAY_EGRESS_ALLOW",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    pub egress_allow: Vec<egress::Cidr>,
+    /// Egress policy: an address range ApiClients may never reach (wins over every allow entry), e.g.
+    /// 10.0.0.0/8 to keep private ranges off limits. Repeatable, or comma-separated.
+    #[arg(
+        long = "egress-deny",
+        env = "JOBRELAY_EGRESS_DENY",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    pub egress_deny: Vec<egress::Cidr>,
+    /// The cluster's Service range(s) (the apiserver's --service-cluster-ip-range), denied unless
+    /// allowed; it cannot be read from the API. Without it only the `kubernetes` Service's address
+    /// (and the apiserver's own addresses) are denied of the cluster's.
+    #[arg(
+        long = "service-cidr",
+        env = "JOBRELAY_SERVICE_CIDR",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    pub service_cidrs: Vec<egress::Cidr>,
+    /// Permit ApiClients to use `allowInsecureHttp` (credentials and bearers over plain http) and
+    /// `tls.insecureSkipVerify` (an unverified server). Without it such an ApiClient is refused
+    /// (Ready False, InsecureNotPermitted) and nothing is sent.
+    #[arg(long, env = "JOBRELAY_PERMIT_INSECURE", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub permit_insecure: bool,
+}
+
+/// Pure: the operator's egress policy from its flags and the cluster's own addresses.
+pub fn egress_policy(args: &Args, cluster: Vec<egress::Rule>) -> egress::Policy {
+    let rules = |list: &[egress::Cidr], why: &str| -> Vec<egress::Rule> {
+        list.iter().map(|c| egress::Rule::new(*c, why)).collect()
+    };
+    let mut allow = rules(&args.egress_allow, "--egress-allow");
+    if args.allow_link_local {
+        allow.extend(egress::Policy::link_local_allows());
+    }
+    let mut default_deny = egress::Policy::builtin_denies();
+    default_deny.extend(rules(&args.service_cidrs, "service CIDR"));
+    default_deny.extend(cluster);
+    egress::Policy {
+        deny: rules(&args.egress_deny, "--egress-deny"),
+        allow,
+        default_deny,
+    }
+}
+
+/// The cluster's own addresses, denied unless allowed: the apiserver's address as this process
+/// reaches it (the kubeconfig's or in-cluster URL; a name is resolved), KUBERNETES_SERVICE_HOST,
+/// and the `kubernetes` Service's ClusterIPs in `default` (and the addresses behind it, when the
+/// operator may read its EndpointSlices). What cannot be read is logged and skipped.
+async fn cluster_addresses(config: &kube::Config, client: &kube::Client) -> Vec<egress::Rule> {
+    use k8s_openapi::api::core::v1::Service;
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    use std::net::IpAddr;
+    let mut found: Vec<(IpAddr, &str)> = Vec::new();
+    if let Some(host) = config.cluster_url.host() {
+        let host = host.trim_matches(['[', ']']);
+        match host.parse::<IpAddr>() {
+            Ok(ip) => found.push((ip, "apiserver")),
+            Err(_) => match tokio::net::lookup_host((host, 0)).await {
+                Ok(addrs) => found.extend(addrs.map(|a| (a.ip(), "apiserver"))),
+                Err(e) => {
+                    tracing::warn!(%host, error = %e, "cannot resolve the apiserver's name for the egress policy")
+                }
+            },
+        }
+    }
+    if let Some(ip) = std::env::var("KUBERNETES_SERVICE_HOST")
+        .ok()
+        .and_then(|h| h.parse::<IpAddr>().ok())
+    {
+        found.push((ip, "kubernetes Service"));
+    }
+    let services: kube::Api<Service> = kube::Api::namespaced(client.clone(), "default");
+    match services.get_opt("kubernetes").await {
+        Ok(Some(s)) => {
+            let spec = s.spec.unwrap_or_default();
+            let ips = spec
+                .cluster_ips
+                .unwrap_or_default()
+                .into_iter()
+                .chain(spec.cluster_ip);
+            found.extend(
+                ips.filter_map(|i| i.parse::<IpAddr>().ok())
+                    .map(|ip| (ip, "kubernetes Service")),
+            );
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::info!(error = %e, "cannot read Service default/kubernetes; its address is denied through KUBERNETES_SERVICE_HOST and --service-cidr only")
+        }
+    }
+    let slices: kube::Api<EndpointSlice> = kube::Api::namespaced(client.clone(), "default");
+    let lp = kube::api::ListParams::default().labels("kubernetes.io/service-name=kubernetes");
+    match slices.list(&lp).await {
+        Ok(list) => found.extend(
+            list.items
+                .iter()
+                .flat_map(|s| {
+                    s.endpoints
+                        .iter()
+                        .flatten()
+                        .flat_map(|e| e.addresses.iter())
+                })
+                .filter_map(|a| a.parse::<IpAddr>().ok())
+                .map(|ip| (ip, "apiserver")),
+        ),
+        Err(e) => {
+            tracing::info!(error = %e, "cannot list the apiserver's EndpointSlices; its other addresses are not known")
+        }
+    }
+    let mut rules: Vec<egress::Rule> = Vec::new();
+    for (ip, why) in found {
+        let rule = egress::Rule::new(egress::Cidr::host(ip), why);
+        if !rules.iter().any(|r| r.net == rule.net) {
+            rules.push(rule);
+        }
+    }
+    rules
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -64,8 +201,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             && args.retry_period_seconds < args.renew_deadline_seconds,
         "need --retry-period-seconds < --renew-deadline-seconds < --lease-duration-seconds"
     );
-    crate::auth::egress::allow_link_local(args.allow_link_local);
-    let client = kube::Client::try_default().await?;
+    let config = kube::Config::infer().await?;
+    let client = kube::Client::try_from(config.clone())?;
+    let policy = egress_policy(&args, cluster_addresses(&config, &client).await);
+    tracing::info!(
+        deny = %list(&policy.deny),
+        allow = %list(&policy.allow),
+        default_deny = %list(&policy.default_deny),
+        permit_insecure = args.permit_insecure,
+        "egress policy"
+    );
+    egress::set_policy(policy);
+    crate::transport::permit_insecure(args.permit_insecure);
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -213,5 +360,60 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: Args,
+    }
+
+    fn args(flags: &[&str]) -> Args {
+        Cli::try_parse_from(std::iter::once("run").chain(flags.iter().copied()))
+            .unwrap()
+            .run
+    }
+
+    #[test]
+    fn the_policy_from_flags() {
+        let a = args(&[
+            "--egress-allow=127.0.0.0/8",
+            "--egress-allow",
+            "10.0.0.0/24,192.168.0.9",
+            "--egress-deny=10.9.0.0/16",
+            "--service-cidr=10.0.0.0/24",
+            "--allow-link-local",
+            "--permit-insecure",
+        ]);
+        assert!(a.permit_insecure);
+        let p = egress_policy(
+            &a,
+            vec![egress::Rule::new(
+                "10.0.0.1".parse().unwrap(),
+                "kubernetes Service",
+            )],
+        );
+        let ok = |s: &str| egress::decide(s.parse().unwrap(), &p).map_err(|d| d.rule.why);
+        assert_eq!(ok("127.0.0.1"), Ok(()));
+        assert_eq!(ok("10.0.0.7"), Ok(()));
+        assert_eq!(ok("10.0.0.1"), Err("kubernetes Service".into()));
+        assert_eq!(ok("10.9.0.1"), Err("--egress-deny".into()));
+        assert_eq!(ok("169.254.169.254"), Ok(()));
+        assert_eq!(ok("::1"), Err("loopback".into()));
+        let d = args(&[]);
+        assert!(!d.permit_insecure && !d.allow_link_local);
+        let p = egress_policy(&d, vec![]);
+        assert!(egress::decide("10.0.0.7".parse().unwrap(), &p).is_ok());
+        assert!(egress::decide("169.254.169.254".parse().unwrap(), &p).is_err());
+        assert!(
+            Cli::try_parse_from(["run", "--egress-allow=10.0.0.0/33"]).is_err(),
+            "a bad CIDR is refused at start"
+        );
     }
 }

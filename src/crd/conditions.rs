@@ -33,6 +33,12 @@ pub mod reasons {
     pub const DISCOVERY_FAILED: &str = "DiscoveryFailed";
     pub const INVALID_SPEC: &str = "InvalidSpec";
     pub const REFRESH_FAILING: &str = "RefreshFailing";
+    /// The operator's egress policy refuses an address the ApiClient names (or its names resolve to);
+    /// also on the RemoteJobs that use it.
+    pub const EGRESS_DENIED: &str = "EgressDenied";
+    /// allowInsecureHttp / tls.insecureSkipVerify without the operator's --permit-insecure; also on
+    /// the RemoteJobs that use it.
+    pub const INSECURE_NOT_PERMITTED: &str = "InsecureNotPermitted";
     // RemoteJob
     pub const CLIENT_NOT_FOUND: &str = "ApiClientNotFound";
     pub const CLIENT_NOT_READY: &str = "ApiClientNotReady";

@@ -1,10 +1,17 @@
 //! The outbound HTTP layer under `auth` and `platform`: the baseline client (egress guard, no
-//! redirects, timeouts) and the platform-neutral reading of error answers.
+//! redirects, timeouts), the admin's consent to insecure options, the bearer header, and the one
+//! sanitizer every remote-derived string passes before it reaches status, events or logs.
 
 pub mod egress;
+pub mod sanitize;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+pub use sanitize::{forget_secrets, message_of, remember_bearer, remember_secrets, sanitize};
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -20,85 +27,28 @@ pub fn client_builder() -> reqwest::ClientBuilder {
         .user_agent(concat!("jobrelay/", env!("CARGO_PKG_VERSION")))
 }
 
-/// The platform's own message from an error body (`message`, `detail`, `error_description`, or plain
-/// text), cut short and stripped of anything that is not printable.
-pub fn message_of(body: &[u8]) -> String {
-    let text = match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(v) => [
-            "message",
-            "error_description",
-            "detail",
-            "error",
-            "description",
-        ]
-        .iter()
-        .find_map(|k| match v.get(*k)? {
-            serde_json::Value::String(s) => Some(s.clone()),
-            serde_json::Value::Array(items) => items
-                .first()
-                .and_then(|i| i.get("msg"))
-                .and_then(|m| m.as_str())
-                .map(str::to_string),
-            _ => None,
-        })
-        .unwrap_or_default(),
-        Err(_) => String::from_utf8_lossy(body).into_owned(),
-    };
-    sanitize(&text)
+/// `Authorization: Bearer …`, marked sensitive (never printed by reqwest/hyper debug output, and
+/// not indexed by HTTP/2 header compression). Every bearer header goes through here.
+pub fn with_bearer(req: reqwest::RequestBuilder, token: &SecretString) -> reqwest::RequestBuilder {
+    match reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())) {
+        Ok(mut v) => {
+            v.set_sensitive(true);
+            req.header(reqwest::header::AUTHORIZATION, v)
+        }
+        // Not a valid header value (a token with control characters): reqwest's own builder marks
+        // it sensitive too and reports the error when the request is sent.
+        Err(_) => req.bearer_auth(token.expose_secret()),
+    }
 }
 
-/// At most 200 printable characters, with anything token-like (long unbroken base64/JWT runs) masked.
-pub fn sanitize(text: &str) -> String {
-    let cleaned: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let masked: Vec<String> = cleaned
-        .split_whitespace()
-        .map(|w| {
-            if w.len() >= 32
-                && w.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.=+/".contains(c))
-            {
-                "[redacted]".to_string()
-            } else {
-                w.to_string()
-            }
-        })
-        .collect();
-    let mut out = masked.join(" ");
-    if out.chars().count() > 200 {
-        out = out.chars().take(197).collect::<String>() + "...";
-    }
-    out
+static PERMIT_INSECURE: AtomicBool = AtomicBool::new(false);
+
+/// Sets whether ApiClients may use `allowInsecureHttp` and `tls.insecureSkipVerify`
+/// (`jobrelay run --permit-insecure`): the admin's consent, off by default.
+pub fn permit_insecure(permit: bool) {
+    PERMIT_INSECURE.store(permit, Ordering::SeqCst);
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn messages_are_extracted_short_and_clean() {
-        assert_eq!(
-            message_of(br#"{"code":400,"message":"bad image"}"#),
-            "bad image"
-        );
-        assert_eq!(
-            message_of(br#"{"detail":[{"loc":["body"],"msg":"field required","type":"x"}]}"#),
-            "field required"
-        );
-        assert_eq!(
-            message_of(br#"{"error":"invalid_client","error_description":"Invalid client"}"#),
-            "Invalid client"
-        );
-        assert_eq!(
-            message_of(b"Too many requests, please try again later."),
-            "Too many requests, please try again later."
-        );
-        let long = "x ".repeat(300);
-        assert!(message_of(long.as_bytes()).chars().count() <= 200);
-        let leak = "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlc2lnbmF0dXJl refused";
-        assert_eq!(sanitize(leak), "token [redacted] refused");
-        assert_eq!(sanitize("line\nbreak\u{7}"), "line break");
-    }
+pub fn insecure_permitted() -> bool {
+    PERMIT_INSECURE.load(Ordering::SeqCst)
 }

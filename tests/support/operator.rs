@@ -26,13 +26,30 @@ pub struct Operator {
     namespace: String,
 }
 
+/// What the operator of a test may do unless the test says otherwise: the simulator speaks plain http
+/// on loopback, so insecure options are permitted and loopback is allowed — 127.0.0.1 exactly too, as
+/// the test apiserver listens there and its address is denied unless allowed exactly. Tests of the
+/// policy itself start with [`Operator::start_bare`].
+pub const TEST_POLICY: &[&str] = &[
+    "--permit-insecure",
+    "--egress-allow=127.0.0.0/8",
+    "--egress-allow=127.0.0.1/32",
+];
+
 impl Operator {
     pub async fn start(namespace: &str) -> Self {
         Self::start_with(namespace, &[]).await
     }
 
-    /// Starts it with `extra` flags for `jobrelay run`.
+    /// Starts it with [`TEST_POLICY`] and `extra` flags for `jobrelay run`.
     pub async fn start_with(namespace: &str, extra: &[&str]) -> Self {
+        let flags: Vec<&str> = TEST_POLICY.iter().chain(extra).copied().collect();
+        Self::start_bare(namespace, &flags).await
+    }
+
+    /// Starts it with only `flags` (no [`TEST_POLICY`]): the operator's own defaults otherwise.
+    pub async fn start_bare(namespace: &str, flags: &[&str]) -> Self {
+        let extra = flags;
         let (metrics, health) = (free_port(), free_port());
         let log = std::env::temp_dir().join(format!(
             "jobrelay-operator-{namespace}-{}.log",
