@@ -5,21 +5,14 @@ mod support;
 
 use std::time::Duration;
 
-use jobrelay::crd::{PlatformApi, RemoteJobPhase as Phase, RemoteJobSpec};
+use jobrelay::crd::{PlatformApi, RemoteJobPhase as Phase};
 use jobrelay::platform::{self, Endpoint, RemoteError};
 use jobrelay::simulator::{self, Config};
 use secrecy::SecretString;
-use serde_json::{Value, json};
+use serde_json::json;
+use support::fixtures::spec;
 use support::keycloak;
 use support::wait_for;
-
-fn spec(body: Value) -> RemoteJobSpec {
-    let mut v = json!({"clientRef": {"name": "c"}});
-    v.as_object_mut()
-        .unwrap()
-        .extend(body.as_object().unwrap().clone());
-    serde_json::from_value(v).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn keycloak_tokens_reach_every_platform_through_the_adapters() {

@@ -10,8 +10,10 @@ use std::sync::Arc;
 use jobrelay::crd::{PlatformApi, RemoteJobPhase as Phase, RemoteJobSpec};
 use jobrelay::platform::{self, Endpoint, Platform, RemoteError, RemoteView};
 use jobrelay::simulator::{Fault, FaultKind, Handle};
+use k8s_openapi::jiff::Timestamp;
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use support::fixtures::spec;
 use support::operator::{counters, inject, simulator};
 use support::wait_for;
 
@@ -19,14 +21,6 @@ use support::wait_for;
 static SPEC_ANY: std::sync::LazyLock<RemoteJobSpec> = std::sync::LazyLock::new(|| {
     spec(json!({"runai": {"projectId": "5", "clusterId": "c", "image": "i"}}))
 });
-
-fn spec(body: Value) -> RemoteJobSpec {
-    let mut v = json!({"clientRef": {"name": "c"}});
-    v.as_object_mut()
-        .unwrap()
-        .extend(body.as_object().unwrap().clone());
-    serde_json::from_value(v).unwrap()
-}
 
 /// The platform `api` names on the simulator, acting for the demo user (OpenPAI ids name it);
 /// `None`: the generic REST platform, pointed at the DAI execution service.
@@ -38,6 +32,30 @@ fn platform_on(sim: &Handle, api: Option<PlatformApi>) -> Arc<dyn Platform> {
     };
     let p = platform::open(api, Endpoint::new(http(), sim.base_url(prefix)));
     p.for_user("demo").unwrap_or(p)
+}
+
+/// A start whose answer the simulator drops is reported unknown, found by listing the starts since
+/// `since` (not started again), and cancelled. Returns the job found and how it looks after the cancel.
+async fn drop_find_and_cancel(
+    sim: &Handle,
+    a: &dyn Platform,
+    t: &SecretString,
+    s: &RemoteJobSpec,
+    since: Timestamp,
+) -> (RemoteView, RemoteView) {
+    inject(sim, fault("dai", "create", FaultKind::CommitThenDrop));
+    assert!(matches!(
+        a.create(t, s, "x").await,
+        Err(RemoteError::OutcomeUnknown { .. })
+    ));
+    let found = a
+        .find_start(t, s, since)
+        .await
+        .unwrap()
+        .expect("the dropped start is listed");
+    a.cancel(t, &SPEC_ANY, &found.id).await.unwrap();
+    let after = a.get(t, &SPEC_ANY, &found.id).await.unwrap();
+    (found, after)
 }
 
 /// Polls job `id` until the platform reports `phase`.
@@ -307,28 +325,15 @@ async fn dai_operations_and_unknown_start_reconciliation() {
     let s = spec(
         json!({"dai": {"modelId": "m-1", "testCaseId": 3, "extra": {"SIM_RUN_SECONDS": 0.5, "SIM_QUEUE_SECONDS": 0.1}}}),
     );
-    let since = k8s_openapi::jiff::Timestamp::now();
+    let since = Timestamp::now();
     let v = a.create(&t, &s, "ignored").await.unwrap();
     until_phase(&*a, &t, &SPEC_ANY, &v.id, Phase::Succeeded).await;
     // A start whose answer was dropped is found by listing, not started again.
-    inject(&sim, fault("dai", "create", FaultKind::CommitThenDrop));
     let s2 = spec(json!({"dai": {"modelId": "m-2", "extra": {"SIM_RUN_SECONDS": 60}}}));
-    assert!(matches!(
-        a.create(&t, &s2, "x").await,
-        Err(RemoteError::OutcomeUnknown { .. })
-    ));
-    let found = a
-        .find_start(&t, &s2, since)
-        .await
-        .unwrap()
-        .expect("the dropped start is listed");
+    let (found, cancelled) = drop_find_and_cancel(&sim, &*a, &t, &s2, since).await;
     assert_eq!(found.phase, Phase::Queued);
     assert_eq!(counters(&sim).creates["dai/m-2"], 1);
-    a.cancel(&t, &SPEC_ANY, &found.id).await.unwrap();
-    assert_eq!(
-        a.get(&t, &SPEC_ANY, &found.id).await.unwrap().phase,
-        Phase::Cancelled
-    );
+    assert_eq!(cancelled.phase, Phase::Cancelled);
     let invalid = spec(json!({"dai": {"agentId": "a"}}));
     assert!(
         matches!(a.create(&t, &invalid, "x").await, Err(RemoteError::Permanent { message }) if message.contains("model_id"))
@@ -447,7 +452,7 @@ async fn dai_legacy_run_api() {
     let sim = simulator(None).await;
     let t = dai_token(&sim).await;
     let a = platform_on(&sim, Some(PlatformApi::DaiLegacyRun));
-    let since = k8s_openapi::jiff::Timestamp::now()
+    let since = Timestamp::now()
         .checked_sub(k8s_openapi::jiff::SignedDuration::from_secs(1))
         .unwrap();
     let s = spec(
@@ -462,21 +467,10 @@ async fn dai_legacy_run_api() {
         "platform times"
     );
     // Dropped answer → found by listing the model's runs since the intent.
-    inject(&sim, fault("dai", "create", FaultKind::CommitThenDrop));
     let long = spec(
         json!({"dai": {"modelName": "checkout", "group": "web", "extra": {"SIM_RUN_SECONDS": "60"}}}),
     );
-    assert!(matches!(
-        a.create(&t, &long, "x").await,
-        Err(RemoteError::OutcomeUnknown { .. })
-    ));
-    let found = a
-        .find_start(&t, &long, since)
-        .await
-        .unwrap()
-        .expect("listed");
-    a.cancel(&t, &SPEC_ANY, &found.id).await.unwrap();
-    let aborted = a.get(&t, &SPEC_ANY, &found.id).await.unwrap();
+    let (_, aborted) = drop_find_and_cancel(&sim, &*a, &t, &long, since).await;
     assert_eq!(
         (aborted.state.as_str(), aborted.phase),
         ("Incomplete", Phase::Cancelled)

@@ -61,3 +61,12 @@ pub fn runai_job(name: &str, extra_spec: &str, env: &[(&str, &str)]) -> String {
         "apiVersion: jobrelay.io/v1alpha1\nkind: RemoteJob\nmetadata:\n  name: {name}\nspec:\n  clientRef: {{name: runai}}\n  runai:\n    projectId: \"5\"\n    clusterId: c0ffee00-0000-4000-8000-000000000000\n    image: busybox\n    environment:{env}\n{extra_spec}"
     )
 }
+
+/// A RemoteJob spec with the platform body `body` (e.g. `{"runai": {…}}`), for calling platforms directly.
+pub fn spec(body: serde_json::Value) -> jobrelay::crd::RemoteJobSpec {
+    let mut v = serde_json::json!({"clientRef": {"name": "c"}});
+    v.as_object_mut()
+        .unwrap()
+        .extend(body.as_object().unwrap().clone());
+    serde_json::from_value(v).unwrap()
+}
