@@ -104,6 +104,21 @@ async fn runai_token(sim: &Handle) -> SecretString {
     SecretString::from(t["access_token"].as_str().unwrap().to_string())
 }
 
+/// The demo user's OpenPAI login: a JSON body, or (`json` false) a form as pre-1.1 clients send.
+async fn openpai_token(sim: &Handle, json: bool) -> SecretString {
+    let url = format!("{}/api/v1/token", sim.base_url("openpai"));
+    let login = if json {
+        let req = http()
+            .post(url)
+            .json(&json!({"username": "demo", "password": "demo-password"}));
+        req.send().await.unwrap().json::<Value>().await.unwrap()
+    } else {
+        support::post_form(&url, &[("username", "demo"), ("password", "demo-password")]).await
+    };
+    assert_eq!(login["user"], "demo");
+    SecretString::from(login["token"].as_str().unwrap().to_string())
+}
+
 /// The DAI realm's token answer for the demo client.
 async fn dai_token_answer(sim: &Handle) -> Value {
     support::client_credentials(
@@ -221,17 +236,7 @@ async fn runai_operations_and_error_classes() {
 #[tokio::test]
 async fn openpai_operations_and_error_classes() {
     let sim = simulator(None).await;
-    let login: Value = http()
-        .post(format!("{}/api/v1/token", sim.base_url("openpai")))
-        .json(&json!({"username": "demo", "password": "demo-password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(login["user"], "demo");
-    let t = SecretString::from(login["token"].as_str().unwrap().to_string());
+    let t = openpai_token(&sim, true).await;
     let a = platform_on(&sim, Some(PlatformApi::OpenpaiV2));
     let s = spec(
         json!({"openpai": {"image": "ubuntu", "commands": ["echo hi"], "parameters": {"SIM_RUN_SECONDS": "0.5", "SIM_QUEUE_SECONDS": "0.2", "SIM_OUTCOME": "fail"}}}),
@@ -404,16 +409,7 @@ async fn generic_adapter_drives_a_rest_api_from_the_job_description() {
 #[tokio::test]
 async fn openpai_v1_api_for_pre_1_1_clusters() {
     let sim = simulator(None).await;
-    let login: Value = http()
-        .post(format!("{}/api/v1/token", sim.base_url("openpai")))
-        .form(&[("username", "demo"), ("password", "demo-password")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let t = SecretString::from(login["token"].as_str().unwrap().to_string());
+    let t = openpai_token(&sim, false).await;
     let a = platform_on(&sim, Some(PlatformApi::OpenpaiV1));
     let s = spec(
         json!({"openpai": {"image": "ubuntu", "commands": ["echo hi"], "parameters": {"SIM_RUN_SECONDS": "0.5", "SIM_QUEUE_SECONDS": "0.1"}}}),
