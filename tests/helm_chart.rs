@@ -276,6 +276,14 @@ fn default_render_is_a_cluster_wide_operator_with_kept_crds() {
         assert!(d.contains(expected), "{expected} missing in {d}");
     }
     assert!(!d.contains("--allow-link-local"), "refused by default");
+    for flag in [
+        "--permit-insecure",
+        "--egress-allow",
+        "--egress-deny",
+        "--service-cidr",
+    ] {
+        assert!(!d.contains(flag), "{flag}: the operator's defaults");
+    }
     assert!(!d.contains("--namespace"), "all namespaces by default");
 
     // Cluster-wide mode: one ClusterRole with the operator's rules, bound to its ServiceAccount.
@@ -436,6 +444,21 @@ fn variants_render_what_they_say() {
         a.contains(&"--allow-link-local".to_string()) && a.contains(&"--x=1".to_string()),
         "{a:?}"
     );
+    // The egress policy and the consent to insecure options.
+    let policy = deployment_args(&template(&[
+        "--set",
+        "security.permitInsecure=true,egress.allow={10.0.0.0/24,127.0.0.1},egress.deny={192.168.0.0/16},egress.serviceCIDRs={10.96.0.0/12,fd00:10:96::/112}",
+    ]));
+    for flag in [
+        "--permit-insecure",
+        "--egress-allow=10.0.0.0/24",
+        "--egress-allow=127.0.0.1",
+        "--egress-deny=192.168.0.0/16",
+        "--service-cidr=10.96.0.0/12",
+        "--service-cidr=fd00:10:96::/112",
+    ] {
+        assert!(policy.contains(&flag.to_string()), "{flag} in {policy:?}");
+    }
     let d = &deployment_yaml(&rendered);
     for expected in ["name: FOO", "team: ml", "priorityClassName: \"high\""] {
         assert!(d.contains(expected), "{expected} missing in {d}");
@@ -495,6 +518,18 @@ fn schema_refuses_wrong_values() {
         (
             "crds.enabled=yes",
             "at '/crds/enabled': got string, want boolean",
+        ),
+        (
+            "egress.allow={example.com}",
+            "at '/egress/allow/0': 'example.com' does not match pattern",
+        ),
+        (
+            "security.permitInsecure=yes",
+            "at '/security/permitInsecure': got string, want boolean",
+        ),
+        (
+            "egress.alow={10.0.0.0/8}",
+            "additional properties 'alow' not allowed",
         ),
     ] {
         let msg = template_refused(&["--set", set]);

@@ -200,6 +200,11 @@ async fn helm_install_runs_remote_jobs_in_cluster_and_survives_a_leader_change()
         &ns.name,
         "--set",
         &served,
+        // The simulator speaks plain http behind a Service in the test bed's Service range.
+        "--set",
+        "security.permitInsecure=true",
+        "--set",
+        "egress.allow={10.0.0.0/24}",
         "--wait",
         "--timeout",
         "5m",
