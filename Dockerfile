@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1.7
 # The image `make image` builds (hack/image), for people with docker or buildkit. It packs the same
 # static binary, so build that first:
-#   cargo build --locked --profile image --target x86_64-unknown-linux-musl --bin jobrelay
+#   cargo build --locked --profile static --target x86_64-unknown-linux-musl --bin jobrelay
 #   docker build -t jobrelay:0.1.0 .
 # `make image` needs no container engine and gives a reproducible OCI archive instead.
 FROM debian:trixie-slim AS certs
@@ -24,7 +24,7 @@ COPY <<GROUP /etc/group
 root:x:0:
 nonroot:x:65532:
 GROUP
-COPY --chmod=0755 target/x86_64-unknown-linux-musl/image/jobrelay /usr/local/bin/jobrelay
+COPY --chmod=0755 target/x86_64-unknown-linux-musl/static/jobrelay /usr/local/bin/jobrelay
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/jobrelay"]
 CMD ["run"]
