@@ -9,12 +9,14 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 DEMO_DIR ?= $(or $(TMPDIR),/tmp)/jobrelay-demo
 CRD_DIRS := crds charts/jobrelay/files/crds
 
-.PHONY: help deps build test fmt-check clippy unit crds crds-check integration image test-node testenv-up testenv-down demo demo-down bench
+.PHONY: help deps build test fmt-check clippy unit deny fuzz crds crds-check integration image test-node testenv-up testenv-down demo demo-down bench
 
 help:
 	@echo "make demo      local control plane + simulator + operator, run the examples to completion"
 	@echo "make test      fmt, clippy, unit tests, CRD drift check, integration tests on a real control plane"
-	@echo "make bench     the operator under load: submit/finish times, requests per job, memory"
+	@echo "make bench     jobrelay against the physical limit and the batch/v1 Job alternative (QUICK=1: 1/10 scale)"
+	@echo "make fuzz      the parsers' property tests with many cases (PROPTEST_CASES=20000)"
+	@echo "make deny      cargo-deny: licenses, bans, sources (and advisories when reachable)"
 	@echo "make image     the operator's OCI image (static binary, no container engine) in target/image/"
 	@echo "make test-node the chart installed on a real one-node cluster with the image (part of make test)"
 	@echo "make crds      regenerate crds/ (and the chart's CRDs) with jobrelay crdgen"
@@ -26,7 +28,7 @@ deps:
 build: deps
 	$(CARGO) build --locked
 
-test: deps fmt-check clippy unit crds-check integration test-node
+test: deps fmt-check clippy unit deny crds-check integration test-node
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -36,6 +38,15 @@ clippy:
 
 unit:
 	$(CARGO) test --locked --lib --bins
+
+# Licenses, banned crates and sources (deny.toml); advisories when their database can be fetched.
+deny: deps
+	@hack/deny
+
+# The parsers' property tests with many cases (a short run is part of `cargo test`).
+PROPTEST_CASES ?= 20000
+fuzz:
+	PROPTEST_CASES=$(PROPTEST_CASES) $(CARGO) test --locked --test fuzz_parsers
 
 crds:
 	$(CARGO) run --locked --quiet -- crdgen $(addprefix --out-dir ,$(CRD_DIRS))
@@ -69,12 +80,44 @@ testenv-up: deps
 testenv-down:
 	@hack/testenv/down "$(TESTENV_DIR)"
 
-# The operator under load (release build), on its own control plane; prints a table.
+# Issue 12: jobrelay against the physical limit and against batch/v1 Jobs (benches/operator.rs). Part one on
+# its own loopback control plane with an audit log; part two (the alternative) on a one-node cluster, which
+# waits for the node lock (BENCH_NODE_WAIT seconds) and is skipped with a note if it stays held. Prints a
+# table and writes target/bench/results.json. QUICK=1: everything at 1/10 scale.
+QUICK ?=
+BENCH_DIR ?= $(TESTENV_DIR)-bench
+BENCH_NODE_DIR ?= $(NODE_DIR)-bench
+BENCH_NODE_WAIT ?= $(if $(QUICK),60,600)
+ALT_IMAGE := target/bench/alt-client.oci.tar
 bench: deps
-	@set -e; hack/testenv/down "$(TESTENV_DIR)-bench"; \
-	eval "$$(hack/testenv/up --dir "$(TESTENV_DIR)-bench")"; \
-	trap 'hack/testenv/down "$(TESTENV_DIR)-bench"' EXIT; \
-	JOBRELAY_TEST_KUBECONFIG="$$KUBECONFIG" $(CARGO) bench --locked --bench operator
+	@set -e; hack/testenv/down "$(BENCH_DIR)"; \
+	eval "$$(hack/testenv/up --dir "$(BENCH_DIR)" --audit)"; \
+	trap 'hack/testenv/down "$(BENCH_DIR)"' EXIT; \
+	JOBRELAY_TEST_KUBECONFIG="$$KUBECONFIG" JOBRELAY_TEST_AUDIT_LOG="$$JOBRELAY_TEST_AUDIT_LOG" QUICK="$(QUICK)" \
+	  BENCH_PART=loopback $(CARGO) bench --locked --bench operator
+	@$(MAKE) --no-print-directory bench-node
+
+bench-node: image bench-alt-image
+	@set -e; skip=""; \
+	if [ "$$(id -u)" != 0 ]; then skip="the node needs root"; else \
+	  for i in $$(seq 1 $$(( $(BENCH_NODE_WAIT) / 5 ))); do flock -n /run/lock/jobrelay-node.lock true && break; \
+	    [ $$i = 1 ] && echo "bench: waiting up to $(BENCH_NODE_WAIT) s for the node lock (held by $$(cat /run/lock/jobrelay-node.lock))" >&2; sleep 5; done; \
+	  hack/testenv/down "$(BENCH_NODE_DIR)"; \
+	  if env_out=$$(hack/testenv/up --dir "$(BENCH_NODE_DIR)" --node --audit --image target/image/jobrelay-$(VERSION).oci.tar --image $(ALT_IMAGE)); then \
+	    eval "$$env_out"; trap 'hack/testenv/down "$(BENCH_NODE_DIR)"' EXIT; \
+	  else skip="hack/testenv/up --node failed (node lock held by $$(cat /run/lock/jobrelay-node.lock 2>/dev/null)?)"; fi; \
+	fi; \
+	[ -z "$$skip" ] || echo "bench: NOTE: the alternative (scenario 8) is skipped: $$skip" >&2; \
+	JOBRELAY_TEST_KUBECONFIG="$${KUBECONFIG:-}" JOBRELAY_TEST_NODE="$${JOBRELAY_TEST_NODE:-}" \
+	  JOBRELAY_TEST_AUDIT_LOG="$${JOBRELAY_TEST_AUDIT_LOG:-}" QUICK="$(QUICK)" BENCH_PART=node BENCH_NODE_SKIPPED="$$skip" \
+	  $(CARGO) bench --locked --bench operator
+
+# The alternative's client (benches/alt-client: Go, standard library only, static) as an OCI archive.
+bench-alt-image:
+	@set -e; root=target/bench/alt-client/rootfs; rm -rf "$$root"; mkdir -p "$$root"; \
+	(cd benches/alt-client && CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-trimpath go build -ldflags='-s -w' -o "$(CURDIR)/$$root/alt-client" .); \
+	hack/oci-archive --rootfs "$$root" --ref docker.io/library/jobrelay-alt-client:bench --out $(ALT_IMAGE) \
+	  --entrypoint /alt-client --user 65532:65532 >/dev/null
 
 demo: deps
 	@hack/demo --dir "$(DEMO_DIR)"

@@ -237,7 +237,9 @@ async fn post(req: reqwest::RequestBuilder) -> Result<Value, AuthError> {
     })
 }
 
-fn token_from(body: &Value, field: &str, expires_field: &str) -> Result<Token, AuthError> {
+/// Pure but for the clock: the token in a token response `body` (`field`, lifetime from
+/// `expires_field` or the JWT's `exp`). Public for the property tests.
+pub fn token_from(body: &Value, field: &str, expires_field: &str) -> Result<Token, AuthError> {
     let bearer = body
         .get(field)
         .and_then(Value::as_str)
