@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use reqwest::{Method, RequestBuilder, StatusCode, header};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 use super::RemoteError;
 use crate::transport::{egress, message_of};
@@ -55,11 +55,7 @@ pub async fn send(
     token: &SecretString,
     creates: bool,
 ) -> Result<Answer, RemoteError> {
-    let resp = req
-        .header(
-            header::AUTHORIZATION,
-            format!("Bearer {}", token.expose_secret()),
-        )
+    let resp = crate::transport::with_bearer(req, token)
         .send()
         .await
         .map_err(|e| transport_error(&e, creates))?;

@@ -49,6 +49,9 @@ pub async fn resolve(
         .status
         .as_ref()
         .is_some_and(|s| conditions::is_true(&s.conditions, types::READY));
+    if let Some((reason, message)) = crate::auth::policy_refusal(&client) {
+        return unusable(reason, message);
+    }
     if !ready {
         return unusable(
             reasons::CLIENT_NOT_READY,
