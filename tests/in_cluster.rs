@@ -252,6 +252,15 @@ async fn helm_install_runs_remote_jobs_in_cluster_and_survives_a_leader_change()
     assert!(!can(&["list", "secrets", "--all-namespaces"]));
     assert!(!can(&["delete", "secrets", "-n", &ns.name]));
     assert!(!can(&["create", "pods", "-n", &ns.name]));
+    // Where the apiserver is (for the egress policy), and nothing else in `default`.
+    assert!(can(&["get", "services/kubernetes", "-n", "default"]));
+    assert!(!can(&["get", "services/other", "-n", "default"]));
+    let log = kubectl_ok(&["logs", "-n", &ns.name, &pods[0]]);
+    assert!(
+        !log.contains("cannot read Service default/kubernetes")
+            && !log.contains("cannot list the apiserver's EndpointSlices"),
+        "the operator reads the apiserver's addresses: {log}"
+    );
 
     // 4. Upgrade to two replicas with a changed value: the rolling update completes (a standby is Ready).
     helm_ok(&[
