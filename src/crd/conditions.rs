@@ -47,6 +47,15 @@ pub mod reasons {
     pub const SUBMITTING: &str = "Submitting";
     pub const SUBMITTED: &str = "Submitted";
     pub const SUBMIT_REJECTED: &str = "SubmitRejected";
+    /// The submit was answered with an error that proves nothing was created: it is sent again.
+    pub const SUBMIT_RETRYING: &str = "SubmitRetrying";
+    /// The answer to a submit was lost (dropped, timed out, or it held no id): the job may or may not
+    /// exist remotely.
+    pub const OUTCOME_UNKNOWN: &str = "OutcomeUnknown";
+    /// A RemoteJob was deleted while its remote job may still run and nothing can cancel it.
+    pub const MAY_BE_ORPHANED: &str = "RemoteJobMayBeOrphaned";
+    /// A cancel was sent and not confirmed; it is retried.
+    pub const CANCEL_PENDING: &str = "CancelPending";
     pub const BACKOFF_LIMIT_EXCEEDED: &str = "BackoffLimitExceeded";
     pub const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
     pub const SUSPENDED: &str = "Suspended";

@@ -237,6 +237,25 @@ pub struct GenericJob {
     /// Method of the cancel call (default DELETE).
     #[serde(default = "default_cancel_method")]
     pub cancel_method: HttpMethod,
+    /// How to find a job by our remote name (`{name}` in the path), so that a submit whose answer was
+    /// lost is adopted instead of waiting for a person. Without it, such a submit stops the RemoteJob
+    /// in Submitting (Submitted=Unknown, reason OutcomeUnknown) until it is annotated
+    /// `jobrelay.io/confirm-resubmit: "<attempt>"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookup: Option<GenericLookup>,
+}
+
+/// A GET that finds a job by the name the operator gave it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.path.contains('{name}')").message("spec.generic.lookup.path must contain {name}"))]
+pub struct GenericLookup {
+    /// Path of the lookup call, containing `{name}`, e.g. `/api/jobs?name={name}`.
+    #[schemars(regex(pattern = r"^/"))]
+    pub path: String,
+    /// JSON pointer to the id of the job found in the lookup response (e.g. `/items/0/id`); a 404, or
+    /// no value there, means no such job.
+    pub id_pointer: String,
 }
 
 fn default_id_pointer() -> String {

@@ -210,6 +210,10 @@ pub struct RemoteJobStatus {
     /// When the job reached a terminal phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_time: Option<Time>,
+    /// A cancel (deadline, suspend, deletion) was decided but the platform has not confirmed it yet;
+    /// it is retried with backoff until it does (a job the platform no longer has counts).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancel_pending: bool,
     /// Submitted, Running, Complete, Failed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

@@ -1,15 +1,15 @@
 //! A generic OAuth2-protected REST API, driven entirely by the RemoteJob's `generic` body: a submit call
 //! whose answer holds the id (JSON pointer), a status call whose answer holds a state word (JSON
-//! pointer) mapped through word lists, and an optional cancel call. Such APIs have no lookup by our
-//! name, so a submit whose answer was lost is reported as unknown and then submitted again (the
-//! documented limit of this platform kind).
+//! pointer) mapped through word lists, an optional cancel call, and an optional lookup by our name
+//! (`spec.generic.lookup`). Without a lookup a submit whose answer was lost cannot be found: the
+//! controller then waits for a person to confirm a resubmit instead of submitting again.
 
 use futures::FutureExt;
 use reqwest::Method;
 use serde_json::Value;
 
 use super::http::{Endpoint, send};
-use super::{Bearer, Call, Platform, RemoteError, RemoteResult, RemoteView, Spec};
+use super::{Bearer, Call, Platform, RemoteError, RemoteResult, RemoteView, Search, Spec};
 use crate::crd::{GenericJob, GenericStates, HttpMethod, RemoteJobPhase as Phase};
 use crate::transport::sanitize;
 
@@ -100,6 +100,28 @@ impl Platform for Generic {
                 view.phase = Phase::Queued;
             }
             Ok(view)
+        }
+        .boxed()
+    }
+
+    /// `spec.generic.lookup`: GET its path with our name; the id at its pointer (then read by id), or
+    /// nothing on a 404 or an answer without one. No lookup configured: nothing is ever found.
+    fn lookup<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, name: &'a str) -> Search<'a> {
+        async move {
+            let job = Self::job(spec)?;
+            let Some(lookup) = &job.lookup else {
+                return Ok(None);
+            };
+            let ans = match send(self.0.get(&fill(&lookup.path, "", name)), t, false).await {
+                Ok(ans) => ans,
+                Err(RemoteError::NotFound) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let Some(id) = word_at(&ans.body, &lookup.id_pointer).filter(|id| !id.is_empty())
+            else {
+                return Ok(None);
+            };
+            self.get(t, spec, &id).await.map(Some)
         }
         .boxed()
     }

@@ -75,6 +75,33 @@ pub fn search_answer(
     }
 }
 
+/// The longest wait between two tries of a failing remote call.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// The wait after the `failures`-th failure in a row (1-based): doubling from 1 s up to
+/// [`BACKOFF_MAX`], never shorter than what the error asks for (a platform's Retry-After).
+pub fn retry_delay(err: &RemoteError, failures: u32) -> Duration {
+    let doubling = Duration::from_secs(1u64 << failures.saturating_sub(1).min(16));
+    doubling.max(err.requeue_after()).min(BACKOFF_MAX)
+}
+
+/// The status once the platform accepted a cancel (or no longer had the job).
+pub fn cancel_confirmed(status: &RemoteJobStatus) -> RemoteJobStatus {
+    RemoteJobStatus {
+        cancel_pending: false,
+        ..status.clone()
+    }
+}
+
+/// The message for a failed remote call, saying what it means for a pending cancel.
+pub fn trouble_message(status: &RemoteJobStatus, err: &RemoteError) -> String {
+    if status.cancel_pending {
+        format!("cancel pending, retrying: {err}")
+    } else {
+        err.to_string()
+    }
+}
+
 /// After a remote step succeeded: look again soon (at most 2 s) to see its effect.
 pub fn requeue_after_step(planned: Option<Duration>) -> Duration {
     planned
@@ -203,6 +230,52 @@ mod tests {
                 "{answer:?} {observed:?}"
             );
         }
+    }
+
+    #[test]
+    fn failing_calls_back_off_up_to_five_minutes() {
+        let s = Duration::from_secs;
+        let limited = RemoteError::Retriable {
+            message: "429".into(),
+            retry_after: Some(s(7)),
+        };
+        let refused = RemoteError::Permanent {
+            message: "400".into(),
+        };
+        for (err, failures, want) in [
+            (retriable(), 1, s(2)),
+            (retriable(), 2, s(2)),
+            (retriable(), 3, s(4)),
+            (retriable(), 6, s(32)),
+            (retriable(), 10, s(300)),
+            (retriable(), u32::MAX, s(300)),
+            (limited.clone(), 1, s(7)),
+            (limited, 5, s(16)),
+            (refused.clone(), 1, s(15)),
+            (refused, 20, s(300)),
+        ] {
+            assert_eq!(retry_delay(&err, failures), want, "{err:?} {failures}");
+        }
+    }
+
+    #[test]
+    fn a_confirmed_cancel_is_no_longer_pending() {
+        let pending = RemoteJobStatus {
+            cancel_pending: true,
+            message: Some("activeDeadlineSeconds (3s) exceeded".into()),
+            ..Default::default()
+        };
+        let after = cancel_confirmed(&pending);
+        assert!(!after.cancel_pending);
+        assert_eq!(after.message, pending.message);
+        assert_eq!(
+            trouble_message(&pending, &retriable()),
+            "cancel pending, retrying: platform temporarily unavailable: 503"
+        );
+        assert_eq!(
+            trouble_message(&after, &retriable()),
+            "platform temporarily unavailable: 503"
+        );
     }
 
     #[test]

@@ -41,23 +41,43 @@ pub struct Context {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Per RemoteJob uid: no remote call before this instant (a platform's Retry-After, or our backoff).
     /// Our own status write would otherwise re-trigger a reconcile at once and ignore the wait.
-    pub not_before: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    pub not_before: Backoffs,
 }
 
-impl Context {
+/// Per RemoteJob uid: the failures in a row of its remote calls and when it may call again.
+#[derive(Default)]
+pub struct Backoffs(std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, u32)>>);
+
+impl Backoffs {
     fn wait_left(&self, uid: &str) -> Option<Duration> {
-        let map = self.not_before.lock().unwrap_or_else(|e| e.into_inner());
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let left = map
             .get(uid)?
+            .0
             .checked_duration_since(std::time::Instant::now())?;
         (!left.is_zero()).then_some(left)
     }
 
-    fn hold_off(&self, uid: &str, wait: Duration) {
-        let mut map = self.not_before.lock().unwrap_or_else(|e| e.into_inner());
+    /// One more failure of `uid`'s calls: how long it now waits.
+    fn failed(&self, uid: &str, err: &RemoteError) -> Duration {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let now = std::time::Instant::now();
-        map.retain(|_, t| *t > now);
-        map.insert(uid.to_string(), now + wait);
+        // Forget jobs that have not failed for a while (deleted ones included).
+        map.retain(|_, (t, _)| *t + decide::BACKOFF_MAX > now);
+        let failures = map.get(uid).map_or(0, |(_, n)| *n) + 1;
+        let wait = decide::retry_delay(err, failures);
+        map.insert(uid.to_string(), (now + wait, failures));
+        wait
+    }
+
+    fn succeeded(&self, uid: &str) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
+    }
+}
+
+impl Context {
+    fn wait_left(&self, uid: &str) -> Option<Duration> {
+        self.not_before.wait_left(uid)
     }
 }
 
@@ -86,6 +106,7 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
     }
     let (client_state, remote) = client_ref::resolve(&ctx, &job, &ns).await?;
     let status = job.status.clone().unwrap_or_default();
+    let uid = job.uid().unwrap_or_default();
     let observed = match &remote {
         Some(r) => match observe::observe(r.as_ref(), &job, &status).await {
             Ok(o) => o,
@@ -117,14 +138,26 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
             caps,
             observed: &observed,
             remote_name: &name_of,
+            confirm_resubmit: job
+                .annotations()
+                .get(plan::CONFIRM_RESUBMIT)
+                .map(String::as_str),
+            deleted_at: job.meta().deletion_timestamp.as_ref().map(|t| t.0),
         });
         write_status(&ctx, &api, &job, &status, &p.status).await?;
+        if let Some((reason, message)) = &p.warning {
+            publish(&ctx, &job, EventType::Warning, reason, message).await;
+        }
         let Some(remote) = remote.as_ref() else {
             return finish_step(&api, &job, p.step, p.requeue).await;
         };
         let on_id = p.status.remote_id.as_deref();
         let result = match (&p.step, on_id) {
-            (Step::Create, _) => create(&ctx, &api, &job, remote, &p.status).await,
+            (Step::Create, _) => match create(&ctx, &api, &job, remote, &p.status).await {
+                Ok(()) => Ok(()),
+                // The failure is recorded in status already (retrying, or outcome unknown).
+                Err((written, e)) => return remote_trouble(&ctx, &api, &job, &written, &e).await,
+            },
             (Step::ReconcileUnknownStart, _) => {
                 let since = decide::intent_time(&p.status, Timestamp::now());
                 let answer = remote.find_start(&job.spec, since).await;
@@ -136,7 +169,14 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
                     AfterSearch::Done(result) => result,
                 }
             }
-            (Step::Cancel, Some(id)) => decide::call_answer(remote.cancel(&job.spec, id).await),
+            (Step::Cancel, Some(id)) => {
+                let answer = decide::call_answer(remote.cancel(&job.spec, id).await);
+                if answer.is_ok() {
+                    let next = decide::cancel_confirmed(&p.status);
+                    write_status(&ctx, &api, &job, &p.status, &next).await?;
+                }
+                answer
+            }
             (Step::Suspend, Some(id)) => decide::call_answer(remote.suspend(&job.spec, id).await),
             (Step::Resume, Some(id)) => decide::call_answer(remote.resume(&job.spec, id).await),
             (Step::Cancel | Step::Suspend | Step::Resume, None) => Ok(()),
@@ -145,25 +185,46 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
             }
         };
         return match result {
-            Ok(()) => Ok(Action::requeue(decide::requeue_after_step(p.requeue))),
+            Ok(()) => {
+                ctx.not_before.succeeded(&uid);
+                Ok(Action::requeue(decide::requeue_after_step(p.requeue)))
+            }
             Err(e) => remote_trouble(&ctx, &api, &job, &p.status, &e).await,
         };
     }
 }
 
-/// Sends the create for the intent already written to status, and records the answer.
+/// Sends the create for the intent already written to status, and records the answer. A failure
+/// is recorded too (Submitted: retrying, or outcome unknown); it comes back with the status written.
 async fn create(
     ctx: &Context,
     api: &Api<RemoteJob>,
     job: &RemoteJob,
     remote: &Session,
     status: &RemoteJobStatus,
-) -> Result<(), RemoteError> {
+) -> Result<(), (RemoteJobStatus, RemoteError)> {
     let name = status.remote_name.clone().unwrap_or_default();
-    let outcome = match decide::create_answer(remote.create(&job.spec, &name).await) {
-        AfterCreate::Record(outcome) => outcome,
-        AfterCreate::LookUp => decide::conflict_lookup(remote.lookup(&job.spec, &name).await?)?,
-        AfterCreate::Fail(e) => return Err(e),
+    let answer = match decide::create_answer(remote.create(&job.spec, &name).await) {
+        AfterCreate::Record(outcome) => Ok(outcome),
+        AfterCreate::LookUp => remote
+            .lookup(&job.spec, &name)
+            .await
+            .and_then(decide::conflict_lookup),
+        AfterCreate::Fail(e) => Err(e),
+    };
+    let outcome = match answer {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            let at = Stamp {
+                generation: job.metadata.generation,
+                now: Timestamp::now(),
+            };
+            let next = status_updates::after_create_failure(status, &e, at);
+            return match write_status(ctx, api, job, status, &next).await {
+                Ok(()) => Err((next, e)),
+                Err(_) => Err((status.clone(), e)),
+            };
+        }
     };
     let now = Timestamp::now();
     if let (status_updates::CreateOutcome::Accepted(_), 1, Some(created)) = (
@@ -177,9 +238,12 @@ async fn create(
     let next = status_updates::after_create(status, &outcome, job.metadata.generation, now);
     write_status(ctx, api, job, status, &next)
         .await
-        .map_err(|e| RemoteError::Retriable {
-            message: e.to_string(),
-            retry_after: None,
+        .map_err(|e| {
+            let err = RemoteError::Retriable {
+                message: e.to_string(),
+                retry_after: None,
+            };
+            (status.clone(), err)
         })
 }
 
@@ -213,11 +277,11 @@ async fn remote_trouble(
     err: &RemoteError,
 ) -> Result<Action, Error> {
     tracing::info!(job = %job.name_any(), error = %err, "remote call failed");
-    ctx.hold_off(&job.uid().unwrap_or_default(), err.requeue_after());
+    let wait = ctx.not_before.failed(&job.uid().unwrap_or_default(), err);
     let mut next = status.clone();
-    next.message = Some(err.to_string());
+    next.message = Some(decide::trouble_message(status, err));
     write_status(ctx, api, job, status, &next).await?;
-    Ok(Action::requeue(err.requeue_after()))
+    Ok(Action::requeue(wait))
 }
 
 async fn write_status(

@@ -50,4 +50,17 @@ pub struct Plan {
     pub status: RemoteJobStatus,
     pub step: Step,
     pub requeue: Option<Duration>,
+    /// A Warning event to publish (reason, message), e.g. a remote job that may be left running.
+    pub warning: Option<(&'static str, String)>,
+}
+
+/// How a submit whose answer was lost can be found again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recovery {
+    /// Look the remote name up (Run:ai, OpenPAI, a generic job with `spec.generic.lookup`).
+    ByName,
+    /// List the runs started since the intent (Eggplant DAI).
+    BySearch,
+    /// No way to find it (a generic job without a lookup): a person has to confirm a resubmit.
+    None,
 }

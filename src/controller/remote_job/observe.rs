@@ -29,8 +29,12 @@ pub enum Target {
     Attempts(i32),
 }
 
-/// Pure: the observation target for a status.
+/// Pure: the observation target for a status. A finished job is not looked at again unless a
+/// cancel is pending (its observation confirms the cancel).
 pub fn target(status: &RemoteJobStatus, lookup_by_name: bool, max_attempts: i32) -> Target {
+    if status.phase.is_terminal() && !status.cancel_pending {
+        return Target::Nothing;
+    }
     if let Some(id) = &status.remote_id {
         return Target::Id(id.clone());
     }
@@ -52,7 +56,9 @@ pub async fn observe(
     status: &RemoteJobStatus,
 ) -> Result<Observed, RemoteError> {
     let max_attempts = job.spec.backoff_limit + 1;
-    match target(status, remote.capabilities().lookup_by_name, max_attempts) {
+    let by_name =
+        super::plan::recovery(&job.spec, remote.capabilities()) == super::model::Recovery::ByName;
+    match target(status, by_name, max_attempts) {
         Target::Nothing => Ok(Observed::Nothing),
         Target::Id(id) => match remote
             .get(&job.spec, &job.uid().unwrap_or_default(), &id)
@@ -112,5 +118,16 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(target(&suspended_early, true, 1), Target::Nothing);
+        let finished = RemoteJobStatus {
+            phase: RemoteJobPhase::Succeeded,
+            ..known.clone()
+        };
+        assert_eq!(target(&finished, true, 1), Target::Nothing, "not polled");
+        let cancelling = RemoteJobStatus {
+            phase: RemoteJobPhase::Failed,
+            cancel_pending: true,
+            ..known.clone()
+        };
+        assert_eq!(target(&cancelling, true, 1), Target::Id("42".into()));
     }
 }

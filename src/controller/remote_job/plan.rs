@@ -12,11 +12,12 @@
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 
-use crate::crd::conditions::{FALSE, Stamp, reasons, types};
+use crate::crd::conditions::{self, FALSE, Stamp, UNKNOWN, reasons, types};
 use crate::crd::{DeletionPolicy, RemoteJobPhase as Phase, RemoteJobSpec, RemoteJobStatus};
 
-use super::model::{ClientState, Observed, Plan, Step};
+use super::model::{ClientState, Observed, Plan, Recovery, Step};
 use super::status_updates::{adopt, finish};
 use crate::platform::Capabilities;
 
@@ -31,6 +32,29 @@ pub struct Input<'a> {
     pub observed: &'a Observed,
     /// The deterministic remote name of attempt `n` (1-based).
     pub remote_name: &'a dyn Fn(i32) -> String,
+    /// The value of the [`CONFIRM_RESUBMIT`] annotation, if any.
+    pub confirm_resubmit: Option<&'a str>,
+    /// When deletion was requested (metadata.deletionTimestamp).
+    pub deleted_at: Option<Timestamp>,
+}
+
+/// The annotation with which a person confirms that attempt `<n>` (its value), whose submit had an
+/// unknown outcome and cannot be looked up, did not start remotely: the job is submitted again as
+/// attempt n+1.
+pub const CONFIRM_RESUBMIT: &str = "jobrelay.io/confirm-resubmit";
+
+/// How long a deletion waits for an ApiClient that exists but cannot be used (not Ready, not granted,
+/// …) before it gives up cancelling and reports the remote job as possibly orphaned.
+pub const DELETE_GIVE_UP: Duration = Duration::from_secs(300);
+
+/// Pure: how a submit whose answer was lost is found again, by the job body and the platform.
+pub fn recovery(spec: &RemoteJobSpec, caps: Capabilities) -> Recovery {
+    match &spec.generic {
+        Some(g) if g.lookup.is_some() => Recovery::ByName,
+        Some(_) => Recovery::None,
+        None if caps.lookup_by_name => Recovery::ByName,
+        None => Recovery::BySearch,
+    }
 }
 
 /// How long to wait before looking again, by phase, unless spec.pollInterval says otherwise.
@@ -58,10 +82,15 @@ pub fn plan(input: &Input) -> Plan {
     if let Observed::Found { view, attempt } = input.observed {
         adopt(&mut status, view, *attempt, input.remote_name, input.at);
     }
+    settle_cancel(&mut status, input.observed);
     if input.deleting {
         return plan_deletion(input, status);
     }
     if status.phase.is_terminal() {
+        if status.cancel_pending {
+            // Decided earlier (deadline) and not confirmed yet: send it again.
+            return done(input, status, Step::Cancel);
+        }
         return plan_finished(input, status);
     }
     if let ClientState::Unusable { reason, message } = input.client {
@@ -100,13 +129,39 @@ pub fn plan(input: &Input) -> Plan {
     }
 }
 
+/// A cancel is confirmed once the platform shows the job finished or no longer has it.
+fn settle_cancel(status: &mut RemoteJobStatus, observed: &Observed) {
+    let confirmed = match observed {
+        Observed::Absent => true,
+        Observed::Found { view, .. } => view.phase.is_terminal(),
+        Observed::Nothing => false,
+    };
+    if confirmed {
+        status.cancel_pending = false;
+    }
+}
+
+/// Did the last create for the open intent get an answer that proves nothing was created?
+fn submit_failed_cleanly(status: &RemoteJobStatus) -> bool {
+    conditions::find(&status.conditions, types::SUBMITTED)
+        .is_some_and(|c| c.reason == reasons::SUBMIT_RETRYING)
+}
+
 fn plan_submission(input: &Input, mut status: RemoteJobStatus) -> Plan {
-    if status.phase == Phase::Submitting
-        && !input.caps.lookup_by_name
-        && matches!(input.observed, Observed::Nothing)
-    {
-        // A start without a client-chosen name whose result we did not see: find it by listing.
-        return done(input, status, Step::ReconcileUnknownStart);
+    if status.phase == Phase::Submitting && matches!(input.observed, Observed::Nothing) {
+        match recovery(input.spec, input.caps) {
+            // A start without a client-chosen name whose result we did not see: find it by listing.
+            Recovery::BySearch => return done(input, status, Step::ReconcileUnknownStart),
+            Recovery::None if !submit_failed_cleanly(&status) => {
+                let attempt = status.attempts.max(1);
+                if input.confirm_resubmit.map(str::trim) != Some(attempt.to_string().as_str()) {
+                    return outcome_unknown(input, status, attempt);
+                }
+                // Confirmed by a person: a new attempt under the next name.
+                status.phase = Phase::Pending;
+            }
+            _ => {}
+        }
     }
     if input.spec.suspend {
         status.phase = Phase::Suspended;
@@ -133,6 +188,35 @@ fn plan_submission(input: &Input, mut status: RemoteJobStatus) -> Plan {
         "submitting to the platform",
     );
     done(input, status, Step::Create)
+}
+
+/// The open intent's outcome is unknown and cannot be looked up: never create blindly; wait for a
+/// person (the Warning event comes with the condition's change, see `held_back`).
+fn outcome_unknown(input: &Input, mut status: RemoteJobStatus, attempt: i32) -> Plan {
+    let message = format!(
+        "the outcome of submitting attempt {attempt} is unknown and this job has no lookup \
+         (spec.generic.lookup): not submitting again. Check the platform; if the job is not there, \
+         annotate the RemoteJob {CONFIRM_RESUBMIT}=\"{attempt}\" to submit it again"
+    );
+    status.message = Some(message.clone());
+    input.at.on(&mut status.conditions).set(
+        types::SUBMITTED,
+        UNKNOWN,
+        reasons::OUTCOME_UNKNOWN,
+        &message,
+    );
+    let mut plan = done(input, status, Step::None);
+    // Nothing changes until a person annotates (a watched change) or the deadline passes.
+    plan.requeue = deadline_left(input);
+    plan
+}
+
+/// Time left until activeDeadlineSeconds, if set.
+fn deadline_left(input: &Input) -> Option<Duration> {
+    let limit = input.spec.active_deadline_seconds?;
+    let started = input.status.start_time.as_ref()?.0;
+    let left = (started.as_second() + limit - input.at.now.as_second()).max(1);
+    Some(Duration::from_secs(left as u64))
 }
 
 fn plan_running(input: &Input, mut status: RemoteJobStatus) -> Plan {
@@ -247,7 +331,7 @@ fn plan_deletion(input: &Input, mut status: RemoteJobStatus) -> Plan {
     // Suspended by cancelling (no in-place suspend): nothing runs remotely.
     let stopped = status.phase == Phase::Suspended && !input.caps.suspend_resume;
     if input.spec.deletion_policy == DeletionPolicy::Orphan
-        || status.phase.is_terminal()
+        || (status.phase.is_terminal() && !status.cancel_pending)
         || observed_terminal
         || gone
         || never_submitted
@@ -255,12 +339,44 @@ fn plan_deletion(input: &Input, mut status: RemoteJobStatus) -> Plan {
     {
         return done(input, status, Step::RemoveFinalizer);
     }
+    let what = match &status.remote_id {
+        Some(id) => format!("remote job {id}"),
+        None => format!(
+            "remote job {} (attempt {}, outcome of its submit unknown)",
+            status.remote_name.as_deref().unwrap_or("?"),
+            status.attempts
+        ),
+    };
+    if let ClientState::Unusable { reason, message } = input.client {
+        let waited = input
+            .deleted_at
+            .map(|t| (input.at.now.as_second() - t.as_second()).max(0) as u64)
+            .unwrap_or(0);
+        if *reason == reasons::CLIENT_NOT_FOUND || waited >= DELETE_GIVE_UP.as_secs() {
+            return orphaned(
+                input,
+                status,
+                &format!(
+                    "{message}: {what} may be left running on the platform; nothing could cancel it"
+                ),
+            );
+        }
+        let mut plan = done(input, status, Step::None);
+        plan.requeue = Some(Duration::from_secs(5));
+        return plan;
+    }
     if status.remote_id.is_none() {
         // A start whose outcome is unknown: find it before deciding there is nothing to cancel.
-        let step = if input.caps.lookup_by_name {
-            Step::None
-        } else {
-            Step::ReconcileUnknownStart
+        let step = match recovery(input.spec, input.caps) {
+            Recovery::ByName => Step::None,
+            Recovery::BySearch => Step::ReconcileUnknownStart,
+            Recovery::None => {
+                return orphaned(
+                    input,
+                    status,
+                    &format!("{what} may be running on the platform and cannot be looked up"),
+                );
+            }
         };
         return done(input, status, step);
     }
@@ -268,9 +384,22 @@ fn plan_deletion(input: &Input, mut status: RemoteJobStatus) -> Plan {
     done(input, status, Step::Cancel)
 }
 
+/// Deletion proceeds although the remote job may still run: say so in a Warning event.
+fn orphaned(input: &Input, status: RemoteJobStatus, message: &str) -> Plan {
+    let mut plan = done(input, status, Step::RemoveFinalizer);
+    plan.warning = Some((reasons::MAY_BE_ORPHANED, message.to_string()));
+    plan
+}
+
 fn plan_finished(input: &Input, status: RemoteJobStatus) -> Plan {
     let Some(ttl) = input.spec.ttl_seconds_after_finished else {
-        return done(input, status, Step::None);
+        // Finished and nothing pending: the platform is not asked again.
+        return Plan {
+            status,
+            step: Step::None,
+            requeue: None,
+            warning: None,
+        };
     };
     let finished = status
         .completion_time
@@ -284,12 +413,14 @@ fn plan_finished(input: &Input, status: RemoteJobStatus) -> Plan {
             status,
             step: Step::DeleteObject,
             requeue: None,
+            warning: None,
         };
     }
     Plan {
         status,
         step: Step::None,
         requeue: Some(Duration::from_secs(left as u64)),
+        warning: None,
     }
 }
 
@@ -312,12 +443,17 @@ fn deadline_exceeded(input: &Input, status: &mut RemoteJobStatus) -> Option<Step
     Some(if had_remote { Step::Cancel } else { Step::None })
 }
 
-fn done(input: &Input, status: RemoteJobStatus, step: Step) -> Plan {
+fn done(input: &Input, mut status: RemoteJobStatus, step: Step) -> Plan {
+    if step == Step::Cancel {
+        // Until the platform confirms (the call succeeds, or the job shows finished or gone).
+        status.cancel_pending = true;
+    }
     let requeue = Some(poll_interval(input.spec, status.phase));
     Plan {
         status,
         step,
         requeue,
+        warning: None,
     }
 }
 

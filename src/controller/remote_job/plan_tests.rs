@@ -59,6 +59,8 @@ struct Case<'a> {
     caps: Capabilities,
     observed: Observed,
     now: i64,
+    confirm: Option<String>,
+    deleted_at: Option<i64>,
     _p: std::marker::PhantomData<&'a ()>,
 }
 
@@ -72,7 +74,15 @@ impl Case<'_> {
             caps: CAPS,
             observed: Observed::Nothing,
             now: 100,
+            confirm: None,
+            deleted_at: None,
             _p: Default::default(),
+        }
+    }
+    fn at_now(&self) -> Stamp {
+        Stamp {
+            generation: Some(1),
+            now: ts(self.now),
         }
     }
     fn run(&self) -> Plan {
@@ -88,6 +98,8 @@ impl Case<'_> {
             caps: self.caps,
             observed: &self.observed,
             remote_name: &name,
+            confirm_resubmit: self.confirm.as_deref(),
+            deleted_at: self.deleted_at.map(ts),
         })
     }
 }
@@ -547,4 +559,171 @@ fn resubmissions_after_suspend_do_not_use_up_the_backoff_limit() {
         (p.status.phase, p.status.failed_attempts),
         (Phase::Failed, 2)
     );
+}
+
+#[test]
+fn a_deadline_cancel_is_sent_again_until_confirmed() {
+    let mut c = Case::new();
+    c.spec.active_deadline_seconds = Some(50);
+    c.status = submitted(Phase::Running, 1);
+    c.observed = found(Phase::Running, 1);
+    c.now = 60;
+    let p = c.run();
+    assert_eq!(p.step, Step::Cancel);
+    assert!(
+        p.status.cancel_pending,
+        "pending until the platform confirms"
+    );
+    // The cancel call failed: the next round (Failed already) sends it again.
+    c.status = p.status;
+    c.observed = found(Phase::Running, 1);
+    let again = c.run();
+    assert_eq!(
+        (again.step, again.status.phase),
+        (Step::Cancel, Phase::Failed)
+    );
+    assert!(again.status.cancel_pending);
+    // The platform shows it stopped (or gone): confirmed, nothing more to do, not polled again.
+    for observed in [found(Phase::Cancelled, 1), Observed::Absent] {
+        c.observed = observed;
+        let p = c.run();
+        assert_eq!(p.step, Step::None);
+        assert!(!p.status.cancel_pending);
+        assert_eq!(p.status.phase, Phase::Failed);
+        assert_eq!(p.requeue, None, "a finished job is not polled");
+    }
+    // Deleting while the cancel is pending: cancel first, then let go.
+    c.deleting = true;
+    c.observed = Observed::Nothing;
+    assert_eq!(c.run().step, Step::Cancel);
+    c.status.cancel_pending = false;
+    assert_eq!(c.run().step, Step::RemoveFinalizer);
+}
+
+#[test]
+fn every_cancel_is_marked_pending() {
+    let mut c = Case::new();
+    c.caps = NO_NAMES;
+    c.spec.suspend = true;
+    c.status = submitted(Phase::Running, 1);
+    c.observed = found(Phase::Running, 1);
+    let p = c.run();
+    assert_eq!(p.step, Step::Cancel);
+    assert!(p.status.cancel_pending, "suspend by stopping");
+    c.spec.suspend = false;
+    c.deleting = true;
+    let p = c.run();
+    assert_eq!(p.step, Step::Cancel);
+    assert!(p.status.cancel_pending, "deletion");
+}
+
+fn generic_spec(lookup: bool) -> RemoteJobSpec {
+    let mut g = serde_json::json!({"submitPath": "/jobs", "statusPath": "/jobs/{id}"});
+    if lookup {
+        g["lookup"] = serde_json::json!({"path": "/jobs?name={name}", "idPointer": "/0/id"});
+    }
+    serde_json::from_value(serde_json::json!({"clientRef": {"name": "c"}, "generic": g})).unwrap()
+}
+
+#[test]
+fn recovery_follows_the_body_and_the_platform() {
+    assert_eq!(recovery(&generic_spec(false), NO_NAMES), Recovery::None);
+    assert_eq!(recovery(&generic_spec(true), NO_NAMES), Recovery::ByName);
+    assert_eq!(recovery(&spec(), CAPS), Recovery::ByName);
+    assert_eq!(recovery(&spec(), NO_NAMES), Recovery::BySearch);
+}
+
+#[test]
+fn an_unknown_generic_outcome_waits_for_a_person() {
+    let mut c = Case::new();
+    c.spec = generic_spec(false);
+    c.caps = NO_NAMES;
+    let intent = c.run();
+    assert_eq!(intent.step, Step::Create);
+    // The answer was lost (the IO records OutcomeUnknown), or the operator stopped mid-create.
+    for reason in [reasons::OUTCOME_UNKNOWN, reasons::SUBMITTING] {
+        let mut status = intent.status.clone();
+        c.at_now().on(&mut status.conditions).set(
+            types::SUBMITTED,
+            conditions::UNKNOWN,
+            reason,
+            "m",
+        );
+        c.status = status;
+        let p = c.run();
+        assert_eq!(p.step, Step::None, "{reason}: never create blindly");
+        assert_eq!(p.status.phase, Phase::Submitting);
+        assert_eq!(p.requeue, None, "waits for a change");
+        let cond = conditions::find(&p.status.conditions, types::SUBMITTED).unwrap();
+        assert_eq!(
+            (cond.status.as_str(), cond.reason.as_str()),
+            (conditions::UNKNOWN, reasons::OUTCOME_UNKNOWN)
+        );
+        assert!(cond.message.contains("jobrelay.io/confirm-resubmit=\"1\""));
+        // A confirmation of another attempt changes nothing.
+        c.confirm = Some("2".into());
+        assert_eq!(c.run().step, Step::None);
+        // Confirmed: the next attempt under a new name.
+        c.confirm = Some("1".into());
+        let p = c.run();
+        assert_eq!(p.step, Step::Create);
+        assert_eq!(
+            (p.status.attempts, p.status.remote_name.as_deref()),
+            (2, Some("ns-job-abcd-2"))
+        );
+        c.confirm = None;
+    }
+    // A submit refused with an answer (503): sent again without a person.
+    let mut status = intent.status.clone();
+    c.at_now().on(&mut status.conditions).set(
+        types::SUBMITTED,
+        conditions::FALSE,
+        reasons::SUBMIT_RETRYING,
+        "503",
+    );
+    c.status = status;
+    let p = c.run();
+    assert_eq!((p.step, p.status.attempts), (Step::Create, 1));
+    // With a lookup the name is observed instead (absent → create).
+    c.spec = generic_spec(true);
+    c.status = intent.status.clone();
+    c.observed = Observed::Absent;
+    assert_eq!(c.run().step, Step::Create);
+}
+
+#[test]
+fn deletion_never_hangs_on_a_missing_api_client() {
+    let mut c = Case::new();
+    c.status = submitted(Phase::Running, 1);
+    c.deleting = true;
+    c.deleted_at = Some(90);
+    c.client = ClientState::Unusable {
+        reason: reasons::CLIENT_NOT_FOUND,
+        message: "ApiClient ns/c not found".into(),
+    };
+    let p = c.run();
+    assert_eq!(p.step, Step::RemoveFinalizer);
+    let (reason, msg) = p.warning.unwrap();
+    assert_eq!(reason, reasons::MAY_BE_ORPHANED);
+    assert!(msg.contains("rid-1"), "{msg}");
+    // Present but unusable: wait a while for it, then give up the same way.
+    c.client = ClientState::Unusable {
+        reason: reasons::CLIENT_NOT_READY,
+        message: "not Ready".into(),
+    };
+    let p = c.run();
+    assert_eq!((p.step, p.warning), (Step::None, None));
+    c.now = 90 + DELETE_GIVE_UP.as_secs() as i64;
+    let p = c.run();
+    assert_eq!(p.step, Step::RemoveFinalizer);
+    assert!(p.warning.is_some());
+    // A generic job whose submit outcome is unknown cannot be found: let go with a warning.
+    let mut c = Case::new();
+    c.spec = generic_spec(false);
+    c.caps = NO_NAMES;
+    c.status = c.run().status;
+    c.deleting = true;
+    let p = c.run();
+    assert_eq!(p.step, Step::RemoveFinalizer);
+    assert!(p.warning.unwrap().1.contains("ns-job-abcd-1"));
 }

@@ -133,12 +133,36 @@ pub fn after_create(
     next
 }
 
-/// Why a job can be held back before it reaches the platform.
-const HELD_BACK: [&str; 4] = [
+/// The status after a create call that brought no answer to record: an error proving nothing was
+/// created (the platform answered 5xx/429/401…) lets the next round send it again; a lost answer
+/// (dropped, timed out, no id in it) leaves the outcome unknown, to be looked up, searched for, or
+/// confirmed by a person — never created blindly.
+pub fn after_create_failure(
+    status: &RemoteJobStatus,
+    err: &crate::platform::RemoteError,
+    at: Stamp,
+) -> RemoteJobStatus {
+    let mut next = status.clone();
+    let (value, reason) = match err {
+        crate::platform::RemoteError::OutcomeUnknown { .. } => {
+            (conditions::UNKNOWN, reasons::OUTCOME_UNKNOWN)
+        }
+        _ => (FALSE, reasons::SUBMIT_RETRYING),
+    };
+    let message = format!("submitting attempt {}: {err}", status.attempts);
+    at.on(&mut next.conditions)
+        .set(types::SUBMITTED, value, reason, &message);
+    next.message = Some(message);
+    next
+}
+
+/// Why a job can be held back before it reaches the platform (or stopped in Submitting).
+const HELD_BACK: [&str; 5] = [
     reasons::CLIENT_NOT_FOUND,
     reasons::CLIENT_NOT_READY,
     reasons::CLIENT_NOT_GRANTED,
     reasons::PLATFORM_MISMATCH,
+    reasons::OUTCOME_UNKNOWN,
 ];
 
 /// Pure: the Submitted condition newly False for a reason that holds the job back (ApiClient
@@ -146,7 +170,7 @@ const HELD_BACK: [&str; 4] = [
 /// event. Submitting itself, and a rejected spec (its Failed phase has its own event), are not.
 pub fn held_back<'a>(old: &RemoteJobStatus, new: &'a RemoteJobStatus) -> Option<&'a Condition> {
     let now = conditions::find(&new.conditions, types::SUBMITTED)
-        .filter(|c| c.status == FALSE && HELD_BACK.contains(&c.reason.as_str()))?;
+        .filter(|c| c.status != TRUE && HELD_BACK.contains(&c.reason.as_str()))?;
     let before = conditions::find(&old.conditions, types::SUBMITTED);
     let same = before.is_some_and(|b| b.status == now.status && b.reason == now.reason);
     (!same).then_some(now)
@@ -193,5 +217,56 @@ mod tests {
             "Failed has its event"
         );
         assert!(held_back(&none, &none).is_none());
+        let unknown = with_submitted(conditions::UNKNOWN, reasons::OUTCOME_UNKNOWN);
+        assert_eq!(
+            held_back(&submitting, &unknown).map(|c| c.reason.as_str()),
+            Some(reasons::OUTCOME_UNKNOWN),
+            "a lost answer is a warning"
+        );
+        assert!(held_back(&unknown, &unknown).is_none(), "once");
+    }
+
+    #[test]
+    fn a_failed_create_says_whether_it_may_exist() {
+        use crate::platform::RemoteError;
+        let at = Stamp {
+            generation: Some(1),
+            now: Timestamp::from_second(10).unwrap(),
+        };
+        let intent = with_submitted(FALSE, reasons::SUBMITTING);
+        let table = [
+            (
+                RemoteError::OutcomeUnknown {
+                    message: "dropped".into(),
+                },
+                conditions::UNKNOWN,
+                reasons::OUTCOME_UNKNOWN,
+            ),
+            (
+                RemoteError::Retriable {
+                    message: "503".into(),
+                    retry_after: None,
+                },
+                FALSE,
+                reasons::SUBMIT_RETRYING,
+            ),
+            (
+                RemoteError::Auth {
+                    message: "401".into(),
+                },
+                FALSE,
+                reasons::SUBMIT_RETRYING,
+            ),
+        ];
+        for (err, value, reason) in table {
+            let next = after_create_failure(&intent, &err, at);
+            let c = conditions::find(&next.conditions, types::SUBMITTED).unwrap();
+            assert_eq!(
+                (c.status.as_str(), c.reason.as_str()),
+                (value, reason),
+                "{err:?}"
+            );
+            assert_eq!(next.phase, intent.phase);
+        }
     }
 }
