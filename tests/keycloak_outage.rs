@@ -71,9 +71,9 @@ async fn keycloak_outage_is_survived_and_recovered_from() {
         "a failing refresh shown while Ready",
         Duration::from_secs(30),
         || async {
-            ready(&api, "kc")
-                .await
-                .filter(|r| r.0 == "True" && r.2.contains("refreshing it failed"))
+            ready(&api, "kc").await.filter(|r| {
+                r.0 == "True" && r.1 == "RefreshFailing" && r.2.contains("refreshing it failed")
+            })
         },
     )
     .await;

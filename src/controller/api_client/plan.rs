@@ -69,16 +69,21 @@ fn plan_inner(
             status.last_refresh_time = Some(Time(token.obtained_at));
             status.credentials_version = Some(secret_version.to_string());
             let due = refresh_at(token, refresh_before);
+            let mut reason = reasons::READY;
             let (message, requeue) = match (token.expires_at, due) {
                 (None, _) => (
                     "token obtained; it does not expire".to_string(),
                     RECHECK * 5,
                 ),
-                // Handed an old token while its refresh is due: the refresh is failing.
-                (Some(exp), Some(at)) if at <= now => (
-                    format!("token valid until {exp}; refreshing it failed, retrying"),
-                    retry_after(secs_between(at, now), Some(secs_between(now, exp))),
-                ),
+                // Handed an old token while its refresh is due: the refresh is failing. Still
+                // usable (Ready True), but the reason says so.
+                (Some(exp), Some(at)) if at <= now => {
+                    reason = reasons::REFRESH_FAILING;
+                    (
+                        format!("token valid until {exp}; refreshing it failed, retrying"),
+                        retry_after(secs_between(at, now), Some(secs_between(now, exp))),
+                    )
+                }
                 (Some(exp), at) => {
                     let wait = at
                         .map(|a| (a.as_second() - now.as_second()).max(1) as u64)
@@ -94,7 +99,7 @@ fn plan_inner(
                 None => message,
             };
             at.on(&mut status.conditions)
-                .set(types::READY, TRUE, reasons::READY, &message);
+                .set(types::READY, TRUE, reason, &message);
             Plan { status, requeue }
         }
         Err(err) => {
@@ -222,6 +227,11 @@ mod tests {
         );
         let ready = find(&p.status.conditions, types::READY).unwrap();
         assert_eq!(ready.status, TRUE);
+        assert_eq!(
+            ready.reason,
+            reasons::REFRESH_FAILING,
+            "not Ready while failing"
+        );
         assert!(
             ready.message.contains("refreshing it failed"),
             "{}",

@@ -1,0 +1,145 @@
+//! Issue 11's lifecycle holes end to end: a cancel the platform refuses for a while is retried until
+//! the remote job is stopped; a generic submit whose answer holds no id is not created again until a
+//! person confirms.
+
+mod support;
+
+use std::time::Duration;
+
+use jobrelay::crd::{RemoteJob, RemoteJobPhase};
+use jobrelay::simulator::{Fault, FaultKind};
+use kube::Api;
+use support::fixtures::*;
+use support::operator::{Operator, apply, counters, inject, simulator};
+use support::{TestNamespace, kubectl_ok, wait_for};
+
+fn condition(job: &RemoteJob, type_: &str) -> Option<(String, String)> {
+    job.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deadline_cancel_is_retried_until_the_platform_confirms() {
+    let (ns, sim, _op, jobs) = runai_bed("holes-cancel", None).await;
+    // The first three cancels fail: 503, 503, 429 (each with Retry-After 1 s).
+    inject(
+        &sim,
+        Fault {
+            count: 2,
+            ..Fault::once("runai", "cancel", FaultKind::Unavailable)
+        },
+    );
+    inject(
+        &sim,
+        Fault::once("runai", "cancel", FaultKind::TooManyRequests),
+    );
+    apply(
+        &ns.name,
+        &runai_job(
+            "overrun",
+            "  activeDeadlineSeconds: 3\n",
+            &[("SIM_QUEUE_SECONDS", "0"), ("SIM_RUN_SECONDS", "600")],
+        ),
+        None,
+    );
+    let failed = wait_phase(&jobs, "overrun", RemoteJobPhase::Failed).await;
+    assert_eq!(
+        condition(&failed, "Failed").map(|c| c.1).as_deref(),
+        Some("DeadlineExceeded")
+    );
+    let id = failed.status.unwrap().remote_id.unwrap();
+    wait_for("the remote job to be stopped", LONG, || async {
+        sim.state.lock().jobs[&id].frozen.map(|_| ())
+    })
+    .await;
+    let settled = wait_for("cancelPending to clear", LONG, || async {
+        jobs.get("overrun")
+            .await
+            .ok()
+            .filter(|j| j.status.as_ref().is_some_and(|s| !s.cancel_pending))
+    })
+    .await;
+    assert_eq!(settled.status.unwrap().phase, RemoteJobPhase::Failed);
+    let cancels = counters(&sim)
+        .requests
+        .iter()
+        .filter(|(k, _)| k.starts_with("DELETE "))
+        .map(|(_, n)| *n)
+        .sum::<u64>();
+    assert!(
+        cancels >= 4,
+        "three refused cancels and one that worked: {cancels}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_generic_submit_without_an_id_waits_for_a_person() {
+    let ns = TestNamespace::new("holes-generic");
+    let sim = simulator(None).await;
+    let _op = Operator::start(&ns.name).await;
+    // The DAI simulator's start answers have no `/nope`: every answer holds no id.
+    let manifest = "apiVersion: v1\nkind: Secret\nmetadata: {name: ids}\nstringData: {client_id: demo-client, client_secret: demo-secret}\n---\napiVersion: jobrelay.io/v1alpha1\nkind: ApiClient\nmetadata: {name: rest}\nspec:\n  platform: generic\n  baseUrl: http://127.0.0.1:8090/dai\n  allowInsecureHttp: true\n  auth:\n    oauth2: {tokenUrl: 'http://127.0.0.1:8090/dai/auth/realms/x/protocol/openid-connect/token'}\n  credentialsSecretRef: {name: ids}\n---\napiVersion: jobrelay.io/v1alpha1\nkind: RemoteJob\nmetadata: {name: lost}\nspec:\n  clientRef: {name: rest}\n  generic:\n    submitPath: /execution_service/api/v1/executions\n    body: {model_id: m, SIM_RUN_SECONDS: 600}\n    idPointer: /nope\n    statusPath: '/execution_service/api/v1/executions/{id}'\n    cancelPath: '/execution_service/api/v1/executions/{id}'\n";
+    apply(&ns.name, manifest, Some(&sim));
+    let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
+    let creates = || counters(&sim).creates.values().sum::<u64>();
+    let unknown = wait_for("Submitted=Unknown OutcomeUnknown", LONG, || async {
+        jobs.get("lost").await.ok().filter(|j| {
+            condition(j, "Submitted") == Some(("Unknown".into(), "OutcomeUnknown".into()))
+        })
+    })
+    .await;
+    assert_eq!(unknown.status.unwrap().phase, RemoteJobPhase::Submitting);
+    // Long enough for several rounds of the old every-2-s resubmission.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(creates(), 1, "created once, then waits");
+    let events = kubectl_ok(&[
+        "get",
+        "events",
+        "-n",
+        &ns.name,
+        "--field-selector",
+        "reason=OutcomeUnknown,type=Warning",
+        "-o",
+        "name",
+    ]);
+    assert!(!events.trim().is_empty(), "a Warning event");
+
+    kubectl_ok(&[
+        "annotate",
+        "rjob",
+        "lost",
+        "-n",
+        &ns.name,
+        "jobrelay.io/confirm-resubmit=1",
+    ]);
+    wait_for("the confirmed resubmit", LONG, || async {
+        (creates() == 2).then_some(())
+    })
+    .await;
+    wait_for(
+        "attempt 2 waiting for its own confirmation",
+        LONG,
+        || async {
+            jobs.get("lost").await.ok().filter(|j| {
+                condition(j, "Submitted").map(|c| c.1).as_deref() == Some("OutcomeUnknown")
+                    && j.status.as_ref().is_some_and(|s| {
+                        s.attempts == 2
+                            && s.message
+                                .as_deref()
+                                .is_some_and(|m| m.contains("confirm-resubmit=\"2\""))
+                    })
+            })
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        creates(),
+        2,
+        "the confirmation of attempt 1 does not cover attempt 2"
+    );
+}
