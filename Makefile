@@ -9,7 +9,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 DEMO_DIR ?= $(or $(TMPDIR),/tmp)/jobrelay-demo
 CRD_DIRS := crds charts/jobrelay/files/crds
 
-.PHONY: help deps build test fmt-check clippy unit deny fuzz crds crds-check integration image test-node testenv-up testenv-down demo demo-down bench
+.PHONY: help deps build test fmt-check clippy unit deny fuzz crds crds-check integration image test-node testenv-up testenv-down demo demo-down bench bench-node bench-alt-image bench-smoke
 
 help:
 	@echo "make demo      local control plane + simulator + operator, run the examples to completion"
@@ -28,7 +28,11 @@ deps:
 build: deps
 	$(CARGO) build --locked
 
-test: deps fmt-check clippy unit deny crds-check integration test-node
+test: deps fmt-check clippy unit deny crds-check integration test-node bench-smoke
+
+# make bench QUICK=1 as a smoke check of the bench itself: figures are printed, no threshold is applied.
+bench-smoke:
+	@$(MAKE) --no-print-directory bench QUICK=1
 
 fmt-check:
 	$(CARGO) fmt --all -- --check

@@ -1,0 +1,3 @@
+module jobrelay.io/bench/alt-client
+
+go 1.26
