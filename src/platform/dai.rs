@@ -194,3 +194,33 @@ mod tests {
         assert!(b.get("script").is_none());
     }
 }
+
+/// Against the execution service's documented error answers (tests/fixtures/dai); its start answer and
+/// reads are not published, so only errors are recorded.
+#[cfg(test)]
+mod recorded {
+    use super::*;
+    use crate::platform::fixture_bytes;
+    use crate::platform::http::classify;
+    use crate::transport::message_of;
+    use reqwest::StatusCode;
+
+    #[test]
+    fn documented_errors_classify() {
+        let class = |code, bytes: &[u8]| {
+            classify(
+                StatusCode::from_u16(code).unwrap(),
+                None,
+                &message_of(bytes),
+            )
+        };
+        assert!(matches!(
+            class(422, fixture_bytes!("dai/error-422-validation.json")),
+            RemoteError::Permanent { message } if message.contains("not a valid uuid")
+        ));
+        assert!(matches!(
+            class(503, fixture_bytes!("dai/error-503-rabbitmq.json")),
+            RemoteError::Retriable { message, .. } if message.contains("RabbitMQ")
+        ));
+    }
+}

@@ -55,6 +55,22 @@ pub fn form(job: &DaiJob) -> Result<Vec<(String, String)>, RemoteError> {
     Ok(f)
 }
 
+/// Pure: among the runs a `modelName` progress call listed, the earliest run of `model` started at or
+/// after `since`. A run without a model name or a readable start time never matches.
+pub fn pick_start<'v>(runs: &'v Value, model: &str, since: Timestamp) -> Option<&'v Value> {
+    let runs = match runs {
+        Value::Array(a) => a.as_slice(),
+        one @ Value::Object(_) => std::slice::from_ref(one),
+        _ => &[],
+    };
+    runs.iter()
+        .filter(|r| r.get("modelname").and_then(Value::as_str) == Some(model))
+        .filter_map(|r| Some((super::time_of(r.get("starttime"))?, r)))
+        .filter(|(start, _)| *start >= since)
+        .min_by_key(|(start, _)| *start)
+        .map(|(_, r)| r)
+}
+
 impl DaiLegacy {
     fn view(&self, v: &Value) -> RemoteResult<RemoteView> {
         let Some(id) = v.get("id").and_then(Value::as_str) else {
@@ -101,14 +117,7 @@ impl Platform for DaiLegacy {
                 .post("/api/run/progress")
                 .form(&[("modelName", model.as_str()), ("limit", "20")]);
             let ans = send(req, t, false).await?;
-            let runs = ans.body.as_array().map(Vec::as_slice).unwrap_or_default();
-            let since_then = |r: &&Value| {
-                r.get("starttime")
-                    .and_then(Value::as_str)
-                    .and_then(|s| s.parse::<Timestamp>().ok())
-                    .is_some_and(|s| s >= since)
-            };
-            let found = super::earliest(runs.iter().filter(since_then), "starttime");
+            let found = pick_start(&ans.body, &model, since);
             found.map(|r| self.view(r)).transpose()
         }
         .boxed()
@@ -161,5 +170,61 @@ mod tests {
             form(&no_group),
             Err(RemoteError::Permanent { .. })
         ));
+    }
+}
+
+/// Against responses shaped as the legacy run API documents them (tests/fixtures/dai_legacy).
+#[cfg(test)]
+mod recorded {
+    use super::*;
+    use crate::platform::{fixture, fixture_bytes};
+
+    fn dai() -> DaiLegacy {
+        DaiLegacy(Endpoint::new(
+            reqwest::Client::new(),
+            "https://dai.example.com",
+        ))
+    }
+
+    #[test]
+    fn run_progress_reads_id_status_and_the_documented_time_format() {
+        let v = dai()
+            .view(&fixture!("dai_legacy/run-progress-running.json"))
+            .unwrap();
+        assert_eq!(v.id, "cecaf3f5-c071-46b2-8918-924420e3f954");
+        assert_eq!((v.phase, v.state.as_str()), (Phase::Running, "Running"));
+        assert_eq!(
+            v.started_at.map(|t| t.to_string()).as_deref(),
+            Some("2018-05-31T16:00:01.366412Z")
+        );
+        let done = dai()
+            .view(&fixture!("dai_legacy/run-progress-incomplete.json"))
+            .unwrap();
+        assert!(done.finished_at.is_some());
+    }
+
+    #[test]
+    fn a_lost_start_is_found_by_the_platforms_start_time() {
+        let runs = fixture!("dai_legacy/run-progress-model.json");
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        let found = pick_start(&runs, "BBCSport", at("2018-05-31T16:05:00Z"));
+        assert_eq!(found.unwrap()["processid"], "5702");
+        let both = pick_start(&runs, "BBCSport", at("2018-05-31T15:00:00Z"));
+        assert_eq!(
+            both.unwrap()["processid"],
+            "5637",
+            "the earliest since then"
+        );
+        assert!(pick_start(&runs, "BBCSport", at("2018-05-31T17:00:00Z")).is_none());
+        assert!(pick_start(&runs, "Other", at("2018-05-31T15:00:00Z")).is_none());
+    }
+
+    #[test]
+    fn documented_errors_and_abort_answer() {
+        assert_eq!(
+            crate::transport::message_of(fixture_bytes!("dai_legacy/error-401.json")),
+            "Not Authorized"
+        );
+        assert_eq!(fixture!("dai_legacy/abort-200.json")["message"], "OK");
     }
 }

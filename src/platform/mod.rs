@@ -84,13 +84,30 @@ pub struct RemoteView {
     pub finished_at: Option<Timestamp>,
 }
 
-/// Pure: a platform time: RFC 3339 text, or milliseconds since the epoch (OpenPAI).
+/// Pure: a platform time: RFC 3339 text, DAI legacy's `yyyy-MM-dd HH:mm:ss.ffffff+HH` (a space, an
+/// offset in hours only), or milliseconds since the epoch (OpenPAI).
 pub fn time_of(v: Option<&serde_json::Value>) -> Option<Timestamp> {
     match v? {
-        serde_json::Value::String(s) => s.parse().ok(),
+        serde_json::Value::String(s) => parse_time(s),
         serde_json::Value::Number(n) => Timestamp::from_millisecond(n.as_i64()?).ok(),
         _ => None,
     }
+}
+
+/// Pure: [`time_of`] for text.
+pub fn parse_time(s: &str) -> Option<Timestamp> {
+    let s = s.trim();
+    if let Ok(t) = s.parse() {
+        return Some(t);
+    }
+    // `2018-05-31 17:00:01.366412+01`: a `T` for the space, `+01:00` for an hours-only offset.
+    let mut text = s.replacen(' ', "T", 1);
+    let tail = text.rfind(['+', '-']).filter(|i| *i > 10)?;
+    let offset = &text[tail + 1..];
+    if offset.len() == 2 && offset.bytes().all(|b| b.is_ascii_digit()) {
+        text.push_str(":00");
+    }
+    text.parse().ok()
 }
 
 /// Classified failures of a remote call.
@@ -267,9 +284,70 @@ pub fn remote_name(namespace: &str, name: &str, uid: &str, attempt: i32) -> Stri
     format!("{}{suffix}", head.trim_end_matches('-'))
 }
 
+/// A recorded response from `tests/fixtures/` (see its README for the source of each), as JSON.
+#[cfg(test)]
+macro_rules! fixture {
+    ($path:literal) => {
+        serde_json::from_str::<serde_json::Value>(include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/",
+            $path
+        )))
+        .expect($path)
+    };
+}
+#[cfg(test)]
+pub(crate) use fixture;
+
+/// The raw bytes of a recorded response (error bodies).
+#[cfg(test)]
+macro_rules! fixture_bytes {
+    ($path:literal) => {
+        include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/",
+            $path
+        ))
+        .as_slice()
+    };
+}
+#[cfg(test)]
+pub(crate) use fixture_bytes;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platform_times_parse_in_every_documented_form() {
+        let t = |s: &str| parse_time(s).map(|t| t.to_string());
+        assert_eq!(
+            t("2024-03-01T10:00:00.000Z").as_deref(),
+            Some("2024-03-01T10:00:00Z")
+        );
+        // DAI legacy run progress (dai-post-check-run.htm).
+        assert_eq!(
+            t("2018-05-31 17:00:01.366412+01").as_deref(),
+            Some("2018-05-31T16:00:01.366412Z")
+        );
+        assert_eq!(
+            t("2018-05-31 17:00:01-05").as_deref(),
+            Some("2018-05-31T22:00:01Z")
+        );
+        assert_eq!(
+            t("2018-05-31 17:00:01+05:30").as_deref(),
+            Some("2018-05-31T11:30:01Z")
+        );
+        for bad in ["", "yesterday", "2018-05-31", "2018-05-31 17:00:01"] {
+            assert_eq!(t(bad), None, "{bad}");
+        }
+        assert_eq!(
+            time_of(Some(&serde_json::json!(1709287200000i64)))
+                .map(|t| t.to_string())
+                .as_deref(),
+            Some("2024-03-01T10:00:00Z")
+        );
+    }
 
     #[test]
     fn remote_names_are_deterministic_and_valid() {

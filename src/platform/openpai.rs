@@ -279,3 +279,76 @@ mod tests {
         assert_eq!(protocol(&raw, "ours")["name"], "ours");
     }
 }
+
+/// Against responses shaped as OpenPAI's rest-server sends them (tests/fixtures/openpai).
+#[cfg(test)]
+mod recorded {
+    use super::*;
+    use crate::platform::http::classify;
+    use crate::platform::{fixture, fixture_bytes};
+    use crate::transport::message_of;
+    use reqwest::StatusCode;
+
+    fn pai() -> Openpai {
+        Openpai::new(
+            Endpoint::new(
+                reqwest::Client::new(),
+                "https://pai.example.com/rest-server",
+            ),
+            false,
+        )
+        .as_user("demo")
+    }
+
+    #[test]
+    fn a_job_detail_reads_state_and_epoch_ms_times() {
+        let id = "demo~team-a-train-0f9a2d3e-1";
+        let v = pai().view(id, &fixture!("openpai/job-status-running.json"));
+        assert_eq!((v.phase, v.state.as_str()), (Phase::Running, "RUNNING"));
+        assert_eq!(
+            v.started_at.map(|t| t.to_string()).as_deref(),
+            Some("2024-03-01T10:00:30Z")
+        );
+        assert_eq!(v.finished_at, None);
+        let v = pai().view(id, &fixture!("openpai/job-status-failed.json"));
+        assert_eq!((v.phase, v.state.as_str()), (Phase::Failed, "FAILED"));
+        assert!(v.finished_at.is_some());
+    }
+
+    #[test]
+    fn list_summaries_are_flat() {
+        let list = fixture!("openpai/jobs-list.json");
+        let views: Vec<RemoteView> = super::super::items(&list, "data")
+            .iter()
+            .map(|j| pai().view("x", j))
+            .collect();
+        assert_eq!(views.len(), 2);
+        assert_eq!(views[0].phase, Phase::Succeeded);
+        assert_eq!(views[0].message, None, "exit code 0 is no failure");
+        assert_eq!(views[1].phase, Phase::Queued);
+    }
+
+    #[test]
+    fn documented_errors_classify() {
+        let class = |code, bytes: &[u8]| {
+            classify(
+                StatusCode::from_u16(code).unwrap(),
+                None,
+                &message_of(bytes),
+            )
+        };
+        assert_eq!(
+            class(404, fixture_bytes!("openpai/error-404-no-job.json")),
+            RemoteError::NotFound
+        );
+        assert!(matches!(
+            class(409, fixture_bytes!("openpai/error-409-conflict.json")),
+            RemoteError::Conflict { message } if message.contains("already exists")
+        ));
+        assert_eq!(
+            fixture!("openpai/submit-202.json")["status"],
+            202,
+            "the 202 body is not the job: create reads no job from it"
+        );
+    }
+}
