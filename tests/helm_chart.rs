@@ -611,11 +611,11 @@ fn manifests_pass_server_side_dry_run_in_a_restricted_namespace() {
             ns.name
         ));
         std::fs::write(&file, &rendered).unwrap();
+        // Every object names its namespace (the release's, or `default` for the Role that reads
+        // where the apiserver is), so no -n here.
         let out = kubectl(&[
             "apply",
             "--dry-run=server",
-            "-n",
-            &ns.name,
             "-f",
             file.to_str().unwrap(),
         ]);
