@@ -251,7 +251,21 @@ async fn openpai_operations_and_error_classes() {
     let failed = until_phase(&*a, &t, &SPEC_ANY, "demo~pai-1", Phase::Failed).await;
     assert_eq!(
         (failed.state.as_str(), failed.message.as_deref()),
-        ("FAILED", Some("exit code 1"))
+        (
+            "FAILED",
+            Some("exit code 1 (ContainerNonZeroExitCode): simulated failure (SIM_OUTCOME=fail)")
+        )
+    );
+    assert_eq!(
+        failed.url.as_deref(),
+        Some(
+            format!(
+                "http://{}/openpai/job-detail.html?username=demo&jobName=pai-1",
+                sim.addr
+            )
+            .as_str()
+        ),
+        "a page a person can open"
     );
     assert!(
         failed.started_at.is_some() && failed.finished_at.is_some(),

@@ -95,7 +95,78 @@ pub fn config_v1(job: &OpenpaiJob, name: &str) -> Value {
     c
 }
 
+/// Pure: why a job ended, from its exit fields (rest-server `jobStatus`, job-exit-spec): the exit code
+/// and the spec's phrase, then the most specific text: the trigger message, the container's or
+/// runtime's exit message, else the first lines of `appExitDiagnostics`. Short and sanitized.
+pub fn exit_message(status: &Value) -> Option<String> {
+    let text = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let code = status.get("appExitCode").and_then(Value::as_i64);
+    let spec = status.get("appExitSpec");
+    let phrase = text(spec.and_then(|s| s.get("phrase")));
+    let messages = status.get("appExitMessages");
+    let detail = text(status.get("appExitTriggerMessage"))
+        .or_else(|| text(messages.and_then(|m| m.get("container"))))
+        .or_else(|| text(messages.and_then(|m| m.get("runtime"))))
+        .or_else(|| text(messages.and_then(|m| m.get("launcher"))))
+        .or_else(|| {
+            let d = text(status.get("appExitDiagnostics"))?;
+            let lines: Vec<&str> = d
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('['))
+                .collect();
+            (!lines.is_empty()).then(|| {
+                lines
+                    .iter()
+                    .rev()
+                    .take(2)
+                    .rev()
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            })
+        })
+        .or_else(|| text(spec.and_then(|s| s.get("reason"))));
+    let head = match (code, phrase) {
+        (Some(c), Some(p)) => Some(format!("exit code {c} ({p})")),
+        (Some(c), None) => Some(format!("exit code {c}")),
+        (None, Some(p)) => Some(p),
+        (None, None) => None,
+    };
+    let all = match (head, detail) {
+        (Some(h), Some(d)) => format!("{h}: {d}"),
+        (Some(h), None) => h,
+        (None, Some(d)) => d,
+        (None, None) => return None,
+    };
+    let short: String = all.chars().take(300).collect();
+    Some(crate::transport::sanitize(&short))
+}
+
+/// Pure: the webportal's job-detail page for `id` (`user~name`) under an OpenPAI `base` URL: the page
+/// sits at the site root, beside the `/rest-server` prefix the API is reached through.
+pub fn detail_url(base: &str, id: &str) -> String {
+    let base = base.trim_end_matches('/');
+    let site = base.strip_suffix("/rest-server").unwrap_or(base);
+    let (user, name) = id.split_once('~').unwrap_or(("", id));
+    let q = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    format!(
+        "{site}/job-detail.html?username={}&jobName={}",
+        q(user),
+        q(name)
+    )
+}
+
 impl Openpai {
+    fn detail_url(&self, id: &str) -> String {
+        detail_url(&self.at.base_url, id)
+    }
+
     pub fn new(at: Endpoint, v1: bool) -> Self {
         Openpai { at, v1, user: None }
     }
@@ -128,16 +199,16 @@ impl Openpai {
             .get("state")
             .and_then(Value::as_str)
             .unwrap_or("UNKNOWN");
-        let exit = status
-            .get("appExitCode")
-            .and_then(Value::as_i64)
-            .filter(|c| *c != 0);
+        let phase = map_state(word);
+        let message = (phase == Phase::Failed)
+            .then(|| exit_message(status))
+            .flatten();
         RemoteView {
             id: id.to_string(),
-            phase: map_state(word),
+            phase,
             state: word.to_string(),
-            message: exit.map(|c| format!("exit code {c}")),
-            url: Some(self.at.url(&self.job_path(id))),
+            message,
+            url: Some(self.detail_url(id)),
             started_at: super::time_of(status.get("launchedTime")),
             finished_at: super::time_of(status.get("completedTime")),
         }
@@ -174,7 +245,7 @@ impl Platform for Openpai {
                 phase: Phase::Queued,
                 state: "WAITING".into(),
                 message: None,
-                url: Some(self.at.url(&self.job_path(&id))),
+                url: Some(self.detail_url(&id)),
                 ..Default::default()
             })
         }
@@ -313,6 +384,50 @@ mod recorded {
         let v = pai().view(id, &fixture!("openpai/job-status-failed.json"));
         assert_eq!((v.phase, v.state.as_str()), (Phase::Failed, "FAILED"));
         assert!(v.finished_at.is_some());
+    }
+
+    #[test]
+    fn a_failed_job_says_why_from_its_exit_fields_and_links_its_detail_page() {
+        let id = "demo~team-a-train-0f9a2d3e-1";
+        let v = pai().view(id, &fixture!("openpai/job-status-failed.json"));
+        assert_eq!(
+            v.message.as_deref(),
+            Some("exit code 1 (ContainerNonZeroExitCode): PodFailed: main-0 exited with code 1")
+        );
+        assert_eq!(
+            v.url.as_deref(),
+            Some(
+                "https://pai.example.com/job-detail.html?username=demo&jobName=team-a-train-0f9a2d3e-1"
+            )
+        );
+        let mut only_diag = fixture!("openpai/job-status-failed.json")["jobStatus"].clone();
+        for k in ["appExitTriggerMessage", "appExitMessages", "appExitSpec"] {
+            only_diag[k] = Value::Null;
+        }
+        assert_eq!(
+            exit_message(&only_diag).as_deref(),
+            Some(
+                "exit code 1: File \"train.py\", line 3, in <module> | ModuleNotFoundError: No module named 'torch'"
+            )
+        );
+        let running = pai().view(id, &fixture!("openpai/job-status-running.json"));
+        assert_eq!(running.message, None);
+    }
+
+    #[test]
+    fn detail_urls() {
+        for (base, want) in [
+            (
+                "http://pai/rest-server/",
+                "http://pai/job-detail.html?username=u&jobName=n-1",
+            ),
+            (
+                "http://pai:9186",
+                "http://pai:9186/job-detail.html?username=u&jobName=n-1",
+            ),
+        ] {
+            assert_eq!(detail_url(base, "u~n-1"), want);
+        }
     }
 
     #[test]

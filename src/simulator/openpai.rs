@@ -71,14 +71,27 @@ fn status(job: &Job, sim: &Sim) -> Value {
         Stage::Stopped => json!(-210),
         _ => Value::Null,
     };
-    json!({
+    let mut status = json!({
         "name": job.name, "username": job.owner, "state": state_word(stage),
         "executionType": if stage == Stage::Stopped { "STOP" } else { "START" },
         "submissionTime": job.created_ms, "createdTime": job.created_ms,
         "launchedTime": (stage != Stage::Queued).then_some(job.started_ms()),
         "completedTime": done.then_some(job.finished_ms()), "appExitCode": exit, "retries": 0,
         "virtualCluster": job.body.pointer("/defaults/virtualCluster").cloned().unwrap_or(json!("default")),
-    })
+        "appExitSpec": null, "appExitDiagnostics": null, "appExitTriggerMessage": null, "appExitType": null,
+    });
+    if stage == Stage::Failed {
+        // The exit fields of a failed job, as the rest-server fills them from the job-exit-spec.
+        status["appExitSpec"] = json!({
+            "code": 1, "phrase": "ContainerNonZeroExitCode", "issuer": "PAI_RUNTIME",
+            "causer": "USER_CONTAINER", "type": "USER_FAILURE", "stage": "RUNNING",
+        });
+        status["appExitDiagnostics"] =
+            json!("[ExitCode]: 1\n[ExitDiagnostics]:\nsimulated failure (SIM_OUTCOME=fail)\n");
+        status["appExitTriggerMessage"] = json!("simulated failure (SIM_OUTCOME=fail)");
+        status["appExitType"] = json!("USER_FAILURE");
+    }
+    status
 }
 
 /// Minimal protocol validation, as the rest-server's ajv schema and prerequisite checks do.
