@@ -60,16 +60,28 @@ pub async fn send(
         .await
         .map_err(|e| transport_error(&e, creates))?;
     let status = resp.status();
-    let retry_after = resp
-        .headers()
-        .get(header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    let bytes = resp
-        .bytes()
+    let retry_after = retry_after(
+        resp.headers().get(header::RETRY_AFTER),
+        k8s_openapi::jiff::Timestamp::now(),
+    );
+    let (bytes, cut) = read_capped(resp, MAX_BODY)
         .await
         .map_err(|e| transport_error(&e, creates))?;
+    if status.is_success() && cut {
+        // An answer we will not parse; for a create its effect is unknown.
+        let message = format!(
+            "the platform's answer is larger than {} KiB",
+            MAX_BODY / 1024
+        );
+        return Err(if creates {
+            RemoteError::OutcomeUnknown { message }
+        } else {
+            RemoteError::Retriable {
+                message,
+                retry_after: None,
+            }
+        });
+    }
     if status.is_success() {
         let body = if bytes.is_empty() {
             serde_json::Value::Null
@@ -79,6 +91,53 @@ pub async fn send(
         return Ok(Answer { status, body });
     }
     Err(classify(status, retry_after, &message_of(&bytes)))
+}
+
+/// The most of a response body read (and parsed); the rest is not read.
+pub const MAX_BODY: usize = 1024 * 1024;
+/// Bounds of a platform's Retry-After: at least 1 s (`0` and past dates do not spin), at most 10 min
+/// (an absurd value does not park a job for years).
+pub const RETRY_AFTER_MIN: Duration = Duration::from_secs(1);
+pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(600);
+
+/// Pure: a Retry-After header (delay-seconds or an HTTP-date, RFC 9110 §10.2.3) as a wait within
+/// [`RETRY_AFTER_MIN`]..=[`RETRY_AFTER_MAX`]; `None` when absent or unreadable. Never panics.
+pub fn retry_after(
+    value: Option<&header::HeaderValue>,
+    now: k8s_openapi::jiff::Timestamp,
+) -> Option<Duration> {
+    let text = value?.to_str().ok()?.trim();
+    let secs: u64 = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        // Too many digits for u64 is still "a very long time".
+        text.parse().unwrap_or(u64::MAX)
+    } else {
+        let at = k8s_openapi::jiff::fmt::rfc2822::parse(text)
+            .ok()?
+            .timestamp();
+        let diff = at.as_second().saturating_sub(now.as_second());
+        u64::try_from(diff).unwrap_or(0)
+    };
+    Some(Duration::from_secs(secs.min(RETRY_AFTER_MAX.as_secs())).max(RETRY_AFTER_MIN))
+}
+
+/// Reads at most `cap` bytes of the body (`true`: there was more, left unread).
+async fn read_capped(
+    mut resp: reqwest::Response,
+    cap: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    if resp.content_length().is_some_and(|n| n > cap as u64) {
+        return Ok((Vec::new(), true));
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        let room = cap - out.len();
+        if chunk.len() > room {
+            out.extend_from_slice(&chunk[..room]);
+            return Ok((out, true));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok((out, false))
 }
 
 fn transport_error(e: &reqwest::Error, creates: bool) -> RemoteError {
@@ -122,6 +181,78 @@ pub fn classify(status: StatusCode, retry_after: Option<Duration>, message: &str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn ra(text: &str) -> Option<Duration> {
+        let now: Timestamp = "2024-03-01T10:00:00Z".parse().unwrap();
+        retry_after(header::HeaderValue::from_str(text).ok().as_ref(), now)
+    }
+
+    #[test]
+    fn retry_after_is_bounded() {
+        let s = Duration::from_secs;
+        for (text, want) in [
+            ("7", Some(s(7))),
+            (" 7 ", Some(s(7))),
+            ("0", Some(s(1))),
+            ("600", Some(s(600))),
+            ("31536000", Some(s(600))),
+            ("18446744073709551615", Some(s(600))),
+            ("99999999999999999999999999999", Some(s(600))),
+            ("Fri, 01 Mar 2024 10:00:30 GMT", Some(s(30))),
+            ("Fri, 01 Mar 2024 09:00:00 GMT", Some(s(1))),
+            ("Mon, 01 Jan 1900 00:00:00 GMT", Some(s(1))),
+            ("Wed, 01 Jan 3000 00:00:00 GMT", Some(s(600))),
+            ("Fri, 31 Dec 9999 23:59:59 GMT", None), // beyond what a timestamp holds: unreadable
+            ("-5", None),
+            ("1.5", None),
+            ("soon", None),
+            ("", None),
+        ] {
+            assert_eq!(ra(text), want, "{text:?}");
+        }
+        assert_eq!(retry_after(None, Timestamp::now()), None);
+    }
+
+    #[tokio::test]
+    async fn bodies_are_read_up_to_the_cap() {
+        use axum::routing::get;
+        let app = axum::Router::new()
+            .route("/big", get(|| async { "x".repeat(MAX_BODY + 10) }))
+            .route(
+                "/stream",
+                get(|| async {
+                    let chunks = (0..40).map(|_| {
+                        Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![b'y'; 64 * 1024]))
+                    });
+                    axum::body::Body::from_stream(futures::stream::iter(chunks))
+                }),
+            )
+            .route("/small", get(|| async { "{\"id\": \"1\"}" }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let at = Endpoint::new(reqwest::Client::new(), format!("http://{addr}"));
+        let t = SecretString::from("t");
+        for path in ["/big", "/stream"] {
+            assert!(
+                matches!(send(at.get(path), &t, false).await, Err(RemoteError::Retriable { message, .. }) if message.contains("larger than 1024 KiB")),
+                "{path}"
+            );
+            assert!(
+                matches!(
+                    send(at.post(path), &t, true).await,
+                    Err(RemoteError::OutcomeUnknown { .. }) | Err(RemoteError::Permanent { .. })
+                ),
+                "{path}"
+            );
+        }
+        let ok = send(at.get("/small"), &t, false).await.ok().unwrap();
+        assert_eq!(ok.body["id"], "1");
+        let resp = reqwest::get(format!("http://{addr}/stream")).await.unwrap();
+        let (bytes, cut) = read_capped(resp, MAX_BODY).await.unwrap();
+        assert!(cut && bytes.len() == MAX_BODY);
+    }
 
     #[test]
     fn classification_table() {
@@ -152,5 +283,39 @@ mod tests {
             classify(s(429), ra, "slow").requeue_after(),
             Duration::from_secs(7)
         );
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any header bytes: no panic, and any wait is within the bounds.
+        #[test]
+        fn any_retry_after_is_bounded(bytes in proptest::collection::vec(any::<u8>(), 0..64), now in -377705116800i64..253402207200i64) {
+            let now = k8s_openapi::jiff::Timestamp::from_second(now).unwrap();
+            if let Ok(v) = header::HeaderValue::from_bytes(&bytes)
+                && let Some(d) = retry_after(Some(&v), now)
+            {
+                prop_assert!((RETRY_AFTER_MIN..=RETRY_AFTER_MAX).contains(&d));
+            }
+        }
+
+        #[test]
+        fn any_number_or_date_is_bounded(n in any::<u128>(), y in 1i16..9999, mo in 1u8..13, d in 1u8..29, h in 0u8..24) {
+            let now = k8s_openapi::jiff::Timestamp::now();
+            let v = header::HeaderValue::from_str(&n.to_string()).unwrap();
+            let got = retry_after(Some(&v), now).unwrap();
+            prop_assert!((RETRY_AFTER_MIN..=RETRY_AFTER_MAX).contains(&got));
+            if let Ok(date) = k8s_openapi::jiff::civil::date(y, mo as i8, d as i8).at(h as i8, 0, 0, 0).to_zoned(k8s_openapi::jiff::tz::TimeZone::UTC) {
+                let text = k8s_openapi::jiff::fmt::rfc2822::to_string(&date).unwrap_or_default();
+                if let Ok(v) = header::HeaderValue::from_str(&text) {
+                    let got = retry_after(Some(&v), now).unwrap();
+                    prop_assert!((RETRY_AFTER_MIN..=RETRY_AFTER_MAX).contains(&got), "{text}");
+                }
+            }
+        }
     }
 }
