@@ -159,13 +159,22 @@ async fn runai_operations_and_error_classes() {
         a.lookup(&t, &s, "job-1").await.unwrap().unwrap().id,
         created.id
     );
-    assert!(
-        matches!(
-            a.create(&t, &s, "job-1").await,
-            Err(RemoteError::Conflict { .. })
-        ),
-        "duplicate name → 409"
+    assert_eq!(
+        a.create(&t, &s, "job-1").await.unwrap().id,
+        created.id,
+        "a duplicate name (409) is looked up and adopted"
     );
+    sim.state.lock().faults.push(Fault::once(
+        "runai",
+        "create",
+        FaultKind::DuplicateAsBadRequest,
+    ));
+    assert_eq!(
+        a.create(&t, &s, "job-1").await.unwrap().id,
+        created.id,
+        "a duplicate answered 400 is looked up and adopted too"
+    );
+    assert!(sim.state.lock().faults.is_empty(), "the 400 was answered");
     let done = until_phase(&*a, &t, &SPEC_ANY, &created.id, Phase::Succeeded).await;
     assert_eq!(done.state, "Completed");
     assert_eq!(

@@ -37,7 +37,8 @@ pub struct Args {
     pub openpai_requests_per_min: u32,
     /// A fault active from the start, as JSON, e.g.
     /// '{"platform":"runai","op":"create","kind":"commitThenDrop","count":1}'. Kinds: latency (latencyMs),
-    /// unauthorized, tooManyRequests (retryAfter), serverError, unavailable (retryAfter), commitThenDrop.
+    /// unauthorized, tooManyRequests (retryAfter), serverError, unavailable (retryAfter), commitThenDrop,
+    /// duplicateAsBadRequest (Run:ai: a create whose name is taken answers 400 instead of 409).
     /// Ops: token, create, get, list, cancel, suspend, resume, or *. count 0 = forever. (repeatable)
     #[arg(long = "fault", value_name = "JSON")]
     pub faults: Vec<String>,

@@ -23,7 +23,7 @@ pub fn map_phase(word: &str) -> Phase {
         "Completed" => Phase::Succeeded,
         "Failed" => Phase::Failed,
         "Stopped" | "Stopping" => Phase::Suspended,
-        "Deleting" | "Terminating" => Phase::Cancelled,
+        // Going away, not gone: not terminal (a finished workload being deleted keeps its phase).
         _ => Phase::Unknown,
     }
 }
@@ -128,7 +128,19 @@ impl Platform for Runai {
         async move {
             let body = create_body(Self::body(spec)?, name);
             let req = self.0.post("/api/v1/workloads/trainings").json(&body);
-            self.view(&send(req, t, true).await?.body)
+            match send(req, t, true).await {
+                Ok(ans) => self.view(&ans.body),
+                // The trainings create documents 400 but not 409 for a taken name: on any refusal
+                // (our intent is open) look the name up first; ours is adopted, not rejected.
+                Err(e @ (RemoteError::Permanent { .. } | RemoteError::Conflict { .. })) => {
+                    match self.lookup(t, spec, name).await {
+                        Ok(Some(found)) => Ok(found),
+                        Ok(None) => Err(e),
+                        Err(lookup) => Err(lookup),
+                    }
+                }
+                Err(e) => Err(e),
+            }
         }
         .boxed()
     }
@@ -226,7 +238,7 @@ mod tests {
             ("Initializing", Phase::Queued),
             ("Resuming", Phase::Queued),
             ("Pending", Phase::Queued),
-            ("Deleting", Phase::Cancelled),
+            ("Deleting", Phase::Unknown),
             ("Running", Phase::Running),
             ("Updating", Phase::Running),
             ("Stopped", Phase::Suspended),
@@ -234,7 +246,7 @@ mod tests {
             ("Degraded", Phase::Running),
             ("Failed", Phase::Failed),
             ("Completed", Phase::Succeeded),
-            ("Terminating", Phase::Cancelled),
+            ("Terminating", Phase::Unknown),
             ("Unknown", Phase::Unknown),
             ("SomethingNew", Phase::Unknown),
         ];
@@ -269,7 +281,7 @@ mod props {
         fn no_word_maps_to_a_terminal_phase_by_accident(word in "\\PC{0,20}") {
             let p = map_phase(&word);
             if p.is_terminal() {
-                prop_assert!(["Completed", "Failed", "Deleting", "Terminating"].contains(&word.as_str()));
+                prop_assert!(["Completed", "Failed"].contains(&word.as_str()));
             }
         }
     }
@@ -329,6 +341,19 @@ mod recorded {
             Some("Error: container exited with code 1")
         );
         assert_eq!(list["next"], 2, "the pagination cursor is where we read it");
+    }
+
+    #[test]
+    fn going_away_is_not_terminal_and_a_stop_is_a_suspension() {
+        let v = runai()
+            .view(&fixture!("runai/training-deleting.json"))
+            .unwrap();
+        assert_eq!((v.phase, v.state.as_str()), (Phase::Unknown, "Deleting"));
+        assert!(!v.phase.is_terminal());
+        let v = runai()
+            .view(&fixture!("runai/training-stopped.json"))
+            .unwrap();
+        assert_eq!((v.phase, v.state.as_str()), (Phase::Suspended, "Stopped"));
     }
 
     #[test]

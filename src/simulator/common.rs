@@ -187,8 +187,8 @@ pub async fn fault(state: &Shared, platform: &str, op: &str) -> Option<Response>
             r.headers_mut().insert(header::RETRY_AFTER, retry_after());
             Some(r)
         }
-        FaultKind::CommitThenDrop => {
-            // Only creates commit; elsewhere put the fault back for the create it was meant for.
+        FaultKind::CommitThenDrop | FaultKind::DuplicateAsBadRequest => {
+            // Only creates commit (or meet a duplicate); put the fault back for the create it is for.
             state.lock().faults.insert(0, f);
             None
         }
@@ -197,9 +197,14 @@ pub async fn fault(state: &Shared, platform: &str, op: &str) -> Option<Response>
 
 /// True when the next create of `platform` must be committed and its answer dropped.
 pub fn take_commit_then_drop(state: &State, platform: &str) -> bool {
+    take_create_fault(state, platform, FaultKind::CommitThenDrop)
+}
+
+/// True (and the fault used once) when a create-time fault of `kind` is set for `platform`.
+pub fn take_create_fault(state: &State, platform: &str, kind: FaultKind) -> bool {
     let mut inner = state.lock();
     let Some(idx) = inner.faults.iter().position(|f| {
-        f.kind == FaultKind::CommitThenDrop
+        f.kind == kind
             && (f.platform == "*" || f.platform == platform)
             && (f.op == "*" || f.op == "create")
     }) else {

@@ -7,8 +7,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::common::{Shared, admit, drop_connection, error, iso, take_commit_then_drop};
+use super::common::{
+    Shared, admit, drop_connection, error, iso, take_commit_then_drop, take_create_fault,
+};
 use super::jobs::{Job, Stage, vars_from_pairs};
+use super::state::FaultKind;
 use super::state::{State as Sim, now_ms};
 
 const P: &str = "runai";
@@ -98,6 +101,14 @@ pub async fn create(
         });
         if taken {
             drop(inner);
+            if take_create_fault(&sim, P, FaultKind::DuplicateAsBadRequest) {
+                return error(
+                    P,
+                    StatusCode::BAD_REQUEST,
+                    "",
+                    &format!("workload {name} already exists in the project"),
+                );
+            }
             return error(
                 P,
                 StatusCode::CONFLICT,

@@ -90,6 +90,9 @@ pub enum FaultKind {
     Unavailable,
     /// Store the create, then close the connection without a proper response.
     CommitThenDrop,
+    /// Run:ai: the next create whose name is taken answers 400 (`SubmissionErrorV2`-shaped) instead of
+    /// 409 — the trainings create documents 400 but not 409 (platforms.md §1.2).
+    DuplicateAsBadRequest,
 }
 
 /// Counters tests assert on (exactly-once, token economy).
