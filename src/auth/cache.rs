@@ -140,6 +140,27 @@ impl TokenCache {
         slot.token.clone().filter(|t| usable(t, Timestamp::now()))
     }
 
+    /// Whether ApiClient `id` has a token that has not expired, whatever version it was cached at
+    /// (an ApiClient being deleted keeps cancelling with it).
+    pub async fn holds_usable(&self, id: &str) -> bool {
+        let e = self
+            .entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned();
+        match e {
+            Some(e) => e
+                .slot
+                .lock()
+                .await
+                .token
+                .as_ref()
+                .is_some_and(|t| usable(t, Timestamp::now())),
+            None => false,
+        }
+    }
+
     /// When the next refresh of `id` may go out, while its token endpoint is failing.
     pub async fn retry_at(&self, id: &str) -> Option<Timestamp> {
         let e = self

@@ -118,7 +118,21 @@ impl TokenService {
 
     /// The HTTP client of `apic` (rebuilt when its spec or CA bundle changes).
     pub async fn http(&self, apic: &ApiClient) -> Result<reqwest::Client, AuthError> {
-        let ca = self.ca_bundle(apic).await?;
+        let ca = match self.ca_bundle(apic).await {
+            Ok(ca) => ca,
+            // Being deleted, its CA bundle may be gone already: cancels go on with the client built
+            // while it existed.
+            Err(e) => {
+                let cached = apic.metadata.deletion_timestamp.as_ref().and_then(|_| {
+                    self.http
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get(&apic.uid().unwrap_or_default())
+                        .map(|(_, c)| c.clone())
+                });
+                return cached.ok_or(e);
+            }
+        };
         let version = format!(
             "{}/{}",
             apic.metadata.generation.unwrap_or(0),

@@ -283,12 +283,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let recorder = Recorder::new(client.clone(), reporter);
     let tokens = Arc::new(TokenService::new(client.clone(), metrics.clone()));
     let (refs, triggers) = api_client::ref_watches::RefWatches::new(client.clone());
+    let shared = Arc::new(crate::controller::in_use::Shared::new(
+        args.namespaces.clone(),
+    ));
+    shared.set_wake(refs.sender());
     let apic_ctx = Arc::new(api_client::Context {
         client: client.clone(),
         tokens: tokens.clone(),
         metrics: metrics.clone(),
         recorder: recorder.clone(),
         refs,
+        shared: shared.clone(),
     });
     let factory = Arc::new(remote_job::platform_remote::Factory {
         batches: Default::default(),
@@ -302,6 +307,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         recorder,
         metrics: metrics.clone(),
         not_before: Default::default(),
+        shared,
     });
 
     let controllers = futures::future::join(

@@ -84,19 +84,20 @@ deduplicated, in order. Empty: every namespace (cluster-wide mode).
 {{/* The operator's rules, in each served namespace (Role) or cluster-wide (ClusterRole). */}}
 {{- define "jobrelay.operatorRules" -}}
 # Exactly the calls src/ makes: watches, merge patches (status, finalizers) and the TTL delete.
+# apiclients: patch for the in-use finalizer (jobrelay.io/in-use), held while RemoteJobs need it.
 - apiGroups: [jobrelay.io]
   resources: [apiclients]
-  verbs: [get, list, watch]
+  verbs: [get, list, watch, patch]
+# Setting finalizers on an object it does not own (OwnerReferencesPermissionEnforcement).
+- apiGroups: [jobrelay.io]
+  resources: [remotejobs/finalizers, apiclients/finalizers]
+  verbs: [update]
 - apiGroups: [jobrelay.io]
   resources: [apiclients/status, remotejobs/status]
   verbs: [patch]
 - apiGroups: [jobrelay.io]
   resources: [remotejobs]
   verbs: [get, list, watch, patch, delete]
-# Setting finalizers on an object it does not own (OwnerReferencesPermissionEnforcement).
-- apiGroups: [jobrelay.io]
-  resources: [remotejobs/finalizers]
-  verbs: [update]
 # Credentials and CA bundles that ApiClients name.
 - apiGroups: [""]
   resources: [secrets, configmaps]

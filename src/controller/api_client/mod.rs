@@ -29,6 +29,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Watches of the Secrets and CA bundles ApiClients read.
     pub refs: RefWatches,
+    /// Which RemoteJobs use which ApiClient (in-use protection), shared with the RemoteJob controller.
+    pub shared: Arc<crate::controller::in_use::Shared>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +50,12 @@ pub async fn reconcile(apic: Arc<ApiClient>, ctx: Arc<Context>) -> Result<Action
 async fn reconcile_inner(apic: &ApiClient, ctx: &Context) -> Result<Action, Error> {
     let ns = apic.namespace().unwrap_or_default();
     let name = apic.name_any();
+    let held = protect(apic, ctx).await?;
     if apic.meta().deletion_timestamp.is_some() {
+        if held {
+            // RemoteJobs still cancel through it: keep its token (and Secret watch) meanwhile.
+            return Ok(Action::requeue(Duration::from_secs(5)));
+        }
         ctx.refs.forget(&ns, &name);
         ctx.tokens.cache.remove(&apic.uid().unwrap_or_default());
         return Ok(Action::await_change());
@@ -118,6 +125,53 @@ async fn reconcile_inner(apic: &ApiClient, ctx: &Context) -> Result<Action, Erro
     Ok(Action::requeue(p.requeue.max(Duration::from_secs(1))))
 }
 
+/// In-use protection: the finalizer is added while RemoteJobs hold the ApiClient and removed when
+/// none do (checked against the apiserver, not only the caches, before removing). Returns whether
+/// the ApiClient is (still) held.
+async fn protect(apic: &ApiClient, ctx: &Context) -> Result<bool, Error> {
+    use crate::controller::in_use::FINALIZER;
+    let has = apic.finalizers().iter().any(|f| f == FINALIZER);
+    let terminating = apic.meta().deletion_timestamp.is_some();
+    let cached = ctx.shared.in_use_cached(apic);
+    let used = match (cached, has) {
+        (Some(true), _) => true,
+        (Some(false), false) => false,
+        // About to remove it, or the caches cannot say yet: ask the apiserver.
+        (Some(false), true) | (None, _) => ctx.shared.in_use_live(&ctx.client, apic).await?,
+    };
+    if used == has || (used && terminating) {
+        // (No finalizer can be added to an object being deleted.)
+        return Ok(used && has);
+    }
+    let mut finalizers: Vec<String> = apic
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    if used {
+        finalizers.push(FINALIZER.to_string());
+    }
+    let api: Api<ApiClient> =
+        Api::namespaced(ctx.client.clone(), &apic.namespace().unwrap_or_default());
+    let patch =
+        json!({"metadata": {"finalizers": finalizers, "resourceVersion": apic.resource_version()}});
+    match api
+        .patch(
+            &apic.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => return Ok(false),
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(namespace = %apic.namespace().unwrap_or_default(), apiclient = %apic.name_any(), in_use = used, "in-use finalizer {}", if used { "added" } else { "removed" });
+    Ok(used)
+}
+
 /// An event when Ready flips or its reason changes.
 async fn publish_transition(
     ctx: &Context,
@@ -183,6 +237,7 @@ pub async fn run(
         .map(|api| Controller::new(api, watcher::Config::default().any_semantic()))
         .collect();
     let stores: Vec<_> = controllers.iter().map(|c| c.store()).collect();
+    ctx.shared.set_client_stores(stores.clone());
     // Deleted ApiClients are never reconciled again (they carry no finalizer): sweep their Secret
     // watches and cached tokens against the controllers' view of what still exists.
     let sweeper = ctx.clone();

@@ -64,6 +64,11 @@ impl RefWatches {
         )
     }
 
+    /// A sender of ApiClients to reconcile (into the same stream as the watches').
+    pub fn sender(&self) -> mpsc::UnboundedSender<ObjectRef<ApiClient>> {
+        self.tx.clone()
+    }
+
     /// ApiClient `apic` in `ns` reads `refs`: make sure a change of any of them reaches `apic`.
     /// An ApiClient that stopped referencing an object is dropped from that object's watch.
     pub fn ensure(&self, ns: &str, apic: &str, refs: &[(CaBundleKind, String)]) {

@@ -9,6 +9,7 @@ use kube::{Api, ResourceExt};
 use super::model::ClientState;
 use super::plan;
 use super::{Context, Error, reasons};
+use crate::controller::in_use;
 use crate::crd::conditions::{self, types};
 use crate::crd::{ApiClient, RemoteJob};
 use crate::platform::Session;
@@ -27,8 +28,15 @@ pub async fn resolve(
         .unwrap_or_else(|| ns.to_string());
     let name = &job.spec.client_ref.name;
     let unusable = |reason, message: String| Ok((ClientState::Unusable { reason, message }, None));
-    let api: Api<ApiClient> = Api::namespaced(ctx.client.clone(), &client_ns);
-    let Some(client) = api.get_opt(name).await? else {
+    // From the ApiClient controller's caches; a GET only when they cannot say.
+    let found = match ctx.shared.client(&client_ns, name) {
+        Some(found) => found.map(|c| (*c).clone()),
+        None => {
+            let api: Api<ApiClient> = Api::namespaced(ctx.client.clone(), &client_ns);
+            api.get_opt(name).await?
+        }
+    };
+    let Some(client) = found else {
         return unusable(
             reasons::CLIENT_NOT_FOUND,
             format!("ApiClient {client_ns}/{name} not found"),
@@ -45,6 +53,14 @@ pub async fn resolve(
     if let Some(mismatch) = platform_mismatch(&client, job) {
         return unusable(reasons::PLATFORM_MISMATCH, mismatch);
     }
+    let terminating = client.metadata.deletion_timestamp.is_some();
+    if terminating && !in_use::holds(job, &client_ns, name, true) {
+        // Being deleted: it serves the jobs it already runs (cancels included), no new ones.
+        return unusable(
+            reasons::CLIENT_NOT_READY,
+            format!("ApiClient {client_ns}/{name} is being deleted"),
+        );
+    }
     let ready = client
         .status
         .as_ref()
@@ -52,7 +68,18 @@ pub async fn resolve(
     if let Some((reason, message)) = crate::auth::policy_refusal(&client) {
         return unusable(reason, message);
     }
-    if !ready {
+    // A job that must cancel may still do so with a token that has not expired, although the
+    // ApiClient is no longer Ready (e.g. its Secret went first in a namespace deletion).
+    let must_cancel = job.metadata.deletion_timestamp.is_some()
+        || job.status.as_ref().is_some_and(|s| s.cancel_pending);
+    let cancel_anyway = must_cancel
+        && ctx
+            .remotes
+            .tokens
+            .cache
+            .holds_usable(&client.uid().unwrap_or_default())
+            .await;
+    if !ready && !cancel_anyway {
         return unusable(
             reasons::CLIENT_NOT_READY,
             format!("ApiClient {client_ns}/{name} is not Ready"),

@@ -42,6 +42,28 @@ pub struct Context {
     /// Per RemoteJob uid: no remote call before this instant (a platform's Retry-After, or our backoff).
     /// Our own status write would otherwise re-trigger a reconcile at once and ignore the wait.
     pub not_before: Backoffs,
+    /// ApiClients from the ApiClient controller's caches, and in-use protection.
+    pub shared: Arc<crate::controller::in_use::Shared>,
+}
+
+/// Asks the ApiClient controller to re-check the in-use protection of `job`'s ApiClient.
+fn wake_client(ctx: &Context, job: &RemoteJob) {
+    let ns = job.namespace().unwrap_or_default();
+    let client_ns = job.spec.client_ref.namespace.as_deref().unwrap_or(&ns);
+    ctx.shared.wake(client_ns, &job.spec.client_ref.name);
+}
+
+/// Whether `job` with `status` holds its ApiClient (either while it is deleted or not).
+fn holding(job: &RemoteJob, status: &RemoteJobStatus) -> (bool, bool) {
+    let mut j = job.clone();
+    j.status = Some(status.clone());
+    let ns = job.namespace().unwrap_or_default();
+    let client_ns = job.spec.client_ref.namespace.as_deref().unwrap_or(&ns);
+    let name = &job.spec.client_ref.name;
+    (
+        crate::controller::in_use::holds(&j, client_ns, name, false),
+        crate::controller::in_use::holds(&j, client_ns, name, true),
+    )
 }
 
 /// Per RemoteJob uid: the failures in a row of its remote calls and when it may call again.
@@ -95,6 +117,7 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
     let deleting = job.meta().deletion_timestamp.is_some();
     if !deleting && !job.finalizers().iter().any(|f| f == FINALIZER) {
         add_finalizer(&api, &job).await?;
+        wake_client(&ctx, &job);
         return Ok(Action::await_change());
     }
     if deleting && !job.finalizers().iter().any(|f| f == FINALIZER) {
@@ -149,7 +172,7 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
             publish(&ctx, &job, EventType::Warning, reason, message).await;
         }
         let Some(remote) = remote.as_ref() else {
-            return finish_step(&api, &job, p.step, p.requeue).await;
+            return finish_step(&ctx, &api, &job, p.step, p.requeue).await;
         };
         let on_id = p.status.remote_id.as_deref();
         let result = match (&p.step, on_id) {
@@ -181,7 +204,7 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
             (Step::Resume, Some(id)) => decide::call_answer(remote.resume(&job.spec, id).await),
             (Step::Cancel | Step::Suspend | Step::Resume, None) => Ok(()),
             (Step::None | Step::DeleteObject | Step::RemoveFinalizer, _) => {
-                return finish_step(&api, &job, p.step, p.requeue).await;
+                return finish_step(&ctx, &api, &job, p.step, p.requeue).await;
             }
         };
         return match result {
@@ -248,6 +271,7 @@ async fn create(
 }
 
 async fn finish_step(
+    ctx: &Context,
     api: &Api<RemoteJob>,
     job: &RemoteJob,
     step: Step,
@@ -260,6 +284,7 @@ async fn finish_step(
         }
         Step::RemoveFinalizer => {
             remove_finalizer(api, job).await?;
+            wake_client(ctx, job);
             Ok(Action::await_change())
         }
         _ => Ok(requeue
@@ -301,6 +326,9 @@ async fn write_status(
         &Patch::Apply(&patch),
     )
     .await?;
+    if holding(job, old) != holding(job, new) {
+        wake_client(ctx, job);
+    }
     if old.phase != new.phase {
         tracing::info!(
             namespace = %job.namespace().unwrap_or_default(), job = %job.name_any(),

@@ -27,6 +27,7 @@ pub async fn run(
         .map(|api| Controller::new(api, watcher::Config::default().any_semantic()))
         .collect();
     let stores: Vec<_> = controllers.iter().map(|c| c.store()).collect();
+    ctx.shared.set_job_stores(stores.clone());
     let gauge = tokio::spawn(count_phases(stores, ctx.metrics.clone()));
     let runs = controllers.into_iter().map(|controller| {
         let store = controller.store();
