@@ -71,6 +71,16 @@ pub fn start_body(job: &DaiJob) -> Value {
     b
 }
 
+/// Pure: whether a listed execution is the start `wanted` (our start body): every identifying field
+/// (model, test case, script, rerun) is the same, present or absent alike on both sides — a field the
+/// listing leaves out never matches.
+pub fn same_start(wanted: &Value, listed: &Value) -> bool {
+    let field = |v: &Value, k: &str| v.get(k).filter(|x| !x.is_null()).cloned();
+    ["model_id", "test_case_id", "script", "rerun_id"]
+        .iter()
+        .all(|k| field(wanted, k) == field(listed, k))
+}
+
 /// The RemoteJob's DAI section (both DAI APIs).
 pub fn job(spec: &Spec) -> RemoteResult<&DaiJob> {
     super::body(spec.dai.as_ref(), "dai")
@@ -130,19 +140,10 @@ impl Platform for Dai {
             }
             let ans = send(req, t, false).await?;
             let wanted = start_body(job);
-            let matches = |v: &Value| {
-                ["model_id", "test_case_id", "script", "rerun_id"]
-                    .iter()
-                    .all(|k| {
-                        wanted
-                            .get(*k)
-                            .is_none_or(|w| v.get(*k).is_none_or(|x| x == w))
-                    })
-            };
             let found = super::earliest(
                 super::items(&ans.body, "items")
                     .iter()
-                    .filter(|v| matches(v)),
+                    .filter(|v| same_start(&wanted, v)),
                 "created_at",
             );
             found.map(|v| self.view(v)).transpose()
@@ -178,6 +179,34 @@ mod tests {
         ] {
             assert_eq!(map_status(w), p, "{w}");
         }
+    }
+
+    #[test]
+    fn adoption_never_matches_on_a_missing_field() {
+        let wanted = json!({"execution_type": "executing", "model_id": "m", "test_case_id": 7});
+        assert!(same_start(
+            &wanted,
+            &json!({"id": "1", "model_id": "m", "test_case_id": 7, "script": null})
+        ));
+        assert!(
+            !same_start(&wanted, &json!({"id": "1", "model_id": "m"})),
+            "test case missing"
+        );
+        assert!(
+            !same_start(&wanted, &json!({"id": "1"})),
+            "nothing to match on"
+        );
+        assert!(!same_start(
+            &wanted,
+            &json!({"id": "1", "model_id": "m", "test_case_id": 8})
+        ));
+        assert!(
+            !same_start(
+                &json!({"model_id": "m"}),
+                &json!({"model_id": "m", "test_case_id": 7})
+            ),
+            "another test case of the model"
+        );
     }
 
     #[test]
