@@ -490,9 +490,10 @@ async fn dai_legacy_run_api() {
         json!({"dai": {"modelName": "checkout", "group": "web", "extra": {"SIM_RUN_SECONDS": "60"}}}),
     );
     let (_, aborted) = drop_find_and_cancel(&sim, &*a, &t, &long, since).await;
+    // Incomplete is a failure in both DAI APIs (the controller tells its own abort apart).
     assert_eq!(
         (aborted.state.as_str(), aborted.phase),
-        ("Incomplete", Phase::Cancelled)
+        ("Incomplete", Phase::Failed)
     );
     assert_eq!(counters(&sim).creates["dai/checkout"], 1);
     let bad = spec(json!({"dai": {"modelId": "m"}}));
@@ -548,4 +549,82 @@ async fn pause_freezes_progress_until_resumed() {
         .await
         .unwrap();
     assert_eq!(counters["creates"]["runai/frozen"], 1);
+}
+
+/// A status read the platform does not offer (404 route, 405, 501) is reported as such, naming the
+/// code and each read tried, not as the last phase forever; the legacy API falls back to its
+/// documented `modelName` progress read.
+#[tokio::test]
+async fn dai_status_reads_that_are_not_offered_say_so() {
+    let sim = simulator(None).await;
+    let t = dai_token(&sim).await;
+    let a = platform_on(&sim, Some(PlatformApi::DaiExecutions));
+    let s = spec(json!({"dai": {"modelId": "m-9", "extra": {"SIM_RUN_SECONDS": 60}}}));
+    let v = a.create(&t, &s, "x").await.unwrap();
+    for (kind, code) in [
+        (FaultKind::MethodNotAllowed, "405"),
+        (FaultKind::NotImplemented, "501"),
+        (FaultKind::RouteNotFound, "404"),
+    ] {
+        // The execution read, then the legacy progress read (which does not know the execution).
+        inject(
+            &sim,
+            Fault {
+                count: 1,
+                ..fault("dai", "get", kind)
+            },
+        );
+        let seen = a.get(&t, &SPEC_ANY, &v.id).await.unwrap();
+        assert_eq!(
+            (seen.phase, seen.state.as_str()),
+            (Phase::Unknown, platform::STATUS_READ_UNSUPPORTED),
+            "{kind:?}"
+        );
+        let m = seen.message.unwrap();
+        assert!(
+            m.contains(&format!(
+                "GET /execution_service/api/v1/executions/{} answered HTTP {code}",
+                v.id
+            )) && m.contains("POST /api/run/progress id="),
+            "{m}"
+        );
+    }
+    // A 404 naming the execution is still "gone".
+    assert_eq!(
+        a.get(&t, &SPEC_ANY, "no-such-execution").await,
+        Err(RemoteError::NotFound)
+    );
+    assert_eq!(
+        a.get(&t, &SPEC_ANY, &v.id).await.unwrap().message,
+        None,
+        "read again once the fault is gone"
+    );
+
+    let legacy = platform_on(&sim, Some(PlatformApi::DaiLegacyRun));
+    let ls = spec(
+        json!({"dai": {"modelName": "cart", "group": "web", "extra": {"SIM_RUN_SECONDS": "60"}}}),
+    );
+    let run = legacy.create(&t, &ls, "x").await.unwrap();
+    // Progress by id is refused once: the model's runs are read instead.
+    inject(&sim, fault("dai", "get", FaultKind::NotImplemented));
+    let seen = legacy.get(&t, &ls, &run.id).await.unwrap();
+    assert_eq!(
+        (seen.id.as_str(), seen.phase),
+        (run.id.as_str(), Phase::Running)
+    );
+    // Both progress forms refused: said so.
+    inject(
+        &sim,
+        Fault {
+            count: 2,
+            ..fault("dai", "get", FaultKind::MethodNotAllowed)
+        },
+    );
+    let seen = legacy.get(&t, &ls, &run.id).await.unwrap();
+    assert_eq!(seen.state, platform::STATUS_READ_UNSUPPORTED);
+    let m = seen.message.unwrap();
+    assert!(
+        m.contains("POST /api/run/progress id=") && m.contains("modelName=cart answered HTTP 405"),
+        "{m}"
+    );
 }

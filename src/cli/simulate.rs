@@ -38,7 +38,9 @@ pub struct Args {
     /// A fault active from the start, as JSON, e.g.
     /// '{"platform":"runai","op":"create","kind":"commitThenDrop","count":1}'. Kinds: latency (latencyMs),
     /// unauthorized, tooManyRequests (retryAfter), serverError, unavailable (retryAfter), commitThenDrop,
-    /// duplicateAsBadRequest (Run:ai: a create whose name is taken answers 400 instead of 409).
+    /// duplicateAsBadRequest (Run:ai: a create whose name is taken answers 400 instead of 409),
+    /// routeNotFound (404 as for a route the server lacks), methodNotAllowed (405), notImplemented
+    /// (501) — the last three show a platform without a status read (DAI: op get covers both reads).
     /// Ops: token, create, get, list, cancel, suspend, resume, or *. count 0 = forever. (repeatable)
     #[arg(long = "fault", value_name = "JSON")]
     pub faults: Vec<String>,

@@ -11,7 +11,7 @@ use k8s_openapi::jiff::Timestamp;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::http::{Endpoint, send};
+use super::http::{self, Endpoint, send, send_checked};
 use super::{Bearer, Call, Platform, RemoteError, RemoteResult, RemoteView, Search, Spec};
 use crate::crd::{DaiJob, RemoteJobPhase as Phase};
 
@@ -21,7 +21,27 @@ pub struct Dai(pub Endpoint);
 
 const EXECUTIONS: &str = "/execution_service/api/v1/executions";
 
+/// The legacy API's documented run read (platforms.md §3.3), the fallback when the execution service
+/// offers no read of an execution (none is documented, §3.2).
+const LEGACY_PROGRESS: &str = "/api/run/progress";
+
+/// The status words [`map_status`] knows.
+pub const KNOWN_STATUSES: &[&str] = &[
+    "queued",
+    "pending",
+    "starting",
+    "running",
+    "passed",
+    "failed",
+    "incomplete",
+    "error",
+    "aborted",
+    "cancelled",
+];
+
 /// Execution status → our phase (legacy words Running/Passed/Failed/Incomplete, plus queued/aborted).
+/// `Incomplete` is Failed, as in the legacy API ([`super::dai_legacy::map_status`]): it counts toward
+/// backoffLimit.
 pub fn map_status(word: &str) -> Phase {
     match word.to_ascii_lowercase().as_str() {
         "queued" | "pending" | "starting" => Phase::Queued,
@@ -103,7 +123,7 @@ impl Dai {
             id: id.clone(),
             phase: map_status(word),
             state: word.to_string(),
-            message: None,
+            message: super::unrecognized(word, KNOWN_STATUSES),
             url: Some(self.0.url(&format!("{EXECUTIONS}/{id}"))),
             started_at: super::time_of(v.get("start_time")),
             finished_at: super::time_of(v.get("end_time")),
@@ -120,10 +140,41 @@ impl Platform for Dai {
         .boxed()
     }
 
+    /// `GET executions/{id}` (undocumented, §3.2); when the service answers that it has no such read
+    /// (404 route, 405, 501), the legacy `POST /api/run/progress` with `id=`; when neither reads, an
+    /// observation saying so ([`super::status_read_unsupported`]) rather than the last phase forever.
     fn get<'a>(&'a self, t: &'a Bearer, _spec: &'a Spec, id: &'a str) -> Call<'a, RemoteView> {
         async move {
-            let req = self.0.get(&format!("{EXECUTIONS}/{id}"));
-            self.view(&send(req, t, false).await?.body)
+            let path = format!("{EXECUTIONS}/{id}");
+            let first = match send_checked(self.0.get(&path), t, false).await {
+                Ok(a) => return self.view(&a.body),
+                Err(f) if f.read_unsupported() => super::tried(&format!("GET {path}"), &f),
+                Err(f) => return Err(f.error),
+            };
+            let legacy = self.0.post(LEGACY_PROGRESS).form(&[("id", id)]);
+            let second = match send_checked(legacy, t, false).await {
+                Ok(a) if a.body.get("status").is_some_and(Value::is_string) => {
+                    let mut v = self.view(&a.body)?;
+                    v.id = id.to_string();
+                    v.url = None;
+                    v.message.get_or_insert_with(|| {
+                        format!("read through POST {LEGACY_PROGRESS} ({first})")
+                    });
+                    return Ok(v);
+                }
+                Ok(_) => format!("POST {LEGACY_PROGRESS} id={id} answered without a run status"),
+                Err(
+                    f @ http::Failure {
+                        error:
+                            RemoteError::Retriable { .. }
+                            | RemoteError::Auth { .. }
+                            | RemoteError::OutcomeUnknown { .. },
+                        ..
+                    },
+                ) => return Err(f.error),
+                Err(f) => super::tried(&format!("POST {LEGACY_PROGRESS} id={id}"), &f),
+            };
+            Ok(super::status_read_unsupported(id, &[first, second]))
         }
         .boxed()
     }
@@ -179,6 +230,22 @@ mod tests {
         ] {
             assert_eq!(map_status(w), p, "{w}");
         }
+    }
+
+    #[test]
+    fn an_unrecognized_status_is_shown_with_its_word() {
+        let dai = Dai(Endpoint::new(
+            reqwest::Client::new(),
+            "https://dai.example.com",
+        ));
+        let v = dai.view(&json!({"id": "e1", "status": "Weird"})).unwrap();
+        assert_eq!((v.phase, v.state.as_str()), (Phase::Unknown, "Weird"));
+        assert_eq!(
+            v.message.as_deref(),
+            Some("unrecognized state 'Weird' from the platform")
+        );
+        let known = dai.view(&json!({"id": "e1", "status": "Queued"})).unwrap();
+        assert_eq!(known.message, None);
     }
 
     #[test]

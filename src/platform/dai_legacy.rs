@@ -7,20 +7,26 @@ use futures::FutureExt;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 
-use super::http::{Endpoint, send};
+use super::http::{Endpoint, send, send_checked};
 use super::{Bearer, Call, Platform, RemoteError, RemoteResult, RemoteView, Search, Spec};
 use crate::crd::{DaiJob, RemoteJobPhase as Phase};
 
 #[derive(Clone, Debug)]
 pub struct DaiLegacy(pub Endpoint);
 
-/// Legacy status → our phase. A run that was aborted ends `Incomplete` [INF]: cancelled.
+const PROGRESS: &str = "/api/run/progress";
+
+/// The documented status words (dai-post-check-run.htm).
+pub const KNOWN_STATUSES: &[&str] = &["Running", "Passed", "Failed", "Incomplete"];
+
+/// Legacy status → our phase. `Incomplete` (a run that did not finish, also what an abort leads to
+/// [INF]) is Failed, as in the execution service ([`super::dai::map_status`]): it counts toward
+/// backoffLimit. Our own abort after `suspend` is told apart by the controller, which knows it asked.
 pub fn map_status(word: &str) -> Phase {
     match word.to_ascii_lowercase().as_str() {
         "running" => Phase::Running,
         "passed" => Phase::Succeeded,
-        "failed" => Phase::Failed,
-        "incomplete" => Phase::Cancelled,
+        "failed" | "incomplete" => Phase::Failed,
         _ => Phase::Unknown,
     }
 }
@@ -83,7 +89,7 @@ impl DaiLegacy {
             id: id.to_string(),
             phase: map_status(word),
             state: word.to_string(),
-            message: None,
+            message: super::unrecognized(word, KNOWN_STATUSES),
             url: None,
             started_at: super::time_of(v.get("starttime")),
             finished_at: super::time_of(v.get("endtime")),
@@ -91,7 +97,7 @@ impl DaiLegacy {
     }
 
     async fn progress(&self, t: &Bearer, id: &str) -> RemoteResult<Value> {
-        let req = self.0.post("/api/run/progress").form(&[("id", id)]);
+        let req = self.0.post(PROGRESS).form(&[("id", id)]);
         Ok(send(req, t, false).await?.body)
     }
 }
@@ -105,8 +111,50 @@ impl Platform for DaiLegacy {
         .boxed()
     }
 
-    fn get<'a>(&'a self, t: &'a Bearer, _spec: &'a Spec, id: &'a str) -> Call<'a, RemoteView> {
-        async move { self.view(&self.progress(t, id).await?) }.boxed()
+    /// Progress by `id=`; when the server answers that it has no such read (404 route, 405, 501),
+    /// progress by the job's `modelName=` (the documented form for several runs) and the run with
+    /// our id among them; when neither reads, an observation saying so.
+    fn get<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, id: &'a str) -> Call<'a, RemoteView> {
+        async move {
+            let req = self.0.post(PROGRESS).form(&[("id", id)]);
+            let first = match send_checked(req, t, false).await {
+                Ok(a) => return self.view(&a.body),
+                Err(f) if f.read_unsupported() => {
+                    super::tried(&format!("POST {PROGRESS} id={id}"), &f)
+                }
+                Err(f) => return Err(f.error),
+            };
+            let mut tried = vec![first];
+            if let Some(model) = super::dai::job(spec)
+                .ok()
+                .and_then(|j| j.model_name.as_ref())
+            {
+                let call = format!("POST {PROGRESS} modelName={model}");
+                let req = self
+                    .0
+                    .post(PROGRESS)
+                    .form(&[("modelName", model.as_str()), ("limit", "100")]);
+                match send_checked(req, t, false).await {
+                    Ok(a) => {
+                        let runs = match &a.body {
+                            Value::Array(runs) => runs.as_slice(),
+                            one => std::slice::from_ref(one),
+                        };
+                        let ours = runs
+                            .iter()
+                            .find(|r| r.get("id").and_then(Value::as_str) == Some(id));
+                        if let Some(run) = ours {
+                            return self.view(run);
+                        }
+                        tried.push(format!("{call} did not list the run"));
+                    }
+                    Err(f) if f.read_unsupported() => tried.push(super::tried(&call, &f)),
+                    Err(f) => return Err(f.error),
+                }
+            }
+            Ok(super::status_read_unsupported(id, &tried))
+        }
+        .boxed()
     }
 
     fn find_start<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, since: Timestamp) -> Search<'a> {
@@ -153,7 +201,7 @@ mod tests {
             ("Running", Phase::Running),
             ("Passed", Phase::Succeeded),
             ("Failed", Phase::Failed),
-            ("Incomplete", Phase::Cancelled),
+            ("Incomplete", Phase::Failed),
             ("?", Phase::Unknown),
         ] {
             assert_eq!(map_status(w), p, "{w}");
@@ -201,6 +249,21 @@ mod recorded {
             .view(&fixture!("dai_legacy/run-progress-incomplete.json"))
             .unwrap();
         assert!(done.finished_at.is_some());
+        // Incomplete means the same as in the execution service: a failure (counts toward backoffLimit).
+        assert_eq!(
+            (done.phase, done.state.as_str()),
+            (Phase::Failed, "Incomplete")
+        );
+        assert_eq!(done.phase, crate::platform::dai::map_status("Incomplete"));
+        assert_eq!(done.message, None);
+        let mut weird = fixture!("dai_legacy/run-progress-running.json");
+        weird["status"] = "Paused".into();
+        let w = dai().view(&weird).unwrap();
+        assert_eq!((w.phase, w.state.as_str()), (Phase::Unknown, "Paused"));
+        assert_eq!(
+            w.message.as_deref(),
+            Some("unrecognized state 'Paused' from the platform")
+        );
     }
 
     #[test]

@@ -65,14 +65,22 @@ impl Generic {
 
     fn view(&self, job: &GenericJob, id: &str, v: &Value) -> RemoteView {
         let word = word_at(v, &job.state_pointer).unwrap_or_else(|| "unknown".into());
+        let phase = map_state(&job.states, &word);
+        let message = job
+            .message_pointer
+            .as_deref()
+            .and_then(|p| word_at(v, p))
+            .map(|m| sanitize(&m));
+        // Not in any of the job's word lists: say which word, with the platform's message if any.
+        let unrecognized = (phase == Phase::Unknown).then(|| super::unrecognized(&word, &[]));
+        let message = match (unrecognized.flatten(), message) {
+            (Some(u), Some(m)) => Some(format!("{u}: {m}")),
+            (u, m) => u.or(m),
+        };
         RemoteView {
             id: id.to_string(),
-            phase: map_state(&job.states, &word),
-            message: job
-                .message_pointer
-                .as_deref()
-                .and_then(|p| word_at(v, p))
-                .map(|m| sanitize(&m)),
+            phase,
+            message,
             state: word,
             url: Some(self.0.url(&fill(&job.status_path, id, ""))),
             ..Default::default()
@@ -172,5 +180,30 @@ mod tests {
             assert_eq!(map_state(&s, w), p, "{w}");
         }
         assert_eq!(fill("/jobs/{id}/x", "a b/c", ""), "/jobs/a+b%2Fc/x");
+    }
+
+    #[test]
+    fn an_unlisted_word_is_shown_with_the_platforms_message() {
+        let job: GenericJob = serde_json::from_value(serde_json::json!({
+            "submitPath": "/jobs", "idPointer": "/id", "statusPath": "/jobs/{id}",
+            "statePointer": "/state", "messagePointer": "/why"
+        }))
+        .unwrap();
+        let g = Generic(Endpoint::new(
+            reqwest::Client::new(),
+            "https://x.example.com",
+        ));
+        let v = g.view(
+            &job,
+            "1",
+            &serde_json::json!({"state": "Weird", "why": "odd"}),
+        );
+        assert_eq!((v.phase, v.state.as_str()), (Phase::Unknown, "Weird"));
+        assert_eq!(
+            v.message.as_deref(),
+            Some("unrecognized state 'Weird' from the platform: odd")
+        );
+        let v = g.view(&job, "1", &serde_json::json!({"state": "running"}));
+        assert_eq!((v.phase, v.message), (Phase::Running, None));
     }
 }

@@ -46,6 +46,41 @@ impl Endpoint {
 pub struct Answer {
     pub status: StatusCode,
     pub body: serde_json::Value,
+    /// The platform's clock when it answered (its `Date` header), where it said.
+    pub date: Option<k8s_openapi::jiff::Timestamp>,
+}
+
+/// A failed call as [`send_checked`] reports it: the class, and the HTTP status and the platform's
+/// message when an answer came back (a [`RemoteError::NotFound`] keeps no message of its own).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    pub error: RemoteError,
+    pub status: Option<StatusCode>,
+    pub message: String,
+}
+
+impl Failure {
+    fn without_answer(error: RemoteError) -> Self {
+        Failure {
+            error,
+            status: None,
+            message: String::new(),
+        }
+    }
+
+    /// Pure: whether this answer says the read itself is not offered — 405, 501, or a 404 whose
+    /// message is the framework's bare "Not Found" for a route it does not have (FastAPI/Starlette,
+    /// Flask, express), as opposed to a 404 naming a missing job ("Execution not found").
+    pub fn read_unsupported(&self) -> bool {
+        match self.status.map(|s| s.as_u16()) {
+            Some(405 | 501) => true,
+            Some(404) => {
+                let m = self.message.trim().trim_end_matches('.');
+                m.is_empty() || m.eq_ignore_ascii_case("not found") || m.starts_with("Cannot ")
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Sends `req` with the bearer token. `creates`: the request may change state remotely, so a failure
@@ -55,32 +90,46 @@ pub async fn send(
     token: &SecretString,
     creates: bool,
 ) -> Result<Answer, RemoteError> {
+    send_checked(req, token, creates).await.map_err(|f| f.error)
+}
+
+/// [`send`], keeping the HTTP status and message of a refusal (see [`Failure`]).
+pub async fn send_checked(
+    req: RequestBuilder,
+    token: &SecretString,
+    creates: bool,
+) -> Result<Answer, Failure> {
+    let gone = |e: reqwest::Error| Failure::without_answer(transport_error(&e, creates));
     let resp = crate::transport::with_bearer(req, token)
         .send()
         .await
-        .map_err(|e| transport_error(&e, creates))?;
+        .map_err(gone)?;
     let status = resp.status();
     let retry_after = retry_after(
         resp.headers().get(header::RETRY_AFTER),
         k8s_openapi::jiff::Timestamp::now(),
     );
-    let (bytes, cut) = read_capped(resp, MAX_BODY)
-        .await
-        .map_err(|e| transport_error(&e, creates))?;
+    let date = resp
+        .headers()
+        .get(header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| k8s_openapi::jiff::fmt::rfc2822::parse(v).ok())
+        .map(|z| z.timestamp());
+    let (bytes, cut) = read_capped(resp, MAX_BODY).await.map_err(gone)?;
     if status.is_success() && cut {
         // An answer we will not parse; for a create its effect is unknown.
         let message = format!(
             "the platform's answer is larger than {} KiB",
             MAX_BODY / 1024
         );
-        return Err(if creates {
+        return Err(Failure::without_answer(if creates {
             RemoteError::OutcomeUnknown { message }
         } else {
             RemoteError::Retriable {
                 message,
                 retry_after: None,
             }
-        });
+        }));
     }
     if status.is_success() {
         let body = if bytes.is_empty() {
@@ -88,9 +137,14 @@ pub async fn send(
         } else {
             serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)
         };
-        return Ok(Answer { status, body });
+        return Ok(Answer { status, body, date });
     }
-    Err(classify(status, retry_after, &message_of(&bytes)))
+    let message = message_of(&bytes);
+    Err(Failure {
+        error: classify(status, retry_after, &message),
+        status: Some(status),
+        message,
+    })
 }
 
 /// The most of a response body read (and parsed); the rest is not read.

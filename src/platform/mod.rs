@@ -84,6 +84,43 @@ pub struct RemoteView {
     pub finished_at: Option<Timestamp>,
 }
 
+/// The remote state word of an observation whose status read the platform does not offer.
+pub const STATUS_READ_UNSUPPORTED: &str = "StatusReadUnsupported";
+
+/// Pure: the message of a state word that `known` (the platform's documented words) does not hold,
+/// so that an unrecognized word is shown rather than polled silently; `None` for a known word.
+pub fn unrecognized(word: &str, known: &[&str]) -> Option<String> {
+    if known.iter().any(|k| k.eq_ignore_ascii_case(word)) {
+        return None;
+    }
+    let shown: String = crate::transport::sanitize(word).chars().take(64).collect();
+    Some(format!("unrecognized state '{shown}' from the platform"))
+}
+
+/// Pure: how a read `call` went, for [`status_read_unsupported`].
+pub fn tried(call: &str, f: &http::Failure) -> String {
+    match f.status {
+        Some(s) => format!("{call} answered HTTP {}", s.as_u16()),
+        None => format!("{call} failed: {}", f.error),
+    }
+}
+
+/// Pure: the observation of job `id` when no status read answered (see
+/// [`http::Failure::read_unsupported`]): phase Unknown, state [`STATUS_READ_UNSUPPORTED`], and a
+/// message naming each read tried and its answer (see [`tried`]).
+pub fn status_read_unsupported(id: &str, tried: &[String]) -> RemoteView {
+    RemoteView {
+        id: id.to_string(),
+        phase: RemoteJobPhase::Unknown,
+        state: STATUS_READ_UNSUPPORTED.into(),
+        message: Some(format!(
+            "the platform offers no status read for this job ({}); its state cannot be observed",
+            tried.join("; ")
+        )),
+        ..Default::default()
+    }
+}
+
 /// Pure: a platform time: RFC 3339 text, DAI legacy's `yyyy-MM-dd HH:mm:ss.ffffff+HH` (a space, an
 /// offset in hours only), or milliseconds since the epoch (OpenPAI).
 pub fn time_of(v: Option<&serde_json::Value>) -> Option<Timestamp> {

@@ -22,6 +22,17 @@ pub struct Openpai {
     pub user: Option<String>,
 }
 
+/// The documented `jobStatus.state` words (platforms.md §2.4; v1 has no STOPPING).
+pub const KNOWN_STATES: &[&str] = &[
+    "WAITING",
+    "RUNNING",
+    "STOPPING",
+    "SUCCEEDED",
+    "FAILED",
+    "STOPPED",
+    "UNKNOWN",
+];
+
 /// `jobStatus.state` → our phase (STOPPED is what a stop leads to: cancelled).
 pub fn map_state(word: &str) -> Phase {
     match word {
@@ -202,7 +213,8 @@ impl Openpai {
         let phase = map_state(word);
         let message = (phase == Phase::Failed)
             .then(|| exit_message(status))
-            .flatten();
+            .flatten()
+            .or_else(|| super::unrecognized(word, KNOWN_STATES));
         RemoteView {
             id: id.to_string(),
             phase,
@@ -369,6 +381,21 @@ mod recorded {
             false,
         )
         .as_user("demo")
+    }
+
+    #[test]
+    fn an_unrecognized_state_is_shown_with_its_word() {
+        let id = "demo~j";
+        let mut j = fixture!("openpai/job-status-running.json");
+        j["jobStatus"]["state"] = "ARCHIVED".into();
+        let v = pai().view(id, &j);
+        assert_eq!((v.phase, v.state.as_str()), (Phase::Unknown, "ARCHIVED"));
+        assert_eq!(
+            v.message.as_deref(),
+            Some("unrecognized state 'ARCHIVED' from the platform")
+        );
+        j["jobStatus"]["state"] = "UNKNOWN".into();
+        assert_eq!(pai().view(id, &j).message, None, "a documented word");
     }
 
     #[test]

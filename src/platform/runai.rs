@@ -15,6 +15,24 @@ use crate::transport::sanitize;
 #[derive(Clone, Debug)]
 pub struct Runai(pub Endpoint);
 
+/// The complete `Phase` enum of the OpenAPI (platforms.md §1.2).
+pub const KNOWN_PHASES: &[&str] = &[
+    "Creating",
+    "Initializing",
+    "Resuming",
+    "Pending",
+    "Deleting",
+    "Running",
+    "Updating",
+    "Stopped",
+    "Stopping",
+    "Degraded",
+    "Failed",
+    "Completed",
+    "Terminating",
+    "Unknown",
+];
+
 /// Run:ai phase (complete enum of the OpenAPI) → our phase. Unknown words → Unknown.
 pub fn map_phase(word: &str) -> Phase {
     match word {
@@ -89,6 +107,10 @@ impl Runai {
             .and_then(Value::as_str)
             .filter(|m| !m.is_empty())
             .map(sanitize);
+        let message = match (super::unrecognized(word, KNOWN_PHASES), message) {
+            (Some(u), Some(m)) => Some(format!("{u}: {m}")),
+            (u, m) => u.or(m),
+        };
         Ok(RemoteView {
             id: id.to_string(),
             phase: map_phase(word),
@@ -314,6 +336,25 @@ mod recorded {
             .view(&fixture!("runai/training-running.json"))
             .unwrap();
         assert_eq!((v.phase, v.state.as_str()), (Phase::Running, "Running"));
+    }
+
+    #[test]
+    fn an_unrecognized_phase_is_shown_with_its_word() {
+        let mut w = fixture!("runai/training-running.json");
+        w["actualPhase"] = "Hibernating".into();
+        let v = runai().view(&w).unwrap();
+        assert_eq!((v.phase, v.state.as_str()), (Phase::Unknown, "Hibernating"));
+        assert!(
+            v.message
+                .as_deref()
+                .unwrap()
+                .starts_with("unrecognized state 'Hibernating' from the platform"),
+            "{v:?}"
+        );
+        // Documented words that map to Unknown (going away, not gone) say nothing of the kind.
+        w["actualPhase"] = "Deleting".into();
+        let v = runai().view(&w).unwrap();
+        assert!(!v.message.unwrap_or_default().contains("unrecognized"));
     }
 
     #[test]

@@ -187,6 +187,24 @@ pub async fn fault(state: &Shared, platform: &str, op: &str) -> Option<Response>
             r.headers_mut().insert(header::RETRY_AFTER, retry_after());
             Some(r)
         }
+        FaultKind::RouteNotFound => Some(error(
+            platform,
+            StatusCode::NOT_FOUND,
+            "NoApiError",
+            "Not Found",
+        )),
+        FaultKind::MethodNotAllowed => Some(error(
+            platform,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "Method Not Allowed",
+        )),
+        FaultKind::NotImplemented => Some(error(
+            platform,
+            StatusCode::NOT_IMPLEMENTED,
+            "NotImplemented",
+            "Not Implemented",
+        )),
         FaultKind::CommitThenDrop | FaultKind::DuplicateAsBadRequest => {
             // Only creates commit (or meet a duplicate); put the fault back for the create it is for.
             state.lock().faults.insert(0, f);

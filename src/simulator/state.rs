@@ -93,6 +93,13 @@ pub enum FaultKind {
     /// Run:ai: the next create whose name is taken answers 400 (`SubmissionErrorV2`-shaped) instead of
     /// 409 — the trainings create documents 400 but not 409 (platforms.md §1.2).
     DuplicateAsBadRequest,
+    /// 404 as a web framework answers a route it does not have (DAI/FastAPI `{"detail":"Not Found"}`):
+    /// the read itself is missing, not the job.
+    RouteNotFound,
+    /// 405 Method Not Allowed.
+    MethodNotAllowed,
+    /// 501 Not Implemented.
+    NotImplemented,
 }
 
 /// Counters tests assert on (exactly-once, token economy).
