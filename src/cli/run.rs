@@ -298,6 +298,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let factory = Arc::new(remote_job::platform_remote::Factory {
         batches: Default::default(),
         throttles: Default::default(),
+        token_failures: Default::default(),
         tokens,
         metrics: metrics.clone(),
     });

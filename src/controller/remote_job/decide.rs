@@ -94,7 +94,7 @@ pub fn cancel_confirmed(status: &RemoteJobStatus) -> RemoteJobStatus {
 }
 
 /// The message for a failed remote call, saying what it means for a pending cancel.
-pub fn trouble_message(status: &RemoteJobStatus, err: &RemoteError) -> String {
+pub fn trouble_message(status: &RemoteJobStatus, err: &dyn std::fmt::Display) -> String {
     if status.cancel_pending {
         format!("cancel pending, retrying: {err}")
     } else {

@@ -8,6 +8,7 @@ pub mod model;
 pub mod observe;
 pub mod plan;
 pub mod platform_remote;
+pub mod reachability;
 pub mod runner;
 pub mod status_updates;
 
@@ -133,7 +134,7 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
     let observed = match &remote {
         Some(r) => match observe::observe(r.as_ref(), &job, &status).await {
             Ok(o) => o,
-            Err(e) => return remote_trouble(&ctx, &api, &job, &status, &e).await,
+            Err(e) => return remote_trouble(&ctx, &api, &job, &status, &e, Some(r)).await,
         },
         None => Observed::Nothing,
     };
@@ -167,6 +168,14 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
                 .map(String::as_str),
             deleted_at: job.meta().deletion_timestamp.as_ref().map(|t| t.0),
         });
+        let mut p = p;
+        let no_call_follows = matches!(
+            p.step,
+            Step::None | Step::DeleteObject | Step::RemoveFinalizer
+        );
+        if no_call_follows && matches!(observed, Observed::Found { .. } | Observed::Absent) {
+            p.status = answered(&job, p.status);
+        }
         write_status(&ctx, &api, &job, &status, &p.status).await?;
         if let Some((reason, message)) = &p.warning {
             publish(&ctx, &job, EventType::Warning, reason, message).await;
@@ -179,7 +188,9 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
             (Step::Create, _) => match create(&ctx, &api, &job, remote, &p.status).await {
                 Ok(()) => Ok(()),
                 // The failure is recorded in status already (retrying, or outcome unknown).
-                Err((written, e)) => return remote_trouble(&ctx, &api, &job, &written, &e).await,
+                Err((written, e)) => {
+                    return remote_trouble(&ctx, &api, &job, &written, &e, Some(remote)).await;
+                }
             },
             (Step::ReconcileUnknownStart, _) => {
                 let since = decide::intent_time(&p.status, Timestamp::now());
@@ -195,7 +206,7 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
             (Step::Cancel, Some(id)) => {
                 let answer = decide::call_answer(remote.cancel(&job.spec, id).await);
                 if answer.is_ok() {
-                    let next = decide::cancel_confirmed(&p.status);
+                    let next = answered(&job, decide::cancel_confirmed(&p.status));
                     write_status(&ctx, &api, &job, &p.status, &next).await?;
                 }
                 answer
@@ -210,9 +221,22 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
         return match result {
             Ok(()) => {
                 ctx.not_before.succeeded(&uid);
+                if matches!(
+                    p.step,
+                    Step::Suspend | Step::Resume | Step::ReconcileUnknownStart
+                ) {
+                    write_status(
+                        &ctx,
+                        &api,
+                        &job,
+                        &p.status,
+                        &answered(&job, p.status.clone()),
+                    )
+                    .await?;
+                }
                 Ok(Action::requeue(decide::requeue_after_step(p.requeue)))
             }
-            Err(e) => remote_trouble(&ctx, &api, &job, &p.status, &e).await,
+            Err(e) => remote_trouble(&ctx, &api, &job, &p.status, &e, Some(remote)).await,
         };
     }
 }
@@ -258,7 +282,10 @@ async fn create(
         let secs = (now.as_millisecond() - created.0.as_millisecond()).max(0) as f64 / 1000.0;
         ctx.metrics.submit_seconds.observe(secs);
     }
-    let next = status_updates::after_create(status, &outcome, job.metadata.generation, now);
+    let next = answered(
+        job,
+        status_updates::after_create(status, &outcome, job.metadata.generation, now),
+    );
     write_status(ctx, api, job, status, &next)
         .await
         .map_err(|e| {
@@ -293,18 +320,38 @@ async fn finish_step(
     }
 }
 
-/// A remote call failed: say so in status (keeping the phase) and come back when it makes sense.
+/// `status` with RemoteReachable True: the platform answered.
+fn answered(job: &RemoteJob, mut status: RemoteJobStatus) -> RemoteJobStatus {
+    set_reachability(job, &mut status, &reachability::Reachability::answered());
+    status
+}
+
+fn set_reachability(job: &RemoteJob, status: &mut RemoteJobStatus, r: &reachability::Reachability) {
+    Stamp {
+        generation: job.metadata.generation,
+        now: Timestamp::now(),
+    }
+    .on(&mut status.conditions)
+    .set(reachability::TYPE, r.status, r.reason, &r.message);
+}
+
+/// A remote call failed: say so in status (keeping the phase; RemoteReachable with the reason) and
+/// come back when it makes sense.
 async fn remote_trouble(
     ctx: &Context,
     api: &Api<RemoteJob>,
     job: &RemoteJob,
     status: &RemoteJobStatus,
     err: &RemoteError,
+    session: Option<&Session>,
 ) -> Result<Action, Error> {
     tracing::info!(job = %job.name_any(), error = %err, "remote call failed");
     let wait = ctx.not_before.failed(&job.uid().unwrap_or_default(), err);
+    let token_failure = session.and_then(|s| ctx.remotes.token_failures.get(&s.caller.uid));
+    let reach = reachability::of_error(err, token_failure.as_ref());
     let mut next = status.clone();
-    next.message = Some(decide::trouble_message(status, err));
+    next.message = Some(decide::trouble_message(status, &reach.message));
+    set_reachability(job, &mut next, &reach);
     write_status(ctx, api, job, status, &next).await?;
     Ok(Action::requeue(wait))
 }
@@ -342,10 +389,37 @@ async fn write_status(
             .inc();
         publish_phase_event(ctx, job, new).await;
     }
+    publish_reachability(ctx, job, old, new).await;
     if let Some(c) = status_updates::held_back(old, new) {
         publish(ctx, job, EventType::Warning, &c.reason, &c.message).await;
     }
     Ok(())
+}
+
+/// An event when RemoteReachable changes its status or reason (not for every failed call): a
+/// Warning naming the reason, a Normal one when the platform answers again.
+async fn publish_reachability(
+    ctx: &Context,
+    job: &RemoteJob,
+    old: &RemoteJobStatus,
+    new: &RemoteJobStatus,
+) {
+    use crate::crd::conditions::{TRUE, find};
+    let key = |s: &RemoteJobStatus| {
+        find(&s.conditions, reachability::TYPE).map(|c| (c.status.clone(), c.reason.clone()))
+    };
+    let (before, after) = (key(old), key(new));
+    let Some(c) = find(&new.conditions, reachability::TYPE) else {
+        return;
+    };
+    if before == after || (before.is_none() && c.status == TRUE) {
+        return;
+    }
+    if c.status == TRUE {
+        publish(ctx, job, EventType::Normal, reachability::TYPE, &c.message).await;
+    } else {
+        publish(ctx, job, EventType::Warning, &c.reason, &c.message).await;
+    }
 }
 
 async fn publish_phase_event(ctx: &Context, job: &RemoteJob, status: &RemoteJobStatus) {

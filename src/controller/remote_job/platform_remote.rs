@@ -23,6 +23,35 @@ pub struct Factory {
     pub metrics: Arc<Metrics>,
     pub batches: Arc<Batches>,
     pub throttles: Throttles,
+    /// Per ApiClient uid: why the last attempt to get a bearer failed (cleared when one is had), so
+    /// that a failed call can say whether the token endpoint or the platform failed.
+    pub token_failures: Arc<TokenFailures>,
+}
+
+#[derive(Default)]
+pub struct TokenFailures(std::sync::Mutex<std::collections::HashMap<String, AuthError>>);
+
+impl TokenFailures {
+    fn record(&self, uid: &str, result: &Result<Token, AuthError>) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match result {
+            Ok(_) => {
+                map.remove(uid);
+            }
+            Err(e) => {
+                map.insert(uid.to_string(), e.clone());
+            }
+        }
+    }
+
+    /// Why ApiClient `uid` has no bearer right now, if that is the case.
+    pub fn get(&self, uid: &str) -> Option<AuthError> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(uid)
+            .cloned()
+    }
 }
 
 /// Pure: the API generation an ApiClient uses.
@@ -39,6 +68,7 @@ pub fn platform_api(apic: &ApiClient) -> Option<PlatformApi> {
 struct ApiClientTokens {
     service: Arc<TokenService>,
     apic: ApiClient,
+    failures: Arc<TokenFailures>,
 }
 
 impl Tokens for ApiClientTokens {
@@ -46,7 +76,13 @@ impl Tokens for ApiClientTokens {
         &'a self,
         refused: Option<&'a SecretString>,
     ) -> BoxFuture<'a, Result<Token, AuthError>> {
-        self.service.bearer(&self.apic, refused).boxed()
+        async move {
+            let result = self.service.bearer(&self.apic, refused).await;
+            self.failures
+                .record(&self.apic.uid().unwrap_or_default(), &result);
+            result
+        }
+        .boxed()
     }
 }
 
@@ -74,6 +110,7 @@ impl Factory {
             tokens: Box::new(ApiClientTokens {
                 service: self.tokens.clone(),
                 apic: apic.clone(),
+                failures: self.token_failures.clone(),
             }),
             batches: self.batches.clone(),
             metrics: self.metrics.clone(),
