@@ -628,3 +628,78 @@ async fn dai_status_reads_that_are_not_offered_say_so() {
         "{m}"
     );
 }
+
+/// A lost DAI start is found on the platform's clock (its `Date` header), whether that clock is
+/// behind ours (the start would be hidden) or ahead (an older identical start would be adopted).
+#[tokio::test]
+async fn dai_adoption_tolerates_clock_skew() {
+    for skew in [-300i64, 300] {
+        let sim = jobrelay::simulator::start(
+            jobrelay::simulator::Config {
+                clients: [("demo-client".to_string(), "demo-secret".to_string())].into(),
+                clock_skew_seconds: skew,
+                ..Default::default()
+            },
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+        let t = dai_token(&sim).await;
+        for (api, body, key) in [
+            (
+                PlatformApi::DaiExecutions,
+                json!({"dai": {"modelId": "m-skew", "extra": {"SIM_RUN_SECONDS": 60}}}),
+                "dai/m-skew",
+            ),
+            (
+                PlatformApi::DaiLegacyRun,
+                json!({"dai": {"modelName": "skew", "group": "g", "extra": {"SIM_RUN_SECONDS": "60"}}}),
+                "dai/skew",
+            ),
+        ] {
+            let a = platform_on(&sim, Some(api));
+            let s = spec(body);
+            let older = a.create(&t, &s, "x").await.unwrap();
+            // The Date header has whole seconds: the older start is more than one before the intent.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let since = Timestamp::now();
+            let (found, _) = drop_find_and_cancel(&sim, &*a, &t, &s, since).await;
+            assert_ne!(
+                found.id, older.id,
+                "skew {skew}, {api:?}: not the older start"
+            );
+            assert_eq!(counters(&sim).creates[key], 2, "skew {skew}, {api:?}");
+        }
+    }
+}
+
+/// The legacy run API answers times as documented: `2018-05-31 17:00:01.366412+01`.
+#[tokio::test]
+async fn dai_legacy_times_are_in_the_documented_form() {
+    let sim = simulator(None).await;
+    let t = dai_token(&sim).await;
+    let a = platform_on(&sim, Some(PlatformApi::DaiLegacyRun));
+    let s = spec(json!({"dai": {"modelName": "fmt", "group": "g"}}));
+    let run = a.create(&t, &s, "x").await.unwrap();
+    let raw: Value = http()
+        .post(format!("{}/api/run/progress", sim.base_url("dai")))
+        .bearer_auth(secrecy::ExposeSecret::expose_secret(&t))
+        .form(&[("id", run.id.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let start = raw["starttime"].as_str().unwrap();
+    let b = start.as_bytes();
+    assert!(
+        b.len() == 29
+            && b[10] == b' '
+            && b[19] == b'.'
+            && (b[26] == b'+' || b[26] == b'-')
+            && start[27..].bytes().all(|c| c.is_ascii_digit()),
+        "{start}"
+    );
+    assert!(platform::parse_time(start).is_some());
+}

@@ -44,6 +44,15 @@ pub struct Args {
     /// Ops: token, create, get, list, cancel, suspend, resume, or *. count 0 = forever. (repeatable)
     #[arg(long = "fault", value_name = "JSON")]
     pub faults: Vec<String>,
+    /// Run the platforms' clock this many seconds ahead of the real one (negative: behind): the DAI
+    /// times they answer, the `since` they filter by and every `Date` header (clock-skew tests).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    pub clock_skew: i64,
     /// Also accept RS256 tokens of this OIDC issuer (keys from its JWKS), e.g. a Keycloak realm URL
     /// `http://127.0.0.1:8080/auth/realms/jobrelay` (repeatable).
     #[arg(long = "trust-issuer", value_name = "URL")]
@@ -85,6 +94,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         openpai_requests_per_min: args.openpai_requests_per_min,
         faults,
         trust_issuers: args.trust_issuers,
+        clock_skew_seconds: args.clock_skew,
     };
     let handle = simulator::start(config, args.listen).await?;
     println!(

@@ -101,6 +101,19 @@ pub fn same_start(wanted: &Value, listed: &Value) -> bool {
         .all(|k| field(wanted, k) == field(listed, k))
 }
 
+/// Pure: among listed executions (`items`), the earliest that is the start `wanted` ([`same_start`])
+/// created at or after `since` (the platform's clock); one without a readable creation time never
+/// matches.
+pub fn pick_start<'v>(listed: &'v Value, wanted: &Value, since: Timestamp) -> Option<&'v Value> {
+    super::items(listed, "items")
+        .iter()
+        .filter(|v| same_start(wanted, v))
+        .filter_map(|v| Some((super::time_of(v.get("created_at"))?, v)))
+        .filter(|(at, _)| *at >= since)
+        .min_by_key(|(at, _)| *at)
+        .map(|(_, v)| v)
+}
+
 /// The RemoteJob's DAI section (both DAI APIs).
 pub fn job(spec: &Spec) -> RemoteResult<&DaiJob> {
     super::body(spec.dai.as_ref(), "dai")
@@ -179,25 +192,25 @@ impl Platform for Dai {
         .boxed()
     }
 
+    /// Executions since the intent, matched on every identifying field; "since" on the service's
+    /// clock (its `Date` header), so a skewed platform clock neither hides our start nor shows an
+    /// older one. The list asks [`super::SKEW_WINDOW`] further back and is cut here.
     fn find_start<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, since: Timestamp) -> Search<'a> {
         async move {
             let job = job(spec)?;
+            let asked = since.checked_sub(super::SKEW_WINDOW).unwrap_or(since);
             let mut req = self
                 .0
                 .get(EXECUTIONS)
-                .query(&[("since", since.to_string())]);
+                .query(&[("since", asked.to_string())]);
             if let Some(m) = &job.model_id {
                 req = req.query(&[("model_id", m)]);
             }
             let ans = send(req, t, false).await?;
-            let wanted = start_body(job);
-            let found = super::earliest(
-                super::items(&ans.body, "items")
-                    .iter()
-                    .filter(|v| same_start(&wanted, v)),
-                "created_at",
-            );
-            found.map(|v| self.view(v)).transpose()
+            let since = super::on_platform_clock(since, ans.date, Timestamp::now());
+            pick_start(&ans.body, &start_body(job), since)
+                .map(|v| self.view(v))
+                .transpose()
         }
         .boxed()
     }
@@ -274,6 +287,23 @@ mod tests {
             ),
             "another test case of the model"
         );
+    }
+
+    #[test]
+    fn a_start_is_picked_by_the_platforms_creation_time() {
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        let wanted = json!({"model_id": "m"});
+        let listed = json!({"items": [
+            {"id": "old", "model_id": "m", "created_at": "2024-03-01T09:00:00Z"},
+            {"id": "late", "model_id": "m", "created_at": "2024-03-01T10:00:05Z"},
+            {"id": "ours", "model_id": "m", "created_at": "2024-03-01T10:00:01Z"},
+            {"id": "untimed", "model_id": "m"},
+            {"id": "other", "model_id": "n", "created_at": "2024-03-01T10:00:00Z"},
+        ]});
+        let pick = |since| pick_start(&listed, &wanted, at(since)).map(|v| v["id"].clone());
+        assert_eq!(pick("2024-03-01T10:00:00Z"), Some(json!("ours")));
+        assert_eq!(pick("2024-03-01T08:00:00Z"), Some(json!("old")));
+        assert_eq!(pick("2024-03-01T11:00:00Z"), None);
     }
 
     #[test]

@@ -165,6 +165,8 @@ impl Platform for DaiLegacy {
                 .post("/api/run/progress")
                 .form(&[("modelName", model.as_str()), ("limit", "20")]);
             let ans = send(req, t, false).await?;
+            // The runs' start times are on the server's clock: so is "since" (its Date header).
+            let since = super::on_platform_clock(since, ans.date, Timestamp::now());
             let found = pick_start(&ans.body, &model, since);
             found.map(|r| self.view(r)).transpose()
         }

@@ -121,6 +121,27 @@ pub fn status_read_unsupported(id: &str, tried: &[String]) -> RemoteView {
     }
 }
 
+/// How far back a start search asks the platform to list, beyond the intent time, so that a platform
+/// clock behind ours still lists the start; the answer is then cut at [`on_platform_clock`].
+pub const SKEW_WINDOW: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Pure: our time `ours` on the platform's clock, from the platform's `Date` header `date` on an
+/// answer we received at `received` (our clock). Without a `Date` (or one further off than
+/// [`SKEW_WINDOW`], which we do not believe), our clock. The header has whole seconds, so the shift
+/// may come out up to a second early; never later.
+pub fn on_platform_clock(
+    ours: Timestamp,
+    date: Option<Timestamp>,
+    received: Timestamp,
+) -> Timestamp {
+    let Some(date) = date else { return ours };
+    let skew = date.duration_since(received);
+    if skew.unsigned_abs() > SKEW_WINDOW {
+        return ours;
+    }
+    ours.checked_add(skew).unwrap_or(ours)
+}
+
 /// Pure: a platform time: RFC 3339 text, DAI legacy's `yyyy-MM-dd HH:mm:ss.ffffff+HH` (a space, an
 /// offset in hours only), or milliseconds since the epoch (OpenPAI).
 pub fn time_of(v: Option<&serde_json::Value>) -> Option<Timestamp> {
@@ -383,6 +404,29 @@ mod tests {
                 .map(|t| t.to_string())
                 .as_deref(),
             Some("2024-03-01T10:00:00Z")
+        );
+    }
+
+    #[test]
+    fn intent_times_move_onto_the_platforms_clock() {
+        let t = |s: &str| s.parse::<Timestamp>().unwrap();
+        let ours = t("2024-03-01T10:00:00Z");
+        let received = t("2024-03-01T10:05:00.700Z");
+        // Platform 5 minutes behind (Date has whole seconds).
+        assert_eq!(
+            on_platform_clock(ours, Some(t("2024-03-01T10:00:00Z")), received),
+            t("2024-03-01T09:54:59.300Z")
+        );
+        assert_eq!(
+            on_platform_clock(ours, Some(t("2024-03-01T10:10:00Z")), received),
+            t("2024-03-01T10:04:59.300Z"),
+            "ahead"
+        );
+        assert_eq!(on_platform_clock(ours, None, received), ours);
+        assert_eq!(
+            on_platform_clock(ours, Some(t("2030-01-01T00:00:00Z")), received),
+            ours,
+            "an absurd Date is not believed"
         );
     }
 

@@ -262,3 +262,28 @@ pub fn iso(ms: i64) -> String {
         .map(|t| t.to_string())
         .unwrap_or_default()
 }
+
+/// A time as DAI's legacy run API documents it (dai-post-check-run.htm): `2018-05-31 17:00:01.366412+01`
+/// — a space, microseconds, an offset in hours only. The simulator answers in UTC+01.
+pub fn dai_legacy_time(ms: i64) -> String {
+    use k8s_openapi::jiff::{Timestamp, tz};
+    let Ok(t) = Timestamp::from_millisecond(ms) else {
+        return String::new();
+    };
+    let offset = tz::Offset::constant(1);
+    let local = offset.to_datetime(t);
+    format!("{}+01", local.strftime("%Y-%m-%d %H:%M:%S%.6f"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dai_legacy_times_are_in_the_documented_form() {
+        let text = super::dai_legacy_time(1527782401366);
+        assert_eq!(text, "2018-05-31 17:00:01.366000+01");
+        assert_eq!(
+            crate::platform::parse_time(&text).map(|t| t.as_millisecond()),
+            Some(1527782401366)
+        );
+    }
+}

@@ -31,8 +31,10 @@ fn execution(job: &Job, sim: &Sim) -> Value {
     let done = !matches!(stage, Stage::Queued | Stage::Running);
     json!({
         "id": job.id, "status": status_word(stage), "model_id": job.body.get("model_id"),
-        "test_case_id": job.body.get("test_case_id"), "created_at": iso(job.created_ms),
-        "start_time": iso(job.started_ms()), "end_time": done.then(|| iso(job.finished_ms())),
+        "test_case_id": job.body.get("test_case_id"),
+        "created_at": iso(sim.platform_ms(job.created_ms)),
+        "start_time": iso(sim.platform_ms(job.started_ms())),
+        "end_time": done.then(|| iso(sim.platform_ms(job.finished_ms()))),
     })
 }
 
@@ -125,7 +127,7 @@ pub async fn list(
         .lock()
         .jobs
         .values()
-        .filter(|j| j.platform == P && j.created_ms >= since)
+        .filter(|j| j.platform == P && sim.platform_ms(j.created_ms) >= since)
         .cloned()
         .collect();
     let out: Vec<Value> = jobs

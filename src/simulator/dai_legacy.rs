@@ -1,13 +1,14 @@
 //! Eggplant DAI's legacy run API (platforms.md §3.3): form-encoded `/api/run`, `/api/run/progress`
 //! (`id=` for one run, or `modelName=` + `limit=` for the latest runs of a model), `/api/run/abort` by
 //! process id. Status words: Running, Passed, Failed, Incomplete (an aborted run ends Incomplete).
+//! Times in the documented `2018-05-31 17:00:01.366412+01` form, on the simulator's (skewable) clock.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::common::{Shared, admit, drop_connection, iso, take_commit_then_drop};
+use super::common::{Shared, admit, dai_legacy_time, drop_connection, take_commit_then_drop};
 use super::jobs::{Job, Stage};
 use super::state::{State as Sim, now_ms};
 use super::tokens::fields;
@@ -27,8 +28,10 @@ fn run(job: &Job, sim: &Sim) -> Value {
     let stage = job.stage(now_ms(), sim.lock().paused_at);
     let done = !matches!(stage, Stage::Queued | Stage::Running);
     json!({
-        "id": job.id, "modelname": job.name, "username": job.owner, "starttime": iso(job.created_ms),
-        "endtime": done.then(|| iso(job.finished_ms())), "type": "model", "initiator": "api",
+        "id": job.id, "modelname": job.name, "username": job.owner,
+        "starttime": dai_legacy_time(sim.platform_ms(job.created_ms)),
+        "endtime": done.then(|| dai_legacy_time(sim.platform_ms(job.finished_ms()))),
+        "type": "model", "initiator": "api",
         "status": status_word(stage), "processid": job.body["processid"],
     })
 }

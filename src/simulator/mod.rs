@@ -9,6 +9,9 @@
 //! - `POST /_admin/pause` / `POST /_admin/resume`: freeze / unfreeze every job's progress.
 //! - `GET /_admin/jobs`: every job as stored.
 //! - `GET /_admin/requests`: the latest 10,000 requests with their arrival times (pacing checks).
+//!
+//! `Config::clock_skew_seconds` (`--clock-skew`) runs the platforms' clock ahead of (or behind) the
+//! real one: DAI times, DAI's `since` filter and every `Date` header.
 
 pub mod common;
 pub mod dai;
@@ -100,7 +103,24 @@ pub fn router(state: Shared) -> Router {
             state.clone(),
             count_requests,
         ))
+        .layer(middleware::from_fn_with_state(state.clone(), skewed_date))
         .with_state(state)
+}
+
+/// With a clock skew configured, every answer's `Date` header shows the platforms' skewed clock.
+async fn skewed_date(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    if state.config.clock_skew_seconds != 0 {
+        let at = k8s_openapi::jiff::Timestamp::from_millisecond(state.platform_ms(state::now_ms()));
+        if let Some(v) = at
+            .ok()
+            .map(|t| t.strftime("%a, %d %b %Y %H:%M:%S GMT").to_string())
+            .and_then(|t| axum::http::HeaderValue::from_str(&t).ok())
+        {
+            resp.headers_mut().insert(axum::http::header::DATE, v);
+        }
+    }
+    resp
 }
 
 async fn count_requests(State(state): State<Shared>, req: Request, next: Next) -> Response {

@@ -31,6 +31,9 @@ pub struct Config {
     pub faults: Vec<Fault>,
     /// OIDC issuers whose RS256 tokens are accepted besides our own (e.g. a real Keycloak realm URL).
     pub trust_issuers: Vec<String>,
+    /// How far the simulated platforms' clock is ahead of the real one, in seconds (negative: behind):
+    /// the DAI times they answer, the `since` they filter by, and every `Date` header.
+    pub clock_skew_seconds: i64,
 }
 
 /// A fault to inject. Matches requests of `platform` (`runai`, `openpai`, `dai`, or `*`) and `op`
@@ -162,6 +165,11 @@ pub fn now_ms() -> i64 {
 }
 
 impl State {
+    /// A real time (ms since the epoch) as the platforms' skewed clock shows it.
+    pub fn platform_ms(&self, ms: i64) -> i64 {
+        ms.saturating_add(self.config.clock_skew_seconds.saturating_mul(1000))
+    }
+
     pub fn new(config: Config) -> std::io::Result<Self> {
         let mut inner = Inner {
             faults: config.faults.clone(),
