@@ -235,6 +235,22 @@ fn plan_running(input: &Input, mut status: RemoteJobStatus) -> Plan {
             );
             done(input, status, Step::None)
         }
+        // Suspended by stopping (platforms that cannot suspend in place): the stop we asked for shows
+        // as cancelled, or as failed where the platform says so of any stopped run (DAI's Incomplete);
+        // either way it is a suspension and does not count against backoffLimit.
+        Phase::Cancelled | Phase::Failed if !input.caps.suspend_resume && input.spec.suspend => {
+            status.phase = Phase::Suspended;
+            status.message = Some("suspended (stopped on the platform)".into());
+            done(input, status, Step::None)
+        }
+        // Resumed after such a stop: a fresh attempt under a new name.
+        Phase::Cancelled | Phase::Failed
+            if !input.caps.suspend_resume && status.phase == Phase::Suspended =>
+        {
+            status.phase = Phase::Pending;
+            status.remote_id = None;
+            plan_submission(input, status)
+        }
         // Failed runs count against backoffLimit; resubmissions after a suspend do not.
         Phase::Failed if status.failed_attempts < input.spec.backoff_limit => {
             // Retry as a new attempt under a new name; the failed attempt stays as it is remotely.
@@ -276,18 +292,6 @@ fn plan_running(input: &Input, mut status: RemoteJobStatus) -> Plan {
                 &msg,
             );
             done(input, status, Step::None)
-        }
-        // Suspended by stopping (platforms that cannot suspend in place): the stop shows as cancelled.
-        Phase::Cancelled if !input.caps.suspend_resume && input.spec.suspend => {
-            status.phase = Phase::Suspended;
-            status.message = Some("suspended (stopped on the platform)".into());
-            done(input, status, Step::None)
-        }
-        // Resumed after such a stop: a fresh attempt under a new name.
-        Phase::Cancelled if !input.caps.suspend_resume && status.phase == Phase::Suspended => {
-            status.phase = Phase::Pending;
-            status.remote_id = None;
-            plan_submission(input, status)
         }
         Phase::Cancelled => {
             finish(

@@ -475,30 +475,41 @@ fn create_outcomes() {
 
 #[test]
 fn suspend_by_stopping_then_resubmit_where_the_platform_cannot_resume() {
-    let mut c = Case::new();
-    c.caps = Capabilities {
-        lookup_by_name: true,
-        suspend_resume: false,
-    };
-    c.spec.suspend = true;
-    c.status = submitted(Phase::Running, 1);
-    c.observed = found(Phase::Running, 1);
-    assert_eq!(c.run().step, Step::Cancel, "stop it");
-    c.observed = found(Phase::Cancelled, 1);
-    let p = c.run();
-    assert_eq!(
-        (p.step, p.status.phase),
-        (Step::None, Phase::Suspended),
-        "the stop is a suspension, not a cancellation"
-    );
-    c.status = p.status;
-    c.spec.suspend = false;
-    let p = c.run();
-    assert_eq!(
-        (p.step, p.status.phase, p.status.attempts),
-        (Step::Create, Phase::Submitting, 2)
-    );
-    assert_eq!(p.status.remote_name.as_deref(), Some("ns-job-abcd-2"));
+    // A platform may report the stop we asked for as cancelled, or as failed (DAI's Incomplete):
+    // either way it is a suspension, and it never uses up the backoff limit.
+    for stopped in [Phase::Cancelled, Phase::Failed] {
+        let mut c = Case::new();
+        c.caps = Capabilities {
+            lookup_by_name: true,
+            suspend_resume: false,
+        };
+        c.spec.backoff_limit = 1;
+        c.spec.suspend = true;
+        c.status = submitted(Phase::Running, 1);
+        c.observed = found(Phase::Running, 1);
+        assert_eq!(c.run().step, Step::Cancel, "stop it");
+        c.observed = found(stopped, 1);
+        let p = c.run();
+        assert_eq!(
+            (p.step, p.status.phase, p.status.failed_attempts),
+            (Step::None, Phase::Suspended, 0),
+            "the stop ({stopped:?}) is a suspension, not a cancellation or a failure"
+        );
+        c.status = p.status;
+        c.spec.suspend = false;
+        let p = c.run();
+        assert_eq!(
+            (
+                p.step,
+                p.status.phase,
+                p.status.attempts,
+                p.status.failed_attempts
+            ),
+            (Step::Create, Phase::Submitting, 2, 0),
+            "resumed after a {stopped:?} stop"
+        );
+        assert_eq!(p.status.remote_name.as_deref(), Some("ns-job-abcd-2"));
+    }
 }
 
 #[test]
