@@ -11,6 +11,24 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: String,
+    pub revision: String,
+}
+
+/// The operator's version and the commit it was built from (`JOBRELAY_REVISION` at build time, set
+/// by hack/image; "unknown" otherwise).
+pub fn build_labels() -> BuildLabels {
+    BuildLabels {
+        version: env!("CARGO_PKG_VERSION").into(),
+        revision: option_env!("JOBRELAY_REVISION")
+            .filter(|r| !r.is_empty())
+            .unwrap_or("unknown")
+            .into(),
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClientLabels {
     pub namespace: String,
     pub apiclient: String,
@@ -57,6 +75,9 @@ pub struct Metrics {
     pub throttled_seconds: Family<ClientLabels, Counter<f64, AtomicU64>>,
     /// 1 while this replica holds the leader Lease (or runs without election), else 0.
     pub leader: Gauge,
+    pub build_info: Family<BuildLabels, Gauge>,
+    /// The ApiClients (namespace, name) that have series, so a deleted one's can be removed.
+    clients: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -78,6 +99,8 @@ impl Default for Metrics {
             submit_seconds: Histogram::new(exponential_buckets(0.05, 2.0, 14)),
             throttled_seconds: Family::default(),
             leader: Gauge::default(),
+            build_info: Family::default(),
+            clients: Default::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -135,6 +158,12 @@ impl Default for Metrics {
             "1 while this replica leads (reconciles), 0 on a standby",
             m.leader.clone(),
         );
+        registry.register(
+            "build_info",
+            "1, labelled with the operator's version and the commit it was built from",
+            m.build_info.clone(),
+        );
+        m.build_info.get_or_create(&build_labels()).set(1);
         Metrics { registry, ..m }
     }
 }
@@ -145,6 +174,40 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("encoding metrics into a String");
         out
+    }
+
+    /// ApiClient `namespace/name` has (or is about to have) series.
+    pub fn client_seen(&self, namespace: &str, name: &str) {
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((namespace.into(), name.into()));
+    }
+
+    /// Removes the series of every ApiClient `alive(namespace, name)` says is gone.
+    pub fn forget_clients(&self, alive: impl Fn(&str, &str) -> bool) {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        let gone: Vec<_> = clients
+            .iter()
+            .filter(|(ns, name)| !alive(ns, name))
+            .cloned()
+            .collect();
+        for (namespace, apiclient) in gone {
+            clients.remove(&(namespace.clone(), apiclient.clone()));
+            let labels = ClientLabels {
+                namespace: namespace.clone(),
+                apiclient: apiclient.clone(),
+            };
+            self.token_expiry_seconds.remove(&labels);
+            self.throttled_seconds.remove(&labels);
+            for result in TOKEN_RESULTS {
+                self.token_requests.remove(&TokenRequestLabels {
+                    namespace: namespace.clone(),
+                    apiclient: apiclient.clone(),
+                    result: (*result).into(),
+                });
+            }
+        }
     }
 
     pub fn observe_reconcile(&self, controller: &str, ok: bool, took: Duration) {
@@ -159,9 +222,62 @@ impl Metrics {
     }
 }
 
+/// Every `result` of `token_requests`: success, or an AuthError reason.
+const TOKEN_RESULTS: &[&str] = {
+    use crate::crd::conditions::reasons::*;
+    &[
+        "success",
+        SECRET_NOT_FOUND,
+        SECRET_KEY_MISSING,
+        INVALID_CREDENTIALS,
+        TOKEN_ENDPOINT_UNREACHABLE,
+        TLS_ERROR,
+        INVALID_TOKEN_RESPONSE,
+        DISCOVERY_FAILED,
+        INVALID_SPEC,
+        EGRESS_DENIED,
+        INSECURE_NOT_PERMITTED,
+    ]
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn build_info_and_deleted_clients() {
+        let m = Metrics::default();
+        let text = m.encode();
+        assert!(
+            text.contains(&format!(
+                "jobrelay_build_info{{version=\"{}\",revision=",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{text}"
+        );
+        for (ns, name) in [("a", "gone"), ("a", "kept")] {
+            m.client_seen(ns, name);
+            let labels = ClientLabels {
+                namespace: ns.into(),
+                apiclient: name.into(),
+            };
+            m.token_expiry_seconds.get_or_create(&labels).set(60);
+            m.throttled_seconds.get_or_create(&labels).inc_by(1.0);
+            for result in ["success", "TokenEndpointUnreachable"] {
+                m.token_requests
+                    .get_or_create(&TokenRequestLabels {
+                        namespace: ns.into(),
+                        apiclient: name.into(),
+                        result: result.into(),
+                    })
+                    .inc();
+            }
+        }
+        m.forget_clients(|_, name| name == "kept");
+        let text = m.encode();
+        assert!(!text.contains("apiclient=\"gone\""), "{text}");
+        assert_eq!(text.matches("apiclient=\"kept\"").count(), 4, "{text}");
+    }
 
     #[test]
     fn encodes_registered_families() {

@@ -85,7 +85,7 @@ async fn deleting_everything_at_once_cancels_every_remote_job() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unused_api_client_is_deleted_at_once() {
-    let (ns, _sim, _op, jobs) = runai_bed("inuse-none", None).await;
+    let (ns, _sim, op, jobs) = runai_bed("inuse-none", None).await;
     let clients: Api<ApiClient> = Api::namespaced(support::client().await, &ns.name);
     // Used while its job runs, released when the job has finished.
     apply(
@@ -119,6 +119,14 @@ async fn an_unused_api_client_is_deleted_at_once() {
         clients.get_opt("runai").await.unwrap().is_none(),
         "an unused ApiClient is deleted at once"
     );
+    // Its metric series go with it (issue 11 item 10); the build is labelled.
+    let series = format!("namespace=\"{}\",apiclient=\"runai\"", ns.name);
+    assert!(op.metrics().await.contains(&series));
+    let text = wait_for("the deleted ApiClient's series to go", LONG, || async {
+        Some(op.metrics().await).filter(|m| !m.contains(&series))
+    })
+    .await;
+    assert!(text.contains("jobrelay_build_info{version="), "{text}");
     // A RemoteJob whose ApiClient is gone does not keep anything alive either.
     let job: RemoteJob = jobs.get("short").await.unwrap();
     assert_eq!(job.status.unwrap().phase, RemoteJobPhase::Succeeded);

@@ -244,6 +244,7 @@ impl TokenService {
         };
         // Only requests that went to a token endpoint count (a static token is no request).
         if apic.spec.auth.bearer_token.is_none() {
+            self.metrics.client_seen(&label.namespace, &label.apiclient);
             self.metrics.token_requests.get_or_create(&label).inc();
         }
         result

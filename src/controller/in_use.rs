@@ -55,14 +55,6 @@ pub fn holds(job: &RemoteJob, apic_ns: &str, apic_name: &str, apic_terminating: 
     live || (!apic_terminating && !deleting && !finished)
 }
 
-fn ready<K>(store: &Store<K>) -> bool
-where
-    K: kube::Resource + Clone + 'static,
-    K::DynamicType: std::hash::Hash + Eq + Clone,
-{
-    futures::FutureExt::now_or_never(store.wait_until_ready()).is_some_and(|r| r.is_ok())
-}
-
 /// What both controllers share (see the module comment).
 #[derive(Default)]
 pub struct Shared {
@@ -80,6 +72,10 @@ impl Shared {
             ..Default::default()
         }
     }
+
+    // (Nothing here waits for the caches' first listing: `Store::wait_until_ready` keeps one
+    // waker only, and the Controller owning the cache waits on it already — a second waiter steals
+    // its wake-up. An answer from a cache not listed yet is treated as "maybe": see below.)
 
     pub fn set_job_stores(&self, stores: Vec<Store<RemoteJob>>) {
         *self.jobs.write().unwrap_or_else(|e| e.into_inner()) = stores;
@@ -100,41 +96,23 @@ impl Shared {
         }
     }
 
-    /// The ApiClient `ns/name` from the ApiClient controller's caches: `None` when the caches cannot
-    /// say (not synced yet, or the namespace is not served), `Some(None)` when it does not exist.
-    pub fn client(&self, ns: &str, name: &str) -> Option<Option<std::sync::Arc<ApiClient>>> {
+    /// The ApiClient `ns/name` from the ApiClient controller's caches, if they hold it (a cache may
+    /// not have listed yet: absence is asked of the apiserver by the caller).
+    pub fn client(&self, ns: &str, name: &str) -> Option<std::sync::Arc<ApiClient>> {
         let stores = self.clients.read().unwrap_or_else(|e| e.into_inner());
-        let served = self.namespaces.is_empty() || self.namespaces.iter().any(|n| n == ns);
-        if stores.is_empty() || !served {
-            return None;
-        }
         let key = ObjectRef::new(name).within(ns);
-        let mut synced = true;
-        for s in stores.iter() {
-            if let Some(c) = s.get(&key) {
-                return Some(Some(c));
-            }
-            // A store that has not listed yet knows nothing.
-            synced &= ready(s);
-        }
-        synced.then_some(None)
+        stores.iter().find_map(|s| s.get(&key))
     }
 
-    /// Does any cached RemoteJob hold `apic` (see [`holds`])? `None` while the caches are not synced.
-    pub fn in_use_cached(&self, apic: &ApiClient) -> Option<bool> {
+    /// Does any cached RemoteJob hold `apic` (see [`holds`])? A `false` may come from a cache not
+    /// listed yet: it may add protection, never remove it (see [`Shared::in_use_live`]).
+    pub fn in_use_cached(&self, apic: &ApiClient) -> bool {
         let stores = self.jobs.read().unwrap_or_else(|e| e.into_inner());
-        if stores.is_empty() {
-            return None;
-        }
         let (ns, name) = (apic.namespace().unwrap_or_default(), apic.name_any());
         let terminating = apic.metadata.deletion_timestamp.is_some();
-        let mut synced = true;
-        let mut used = false;
-        for s in stores.iter() {
-            synced &= ready(s);
-            used |= s.state().iter().any(|j| holds(j, &ns, &name, terminating));
-        }
-        (synced || used).then_some(used)
+        stores
+            .iter()
+            .any(|s| s.state().iter().any(|j| holds(j, &ns, &name, terminating)))
     }
 
     /// The same question asked of the apiserver (a list per served namespace): before the finalizer

@@ -105,6 +105,7 @@ async fn reconcile_inner(apic: &ApiClient, ctx: &Context) -> Result<Action, Erro
         .as_ref()
         .map(|t| t.0.as_second() - now.as_second())
         .unwrap_or(0);
+    ctx.metrics.client_seen(&ns, &name);
     ctx.metrics
         .token_expiry_seconds
         .get_or_create(&labels)
@@ -132,12 +133,11 @@ async fn protect(apic: &ApiClient, ctx: &Context) -> Result<bool, Error> {
     use crate::controller::in_use::FINALIZER;
     let has = apic.finalizers().iter().any(|f| f == FINALIZER);
     let terminating = apic.meta().deletion_timestamp.is_some();
-    let cached = ctx.shared.in_use_cached(apic);
-    let used = match (cached, has) {
-        (Some(true), _) => true,
-        (Some(false), false) => false,
-        // About to remove it, or the caches cannot say yet: ask the apiserver.
-        (Some(false), true) | (None, _) => ctx.shared.in_use_live(&ctx.client, apic).await?,
+    let used = match (ctx.shared.in_use_cached(apic), has) {
+        (true, _) => true,
+        (false, false) => false,
+        // About to remove it: the caches may lag (or not have listed yet), ask the apiserver.
+        (false, true) => ctx.shared.in_use_live(&ctx.client, apic).await?,
     };
     if used == has || (used && terminating) {
         // (No finalizer can be added to an object being deleted.)
@@ -237,20 +237,22 @@ pub async fn run(
         .map(|api| Controller::new(api, watcher::Config::default().any_semantic()))
         .collect();
     let stores: Vec<_> = controllers.iter().map(|c| c.store()).collect();
-    ctx.shared.set_client_stores(stores.clone());
-    // Deleted ApiClients are never reconciled again (they carry no finalizer): sweep their Secret
-    // watches and cached tokens against the controllers' view of what still exists.
+    ctx.shared.set_client_stores(stores);
+    // Deleted ApiClients are reconciled no more once gone: sweep their Secret watches, cached
+    // tokens and metric series against what the apiserver lists. (Not against the caches: waiting
+    // for their first listing would steal the Controller's own wake-up, see in_use::Shared.)
     let sweeper = ctx.clone();
+    let lists = crate::controller::scope::apis::<ApiClient>(&ctx.client, &namespaces);
     let sweep = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(30));
-        loop {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        'ticks: loop {
             tick.tick().await;
             let mut live: Vec<(String, String, String)> = Vec::new();
-            for store in &stores {
-                if store.wait_until_ready().await.is_err() {
-                    return;
-                }
-                live.extend(store.state().iter().map(|a| {
+            for api in &lists {
+                let Ok(list) = api.list_metadata(&Default::default()).await else {
+                    continue 'ticks;
+                };
+                live.extend(list.items.iter().map(|a| {
                     (
                         a.namespace().unwrap_or_default(),
                         a.name_any(),
@@ -258,6 +260,10 @@ pub async fn run(
                     )
                 }));
             }
+            // Deleted ApiClients' metric series go too.
+            sweeper
+                .metrics
+                .forget_clients(|ns, name| live.iter().any(|(n, a, _)| n == ns && a == name));
             sweeper
                 .refs
                 .retain_users(|ns, name| live.iter().any(|(n, a, _)| n == ns && a == name));

@@ -28,9 +28,9 @@ pub async fn resolve(
         .unwrap_or_else(|| ns.to_string());
     let name = &job.spec.client_ref.name;
     let unusable = |reason, message: String| Ok((ClientState::Unusable { reason, message }, None));
-    // From the ApiClient controller's caches; a GET only when they cannot say.
+    // From the ApiClient controller's caches; a GET only when they do not hold it.
     let found = match ctx.shared.client(&client_ns, name) {
-        Some(found) => found.map(|c| (*c).clone()),
+        Some(found) => Some((*found).clone()),
         None => {
             let api: Api<ApiClient> = Api::namespaced(ctx.client.clone(), &client_ns);
             api.get_opt(name).await?
