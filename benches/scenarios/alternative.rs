@@ -122,6 +122,11 @@ pub async fn alternative(scale: Scale, audit: &Audit, r: &mut Report) {
         &jr.name,
         "--set",
         &served,
+        // The simulator speaks plain http behind a Service in the test bed's Service range.
+        "--set",
+        "security.permitInsecure=true",
+        "--set",
+        "egress.allow={10.0.0.0/24}",
         "--wait",
         "--timeout",
         "5m",
@@ -299,4 +304,5 @@ pub async fn alternative(scale: Scale, audit: &Audit, r: &mut Report) {
         "",
         None,
     );
+    crate::failover::failover(scale, &c, &jr.name, r).await;
 }

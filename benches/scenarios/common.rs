@@ -183,7 +183,7 @@ impl Tracker {
                 e.events += 1;
                 if let Some(st) = &obj.status {
                     if e.phases.last() != Some(&st.phase) {
-                        e.phases.push(st.phase.clone());
+                        e.phases.push(st.phase);
                     }
                     if st.remote_id.is_some() && e.submitted.is_none() {
                         e.submitted = Some(now);

@@ -128,6 +128,7 @@ pub async fn failover(scale: Scale, c: &kube::Client, ns: &str, r: &mut Report) 
         ns,
         "--set",
         &served,
+        "--reuse-values",
         "--set",
         "replicas=2",
         "--wait",
