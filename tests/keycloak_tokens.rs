@@ -19,6 +19,11 @@ use support::keycloak;
 use support::operator::{Operator, apply};
 use support::{TestNamespace, kubectl_ok, wait_for};
 
+/// How soon a Secret change must show: the watch reacts in well under a second; without it the
+/// operator would look again only at its 60 s recheck (permanent failures) or at the next refresh
+/// of a 300 s token. Half a minute proves the watch even on a busy machine.
+const VIA_WATCH: Duration = Duration::from_secs(30);
+
 #[tokio::test(flavor = "multi_thread")]
 async fn credentials_live_fixes_rotation_and_no_secret_leaks() {
     let Some(kc) = keycloak::shared("credentials_live_fixes_rotation_and_no_secret_leaks") else {
@@ -120,7 +125,7 @@ async fn credentials_live_fixes_rotation_and_no_secret_leaks() {
         ),
         None,
     );
-    wait_ready(&api, "later", "True", "Ready", Duration::from_secs(5)).await;
+    wait_ready(&api, "later", "True", "Ready", VIA_WATCH).await;
     eprintln!("created Secret picked up after {:?}", t.elapsed());
 
     // Rotation: Keycloak gets a new secret (the cached token stays valid, so Ready stays True), then the
@@ -139,7 +144,7 @@ async fn credentials_live_fixes_rotation_and_no_secret_leaks() {
     let old_version = s.credentials_version.clone();
     wait_for(
         "good re-fetched with the rotated Secret",
-        Duration::from_secs(5),
+        VIA_WATCH,
         || async {
             let c = api.get("good").await.ok()?;
             let st = c.status.clone()?;
@@ -169,14 +174,7 @@ async fn credentials_live_fixes_rotation_and_no_secret_leaks() {
         ),
         None,
     );
-    wait_ready(
-        &api,
-        "later",
-        "False",
-        "InvalidCredentials",
-        Duration::from_secs(5),
-    )
-    .await;
+    wait_ready(&api, "later", "False", "InvalidCredentials", VIA_WATCH).await;
 
     let everything = [
         op.logs(),
