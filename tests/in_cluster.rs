@@ -359,3 +359,94 @@ async fn helm_install_runs_remote_jobs_in_cluster_and_survives_a_leader_change()
 fn pods_contain(ns: &str, name: &str) -> bool {
     !name.is_empty() && ready_operator_pods(ns).iter().any(|p| p == name)
 }
+
+/// Issue 11 item 3 with a real namespace deletion (kube-controller-manager's namespace controller
+/// deletes ApiClient, Secret and RemoteJobs in its own order): it completes within a minute and every
+/// remote job of a Cancel-policy RemoteJob is cancelled on the platform. (Served by watchNamespaces,
+/// the operator's Role and RoleBinding in that namespace are deleted with it, in no particular order:
+/// this is the test that shows whether the finalizers can still be removed then.)
+#[tokio::test]
+#[ignore = "needs the node test bed: make test-node"]
+async fn deleting_a_namespace_with_running_jobs_cancels_them_and_completes() {
+    let ns = TestNamespace::new("jr-nsdel");
+    let doomed = TestNamespace::new("jr-doomed");
+    let _diag = Diagnostics(&ns.name);
+    let sim = simulator_service(&ns.name).await;
+    let served = format!("watchNamespaces={{{},{}}}", ns.name, doomed.name);
+    // Its own release name and no CRDs in the release: the other node test's release `jr` may own
+    // them and its cluster-wide objects.
+    kubectl_ok(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        repo_root().join("crds").to_str().unwrap(),
+    ]);
+    helm_ok(&[
+        "install",
+        "jrdel",
+        &chart(),
+        "-n",
+        &ns.name,
+        "--set",
+        "crds.enabled=false",
+        "--set",
+        &served,
+        "--set",
+        "security.permitInsecure=true",
+        "--set",
+        "egress.allow={10.0.0.0/24}",
+        "--wait",
+        "--timeout",
+        "5m",
+    ]);
+    let runai = std::fs::read_to_string(repo_root().join("examples/runai.yaml")).unwrap();
+    let client: String = runai
+        .split("\n---\n")
+        .take(2)
+        .collect::<Vec<_>>()
+        .join("\n---\n");
+    apply(&doomed.name, &client.replace("http://127.0.0.1:8090", &sim));
+    apply(&doomed.name, &run_ai_jobs("doomed", 3, 3600));
+    let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &doomed.name);
+    wait_all(&jobs, RemoteJobPhase::Running, 3, INSTALL).await;
+
+    let started = Instant::now();
+    kubectl_ok(&["delete", "namespace", &doomed.name, "--wait=false"]);
+    wait_for(
+        "the namespace to be gone",
+        Duration::from_secs(60),
+        || async {
+            (!kubectl(&["get", "namespace", &doomed.name])
+                .status
+                .success())
+            .then_some(())
+        },
+    )
+    .await;
+    eprintln!("namespace deleted after {:?}", started.elapsed());
+    let stored: Vec<serde_json::Value> = reqwest::get(format!("{sim}/_admin/jobs"))
+        .await
+        .expect("simulator jobs")
+        .json()
+        .await
+        .unwrap();
+    let ours: Vec<_> = stored
+        .iter()
+        .filter(|j| j["name"].as_str().is_some_and(|n| n.contains("doomed")))
+        .collect();
+    assert_eq!(ours.len(), 3, "{stored:?}");
+    assert!(
+        ours.iter().all(|j| !j["frozen"].is_null()),
+        "every remote job was cancelled: {ours:?}"
+    );
+    helm_ok(&[
+        "uninstall",
+        "jr",
+        "-n",
+        &ns.name,
+        "--wait",
+        "--timeout",
+        "2m",
+    ]);
+}
