@@ -176,6 +176,11 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
         if no_call_follows && matches!(observed, Observed::Found { .. } | Observed::Absent) {
             p.status = answered(&job, p.status);
         }
+        if let model::ClientState::Unusable { message, .. } = &client_state {
+            // No call was made: the platform's reachability is not known (and not "answered").
+            let r = reachability::not_sent(message);
+            set_reachability(&job, &mut p.status, &r);
+        }
         write_status(&ctx, &api, &job, &status, &p.status).await?;
         if let Some((reason, message)) = &p.warning {
             publish(&ctx, &job, EventType::Warning, reason, message).await;
@@ -412,11 +417,16 @@ async fn publish_reachability(
     let Some(c) = find(&new.conditions, reachability::TYPE) else {
         return;
     };
-    if before == after || (before.is_none() && c.status == TRUE) {
+    // Nothing before: a new job (its first word is no news), or one whose ApiClient is not usable
+    // yet at start, which its Submitted condition and event already tell.
+    if before == after || before.is_none() {
         return;
     }
     if c.status == TRUE {
-        publish(ctx, job, EventType::Normal, reachability::TYPE, &c.message).await;
+        // Answering again after failing (not after waiting for its ApiClient, which is no news).
+        if before.is_some_and(|(status, _)| status == crate::crd::conditions::FALSE) {
+            publish(ctx, job, EventType::Normal, reachability::TYPE, &c.message).await;
+        }
     } else {
         publish(ctx, job, EventType::Warning, &c.reason, &c.message).await;
     }

@@ -47,6 +47,15 @@ impl Reachability {
     }
 }
 
+/// Pure: no call was made, because the ApiClient cannot be used (`why`).
+pub fn not_sent(why: &str) -> Reachability {
+    Reachability {
+        status: UNKNOWN,
+        reason: reasons::NOT_SENT,
+        message: format!("no call was made to the platform: {why}"),
+    }
+}
+
 /// The HTTP status at the start of a classified message ("HTTP 429: …").
 fn http_status(message: &str) -> Option<u16> {
     message.strip_prefix("HTTP ")?.get(..3)?.parse().ok()
