@@ -192,12 +192,15 @@ async fn helm_install_runs_remote_jobs_in_cluster_and_survives_a_leader_change()
 
     // 1. A plain install serving this namespace; --wait means Running and Ready pods.
     let served = format!("watchNamespaces={{{}}}", ns.name);
+    // --take-ownership: the other node test may have applied the CRDs without helm (as a user who
+    // had applied crds/ would have; README: Install with Helm).
     helm_ok(&[
         "install",
         "jr",
         &chart(),
         "-n",
         &ns.name,
+        "--take-ownership",
         "--set",
         &served,
         // The simulator speaks plain http behind a Service in the test bed's Service range.
@@ -442,7 +445,7 @@ async fn deleting_a_namespace_with_running_jobs_cancels_them_and_completes() {
     );
     helm_ok(&[
         "uninstall",
-        "jr",
+        "jrdel",
         "-n",
         &ns.name,
         "--wait",
