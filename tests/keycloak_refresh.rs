@@ -25,7 +25,17 @@ async fn twenty_concurrent_callers_cause_one_token_request() {
     let client_id = unique("flight");
     let pw = unique("flight-secret");
     kc.create_client(&client_id, &pw, 300).await;
-    // No operator: the token service alone, the way the RemoteJob controller uses it.
+    // No operator: the token service alone, the way the RemoteJob controller uses it — in this
+    // process, so with the test operators' policy (plain http and loopback, where Keycloak runs).
+    {
+        use jobrelay::transport::egress::{Policy, Rule, set_policy};
+        jobrelay::transport::permit_insecure(true);
+        set_policy(Policy {
+            deny: vec![],
+            allow: vec![Rule::new("127.0.0.0/8".parse().unwrap(), "test")],
+            default_deny: Policy::builtin_denies(),
+        });
+    }
     apply(
         &ns.name,
         &secret("ids", &[("client_id", &client_id), ("client_secret", &pw)]),

@@ -206,6 +206,17 @@ async fn discovery_dai_login_url_csv_and_id_token() {
     let Some(kc) = keycloak::shared("discovery_dai_login_url_csv_and_id_token") else {
         return;
     };
+    // Bearers are taken in this process below: with the test operators' policy (plain http and
+    // loopback, where Keycloak runs).
+    {
+        use jobrelay::transport::egress::{Policy, Rule, set_policy};
+        jobrelay::transport::permit_insecure(true);
+        set_policy(Policy {
+            deny: vec![],
+            allow: vec![Rule::new("127.0.0.0/8".parse().unwrap(), "test")],
+            default_deny: Policy::builtin_denies(),
+        });
+    }
     let ns = TestNamespace::new("kc-forms");
     let client_id = unique("forms");
     let pw = unique("forms-secret");
