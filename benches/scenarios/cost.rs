@@ -60,10 +60,17 @@ pub async fn tokens(scale: Scale, audit: &Audit, r: &mut Report) {
         .values()
         .sum();
     drop(op);
-    let noop = events
+    let mut noop_by: std::collections::BTreeMap<String, u64> = Default::default();
+    for e in events
         .iter()
         .filter(|e| e.is_write() && e.ns() == ns.name && e.by_operator())
-        .count();
+    {
+        let sub = e.object_ref.as_ref().map_or("", |o| o.subresource.as_str());
+        *noop_by
+            .entry(format!("{} {}/{sub}", e.verb, e.resource()))
+            .or_default() += 1;
+    }
+    let noop: u64 = noop_by.values().sum();
     let requests = all.get("token");
     let ttl_s = ttl.as_secs_f64();
     let ideal = k as u64 * (total / (ttl_s - refresh_before(ttl_s))).ceil() as u64;
@@ -104,6 +111,11 @@ pub async fn tokens(scale: Scale, audit: &Audit, r: &mut Report) {
     let per_poll = calls_w.platform() as f64 / (w / poll);
     r.set("writes", "noop_poll_writes", noop);
     r.set("writes", "noop_window_s", w.round());
+    r.set(
+        "writes",
+        "noop_by_kind",
+        serde_json::to_value(&noop_by).unwrap(),
+    );
     r.set(
         "remote",
         "calls_per_poll_interval",
