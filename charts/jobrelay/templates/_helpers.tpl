@@ -82,9 +82,16 @@ deduplicated, in order. Empty: every namespace (cluster-wide mode).
 {{- end -}}
 
 {{/* The operator's rules, in each served namespace (Role) or cluster-wide (ClusterRole). */}}
-{{- define "jobrelay.operatorRules" -}}
-# Exactly the calls src/ makes: watches, merge patches (status, finalizers) and the TTL delete.
-# apiclients: patch for the in-use finalizer (jobrelay.io/in-use), held while RemoteJobs need it.
+{{- /*
+What src/ calls, split by where it must hold. jobrelay.crdRules: the operator's own kinds, always
+cluster-wide — a namespace being deleted loses its Roles before its RemoteJobs and ApiClients are
+finalized, and the operator must still see them and remove its finalizers after cancelling the remote
+jobs. jobrelay.namespacedRules: credentials and events, only where the operator serves (one Role per
+watchNamespaces entry), or cluster-wide when it serves every namespace.
+*/}}
+{{- define "jobrelay.crdRules" -}}
+# Watches, merge patches (status, finalizers) and the TTL delete; apiclients are patched only for the
+# in-use finalizer (jobrelay.io/in-use), held while RemoteJobs need them.
 - apiGroups: [jobrelay.io]
   resources: [apiclients]
   verbs: [get, list, watch, patch]
@@ -98,6 +105,8 @@ deduplicated, in order. Empty: every namespace (cluster-wide mode).
 - apiGroups: [jobrelay.io]
   resources: [remotejobs]
   verbs: [get, list, watch, patch, delete]
+{{- end -}}
+{{- define "jobrelay.namespacedRules" -}}
 # Credentials and CA bundles that ApiClients name.
 - apiGroups: [""]
   resources: [secrets, configmaps]
