@@ -84,6 +84,36 @@ pub struct RemoteView {
     pub finished_at: Option<Timestamp>,
 }
 
+/// What of a view may reach a RemoteJob's status, readable by the namespace's users: nothing a platform
+/// (or whatever a tenant pointed the operator at) answered goes there unfiltered.
+impl RemoteView {
+    /// The state word: sanitized, at most 64 characters.
+    pub fn shown_state(&self) -> String {
+        crate::transport::sanitize(&self.state)
+            .chars()
+            .take(64)
+            .collect()
+    }
+
+    /// The message: sanitized (already so when an adapter built it; sanitizing twice changes nothing).
+    pub fn shown_message(&self) -> Option<String> {
+        self.message.as_deref().map(crate::transport::sanitize)
+    }
+
+    /// A link a person can open: http(s) only (no `javascript:` or `file:` in a UI), tokens in it
+    /// masked, and none at all rather than one cut short.
+    pub fn shown_url(&self) -> Option<String> {
+        let url = self.url.as_deref()?;
+        let parsed = reqwest::Url::parse(url).ok()?;
+        if !matches!(parsed.scheme(), "http" | "https")
+            || url.chars().count() > crate::transport::sanitize::MESSAGE_MAX - 3
+        {
+            return None;
+        }
+        Some(crate::transport::sanitize(url))
+    }
+}
+
 /// The remote state word of an observation whose status read the platform does not offer.
 pub const STATUS_READ_UNSUPPORTED: &str = "StatusReadUnsupported";
 
@@ -375,6 +405,60 @@ pub(crate) use fixture_bytes;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_filtered_remote_text_is_shown() {
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ0ZW5hbnQifQ.c2lnbmF0dXJlc2lnbmF0dXJlc2ln";
+        let view = |state: &str, url: Option<&str>, message: Option<&str>| RemoteView {
+            id: "id".into(),
+            phase: RemoteJobPhase::Running,
+            state: state.into(),
+            message: message.map(str::to_string),
+            url: url.map(str::to_string),
+            started_at: None,
+            finished_at: None,
+        };
+        let v = view(
+            &format!("Running\u{1b}[31m{jwt}"),
+            Some(&format!("https://ui.example/job/1?access_token={jwt}")),
+            Some(&format!("{{\"detail\": \"{jwt}\"}}")),
+        );
+        for shown in [
+            v.shown_state(),
+            v.shown_url().unwrap(),
+            v.shown_message().unwrap(),
+        ] {
+            assert!(
+                !shown.contains("eyJ") && !shown.contains('\u{1b}'),
+                "{shown}"
+            );
+        }
+        assert!(
+            v.shown_url()
+                .unwrap()
+                .starts_with("https://ui.example/job/1?")
+        );
+        assert_eq!(view(&"x".repeat(500), None, None).shown_state().len(), 64);
+        for bad in ["javascript:alert(1)", "file:///etc/passwd", "not a url"] {
+            assert_eq!(view("s", Some(bad), None).shown_url(), None, "{bad}");
+        }
+        let long = format!("https://ui.example/{}", "a/".repeat(200));
+        assert_eq!(
+            view("s", Some(&long), None).shown_url(),
+            None,
+            "no link cut short"
+        );
+        assert_eq!(
+            view(
+                "Running",
+                Some("http://pai/job-detail.html?username=u&jobName=j"),
+                None
+            )
+            .shown_url()
+            .as_deref(),
+            Some("http://pai/job-detail.html?username=u&jobName=j")
+        );
+    }
 
     #[test]
     fn platform_times_parse_in_every_documented_form() {

@@ -24,10 +24,10 @@ pub(super) fn adopt(
         status.remote_name = Some(remote_name(status.attempts));
     }
     status.remote_id = Some(view.id.clone());
-    status.remote_state = Some(view.state.clone());
-    status.url = view.url.clone().or(status.url.take());
-    if let Some(m) = &view.message {
-        status.message = Some(m.clone());
+    status.remote_state = Some(view.shown_state());
+    status.url = view.shown_url().or(status.url.take());
+    if let Some(m) = view.shown_message() {
+        status.message = Some(m);
     }
     if status.start_time.is_none() {
         status.start_time = Some(Time(at.now));
@@ -113,8 +113,8 @@ pub fn after_create(
                 "accepted by the platform",
             );
             next.remote_id = Some(view.id.clone());
-            next.remote_state = Some(view.state.clone());
-            next.url = view.url.clone();
+            next.remote_state = Some(view.shown_state());
+            next.url = view.shown_url();
             // Right after a create the platform's word may not map yet: it is queued.
             next.phase = match view.phase {
                 Phase::Unknown | Phase::Pending | Phase::Submitting => Phase::Queued,
