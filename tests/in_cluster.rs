@@ -77,33 +77,14 @@ impl Drop for Diagnostics<'_> {
     }
 }
 
-/// examples/simulator.yaml (a Deployment + Service of the same image); returns its
-/// `http://<cluster IP>:8090`. (No cluster DNS runs in the test bed, so clients use the Service's IP.)
+/// The in-cluster simulator of examples/simulator.yaml, which must name this version's image.
 async fn simulator_service(ns: &str) -> String {
     let manifest = std::fs::read_to_string(repo_root().join("examples/simulator.yaml")).unwrap();
     assert!(
         manifest.contains(&format!("image: {}", short_image())),
         "examples/simulator.yaml names the image of this version"
     );
-    apply(ns, &manifest);
-    kubectl_ok(&[
-        "rollout",
-        "status",
-        "deployment/simulator",
-        "-n",
-        ns,
-        "--timeout=180s",
-    ]);
-    let ip = kubectl_ok(&[
-        "get",
-        "service",
-        "simulator",
-        "-n",
-        ns,
-        "-o",
-        "jsonpath={.spec.clusterIP}",
-    ]);
-    format!("http://{}:8090", ip.trim())
+    support::node::simulator_service(ns)
 }
 
 /// Creates per `platform/name`, from the in-cluster simulator (through its Service, from the host).
@@ -118,19 +99,7 @@ async fn creates(sim: &str) -> BTreeMap<String, u64> {
 }
 
 fn lease_holder(ns: &str) -> String {
-    kubectl(&[
-        "get",
-        "lease",
-        "jr-jobrelay-leader",
-        "-n",
-        ns,
-        "-o",
-        "jsonpath={.spec.holderIdentity}",
-    ])
-    .stdout
-    .iter()
-    .map(|&b| b as char)
-    .collect()
+    support::node::lease_holder(ns, "jr-jobrelay-leader")
 }
 
 fn ready_operator_pods(ns: &str) -> Vec<String> {

@@ -13,7 +13,7 @@ use kube::api::Api;
 use serde_json::json;
 
 use crate::common::{Audit, Report, Scale, client, create_all, job};
-use crate::support::{TestNamespace, helm, kubectl_ok, repo_root};
+use crate::support::{TestNamespace, helm, repo_root};
 
 pub const ALT_IMAGE: &str = "docker.io/library/jobrelay-alt-client:bench";
 const RUN_S: f64 = 5.0;
@@ -75,30 +75,6 @@ async fn sample_until(
     }
 }
 
-/// The in-cluster simulator (examples/simulator.yaml) in `ns`; its `http://<cluster IP>:8090`.
-fn simulator(ns: &str) -> String {
-    let file = repo_root().join("examples/simulator.yaml");
-    kubectl_ok(&["apply", "-n", ns, "-f", file.to_str().unwrap()]);
-    kubectl_ok(&[
-        "rollout",
-        "status",
-        "deployment/simulator",
-        "-n",
-        ns,
-        "--timeout=180s",
-    ]);
-    let ip = kubectl_ok(&[
-        "get",
-        "service",
-        "simulator",
-        "-n",
-        ns,
-        "-o",
-        "jsonpath={.spec.clusterIP}",
-    ]);
-    format!("http://{}:8090", ip.trim())
-}
-
 fn writes(events: &[crate::common::AuditEvent], ns: &str) -> usize {
     events
         .iter()
@@ -111,7 +87,7 @@ pub async fn alternative(scale: Scale, audit: &Audit, r: &mut Report) {
     let c = client().await;
     let jr = TestNamespace::new("bench-alt-jr");
     let alt = TestNamespace::new("bench-alt-jobs");
-    let sim = simulator(&jr.name);
+    let sim = crate::support::node::simulator_service(&jr.name);
     let chart = repo_root().join("charts/jobrelay");
     let served = format!("watchNamespaces={{{}}}", jr.name);
     let out = helm(&[

@@ -31,15 +31,7 @@ fn stall(t: &Tracker, at: Instant, end: Instant) -> Option<f64> {
 }
 
 fn holder(ns: &str) -> String {
-    kubectl_ok(&[
-        "get",
-        "lease",
-        "jr-jobrelay-leader",
-        "-n",
-        ns,
-        "-o",
-        "jsonpath={.spec.holderIdentity}",
-    ])
+    crate::support::node::lease_holder(ns, "jr-jobrelay-leader")
 }
 
 fn pod_uid(ns: &str, pod: &str) -> String {
