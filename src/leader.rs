@@ -184,13 +184,16 @@ async fn elect(
             Some(at) => cfg.renew_deadline.saturating_sub(at.elapsed()),
             None => cfg.renew_deadline,
         };
+        // A renewal counts from when it was sent: the Lease was written at or before the answer, and
+        // a standby counts the Lease's time from when it saw that write.
+        let sent = Instant::now();
         let attempt = tokio::time::timeout(attempt_budget, try_acquire(&api, &cfg, &mut observed));
         let outcome = tokio::select! {
             o = attempt => o,
             _ = &mut stop => break,
         };
         match outcome {
-            Ok(Ok(true)) => last_renewal = Some(Instant::now()),
+            Ok(Ok(true)) => last_renewal = Some(sent),
             Ok(Ok(false)) => last_renewal = None,
             // Another candidate wrote first (409): it leads, we read again next round.
             Ok(Err(kube::Error::Api(e))) if e.code == 409 => last_renewal = None,

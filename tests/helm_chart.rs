@@ -378,6 +378,11 @@ fn variants_render_what_they_say() {
     assert!(a.contains(&"--leader-elect=false".to_string()), "{a:?}");
     assert!(!a.iter().any(|x| x.starts_with("--lease-name")), "{a:?}");
     assert!(find(&objects(&single), "Role", "jr-jobrelay-leader-election").is_none());
+    // Without an election an upgrade must not run the old and the new pod side by side.
+    let deploy = get(&objects(&single), "Deployment", "jr-jobrelay")
+        .yaml
+        .clone();
+    assert!(deploy.contains("strategy: {type: Recreate}"), "{deploy}");
 
     // Served namespaces: one Role + RoleBinding each, one --namespace each, no cluster-wide rules.
     let rendered = template(&["--set", "watchNamespaces={a,b}"]);

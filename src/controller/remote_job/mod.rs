@@ -128,6 +128,17 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
     if let Some(left) = ctx.wait_left(&job.uid().unwrap_or_default()) {
         return Ok(Action::requeue(left));
     }
+    // An open intent (Submitting) decides whether to create: decide on the apiserver's latest status,
+    // not on a cache that may not have seen this process's own last write yet — a plan made from the
+    // intent alone would overwrite the accepted create's remote id (status is server-side applied).
+    let job = if job.status.as_ref().map(|s| s.phase) == Some(RemoteJobPhase::Submitting) {
+        match api.get_opt(&job.name_any()).await? {
+            Some(fresh) if fresh.uid() == job.uid() => Arc::new(fresh),
+            _ => return Ok(Action::await_change()),
+        }
+    } else {
+        job
+    };
     let (client_state, remote) = client_ref::resolve(&ctx, &job, &ns).await?;
     let status = job.status.clone().unwrap_or_default();
     let uid = job.uid().unwrap_or_default();

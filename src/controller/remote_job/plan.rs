@@ -215,7 +215,11 @@ fn outcome_unknown(input: &Input, mut status: RemoteJobStatus, attempt: i32) -> 
 fn deadline_left(input: &Input) -> Option<Duration> {
     let limit = input.spec.active_deadline_seconds?;
     let started = input.status.start_time.as_ref()?.0;
-    let left = (started.as_second() + limit - input.at.now.as_second()).max(1);
+    let left = started
+        .as_second()
+        .saturating_add(limit)
+        .saturating_sub(input.at.now.as_second())
+        .max(1);
     Some(Duration::from_secs(left as u64))
 }
 
