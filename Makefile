@@ -63,7 +63,7 @@ integration:
 	eval "$$(hack/testenv/up --dir "$(TESTENV_DIR)" --keycloak)"; \
 	trap 'hack/testenv/down "$(TESTENV_DIR)"' EXIT; \
 	JOBRELAY_TEST_KUBECONFIG="$$KUBECONFIG" JOBRELAY_TEST_KEYCLOAK_ENV="$$JOBRELAY_TEST_KEYCLOAK_ENV" \
-	  $(CARGO) test --locked --test "*" -- --test-threads=4
+	  $(CARGO) test --locked --no-fail-fast --test "*" -- --test-threads=4
 
 # The OCI archive of the operator (and simulator): target/image/jobrelay-<version>.oci.tar.
 image: deps
