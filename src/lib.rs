@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cli;
 pub mod controller;
 pub mod crd;
+pub mod jobspec;
 pub mod leader;
 pub mod metrics;
 pub mod platform;

@@ -43,7 +43,7 @@ async fn keycloak_tokens_reach_every_platform_through_the_adapters() {
         json!({"runai": {"projectId": "5", "clusterId": "c", "image": "busybox", "environment": [{"name": "SIM_RUN_SECONDS", "value": "0.5"}]}}),
     );
     assert!(matches!(
-        a.create(&token, &runai, "kc-1").await,
+        a.create(&token, runai.job(), "kc-1").await,
         Err(RemoteError::Auth { .. })
     ));
 
@@ -75,14 +75,14 @@ async fn keycloak_tokens_reach_every_platform_through_the_adapters() {
         let a = platform::open(Some(api), Endpoint::new(http.clone(), sim.base_url(prefix)));
         let a = username.as_deref().and_then(|u| a.for_user(u)).unwrap_or(a);
         let v = a
-            .create(&token, &job, "kc-job")
+            .create(&token, job.job(), "kc-job")
             .await
             .unwrap_or_else(|e| panic!("{prefix}: {e}"));
         wait_for(
             &format!("{prefix} job to succeed"),
             Duration::from_secs(20),
             || async {
-                a.get(&token, &job, &v.id)
+                a.get(&token, job.job(), &v.id)
                     .await
                     .ok()
                     .filter(|v| v.phase == Phase::Succeeded)
@@ -97,7 +97,7 @@ async fn keycloak_tokens_reach_every_platform_through_the_adapters() {
     );
     assert!(
         matches!(
-            a.get(&forged, &runai, "any").await,
+            a.get(&forged, runai.job(), "any").await,
             Err(RemoteError::Auth { .. })
         ),
         "a tampered signature is refused"

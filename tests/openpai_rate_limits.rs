@@ -84,12 +84,12 @@ async fn submit_and_list_limits_are_per_user_and_say_when_to_come_back() {
     .await;
     let t = token(&sim).await;
     let a = adapter(&sim);
-    a.create(&t, &job(), "one").await.unwrap();
-    a.create(&t, &job(), "two").await.unwrap();
+    a.create(&t, job().job(), "one").await.unwrap();
+    a.create(&t, job().job(), "two").await.unwrap();
     // The third submit within the hour: refused before the protocol is even looked at.
     // The platform says come back in an hour (Retry-After: 3600, checked raw below); the operator
     // waits at most RETRY_AFTER_MAX before it asks again.
-    let wait = retriable_after(a.create(&t, &job(), "three").await.unwrap_err());
+    let wait = retriable_after(a.create(&t, job().job(), "three").await.unwrap_err());
     assert_eq!(wait, Some(jobrelay::platform::http::RETRY_AFTER_MAX));
     let raw = http()
         .post(format!("{}/api/v2/jobs", sim.base_url("openpai")))
@@ -105,9 +105,9 @@ async fn submit_and_list_limits_are_per_user_and_say_when_to_come_back() {
 
     // Lists: three a minute, then the adapter is told to wait the window out.
     for _ in 0..3 {
-        assert_eq!(a.list(&t, &job()).await.unwrap().len(), 2);
+        assert_eq!(a.list(&t, job().job()).await.unwrap().len(), 2);
     }
-    let wait = retriable_after(a.list(&t, &job()).await.unwrap_err());
+    let wait = retriable_after(a.list(&t, job().job()).await.unwrap_err());
     assert_eq!(wait, Some(Duration::from_secs(60)));
     let raw = http()
         .get(format!(
@@ -120,7 +120,7 @@ async fn submit_and_list_limits_are_per_user_and_say_when_to_come_back() {
         .unwrap();
     assert_limited(raw, "60", "3").await;
     // Status GETs are limited only by the global limiter, which is off here.
-    let v = a.get(&t, &job(), "demo~one").await.unwrap();
+    let v = a.get(&t, job().job(), "demo~one").await.unwrap();
     assert_eq!(v.id, "demo~one");
 }
 
@@ -139,11 +139,19 @@ async fn the_global_limit_counts_every_call_before_the_token_check() {
         .await
         .unwrap();
     assert_eq!(anon.status(), 401);
-    let missing = adapter(&sim).get(&t, &job(), "demo~x").await.unwrap_err();
+    let missing = adapter(&sim)
+        .get(&t, job().job(), "demo~x")
+        .await
+        .unwrap_err();
     assert!(matches!(missing, RemoteError::NotFound), "{missing:?}");
     // The fourth call of the minute, whatever it is, is refused: even a login.
     assert_limited(login(&sim).await, "60", "3").await;
-    let wait = retriable_after(adapter(&sim).get(&t, &job(), "demo~x").await.unwrap_err());
+    let wait = retriable_after(
+        adapter(&sim)
+            .get(&t, job().job(), "demo~x")
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(wait, Some(Duration::from_secs(60)));
     // Other platforms on the same simulator are not OpenPAI's business.
     let runai = http()

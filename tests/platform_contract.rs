@@ -45,16 +45,16 @@ async fn drop_find_and_cancel(
 ) -> (RemoteView, RemoteView) {
     inject(sim, fault("dai", "create", FaultKind::CommitThenDrop));
     assert!(matches!(
-        a.create(t, s, "x").await,
+        a.create(t, s.job(), "x").await,
         Err(RemoteError::OutcomeUnknown { .. })
     ));
     let found = a
-        .find_start(t, s, since)
+        .find_start(t, s.job(), since)
         .await
         .unwrap()
         .expect("the dropped start is listed");
-    a.cancel(t, &SPEC_ANY, &found.id).await.unwrap();
-    let after = a.get(t, &SPEC_ANY, &found.id).await.unwrap();
+    a.cancel(t, SPEC_ANY.job(), &found.id).await.unwrap();
+    let after = a.get(t, SPEC_ANY.job(), &found.id).await.unwrap();
     (found, after)
 }
 
@@ -69,7 +69,12 @@ async fn until_phase(
     wait_for(
         &format!("{id} {phase:?}"),
         Duration::from_secs(10),
-        || async { a.get(t, spec, id).await.ok().filter(|v| v.phase == phase) },
+        || async {
+            a.get(t, spec.job(), id)
+                .await
+                .ok()
+                .filter(|v| v.phase == phase)
+        },
     )
     .await
 }
@@ -152,15 +157,15 @@ async fn runai_operations_and_error_classes() {
     let s = spec(
         json!({"runai": {"projectId": "5", "clusterId": "c", "image": "busybox", "environment": [{"name": "SIM_RUN_SECONDS", "value": "1"}, {"name": "SIM_QUEUE_SECONDS", "value": "0.2"}]}}),
     );
-    assert_eq!(a.lookup(&t, &s, "job-1").await.unwrap(), None);
-    let created = a.create(&t, &s, "job-1").await.unwrap();
+    assert_eq!(a.lookup(&t, s.job(), "job-1").await.unwrap(), None);
+    let created = a.create(&t, s.job(), "job-1").await.unwrap();
     assert_eq!(created.phase, Phase::Queued);
     assert_eq!(
-        a.lookup(&t, &s, "job-1").await.unwrap().unwrap().id,
+        a.lookup(&t, s.job(), "job-1").await.unwrap().unwrap().id,
         created.id
     );
     assert_eq!(
-        a.create(&t, &s, "job-1").await.unwrap().id,
+        a.create(&t, s.job(), "job-1").await.unwrap().id,
         created.id,
         "a duplicate name (409) is looked up and adopted"
     );
@@ -170,7 +175,7 @@ async fn runai_operations_and_error_classes() {
         FaultKind::DuplicateAsBadRequest,
     ));
     assert_eq!(
-        a.create(&t, &s, "job-1").await.unwrap().id,
+        a.create(&t, s.job(), "job-1").await.unwrap().id,
         created.id,
         "a duplicate answered 400 is looked up and adopted too"
     );
@@ -178,39 +183,39 @@ async fn runai_operations_and_error_classes() {
     let done = until_phase(&*a, &t, &SPEC_ANY, &created.id, Phase::Succeeded).await;
     assert_eq!(done.state, "Completed");
     assert_eq!(
-        a.get(&t, &SPEC_ANY, "no-such-id").await,
+        a.get(&t, SPEC_ANY.job(), "no-such-id").await,
         Err(RemoteError::NotFound)
     );
     // Suspend / resume / delete.
     let s2 = spec(
         json!({"runai": {"projectId": "5", "clusterId": "c", "image": "busybox", "environment": [{"name": "SIM_RUN_SECONDS", "value": "60"}]}}),
     );
-    let v = a.create(&t, &s2, "job-2").await.unwrap();
-    a.suspend(&t, &SPEC_ANY, &v.id).await.unwrap();
+    let v = a.create(&t, s2.job(), "job-2").await.unwrap();
+    a.suspend(&t, SPEC_ANY.job(), &v.id).await.unwrap();
     assert_eq!(
-        a.get(&t, &SPEC_ANY, &v.id).await.unwrap().phase,
+        a.get(&t, SPEC_ANY.job(), &v.id).await.unwrap().phase,
         Phase::Suspended
     );
-    a.resume(&t, &SPEC_ANY, &v.id).await.unwrap();
+    a.resume(&t, SPEC_ANY.job(), &v.id).await.unwrap();
     assert_eq!(
-        a.get(&t, &SPEC_ANY, &v.id).await.unwrap().phase,
+        a.get(&t, SPEC_ANY.job(), &v.id).await.unwrap().phase,
         Phase::Queued
     );
-    a.cancel(&t, &SPEC_ANY, &v.id).await.unwrap();
+    a.cancel(&t, SPEC_ANY.job(), &v.id).await.unwrap();
     assert_eq!(
-        a.get(&t, &SPEC_ANY, &v.id).await,
+        a.get(&t, SPEC_ANY.job(), &v.id).await,
         Err(RemoteError::NotFound),
         "a deleted training 404s"
     );
     // Error classes.
     let bad = spec(json!({"runai": {"projectId": "5", "clusterId": "c", "image": ""}}));
     assert!(
-        matches!(a.create(&t, &bad, "job-3").await, Err(RemoteError::Permanent { message }) if message.contains("image"))
+        matches!(a.create(&t, bad.job(), "job-3").await, Err(RemoteError::Permanent { message }) if message.contains("image"))
     );
     assert!(matches!(
         a.get(
             &SecretString::from("nope".to_string()),
-            &SPEC_ANY,
+            SPEC_ANY.job(),
             &created.id
         )
         .await,
@@ -218,7 +223,7 @@ async fn runai_operations_and_error_classes() {
     ));
     inject(&sim, fault("runai", "get", FaultKind::TooManyRequests));
     assert_eq!(
-        a.get(&t, &SPEC_ANY, &created.id)
+        a.get(&t, SPEC_ANY.job(), &created.id)
             .await
             .unwrap_err()
             .requeue_after(),
@@ -227,16 +232,16 @@ async fn runai_operations_and_error_classes() {
     );
     inject(&sim, fault("runai", "get", FaultKind::Unavailable));
     assert!(matches!(
-        a.get(&t, &SPEC_ANY, &created.id).await,
+        a.get(&t, SPEC_ANY.job(), &created.id).await,
         Err(RemoteError::Retriable { .. })
     ));
     inject(&sim, fault("runai", "create", FaultKind::CommitThenDrop));
     assert!(matches!(
-        a.create(&t, &s, "job-4").await,
+        a.create(&t, s.job(), "job-4").await,
         Err(RemoteError::OutcomeUnknown { .. })
     ));
     assert!(
-        a.lookup(&t, &s, "job-4").await.unwrap().is_some(),
+        a.lookup(&t, s.job(), "job-4").await.unwrap().is_some(),
         "the dropped create was committed"
     );
     assert_eq!(counters(&sim).creates["runai/job-4"], 1);
@@ -250,11 +255,11 @@ async fn openpai_operations_and_error_classes() {
     let s = spec(
         json!({"openpai": {"image": "ubuntu", "commands": ["echo hi"], "parameters": {"SIM_RUN_SECONDS": "0.5", "SIM_QUEUE_SECONDS": "0.2", "SIM_OUTCOME": "fail"}}}),
     );
-    assert_eq!(a.lookup(&t, &s, "pai-1").await.unwrap(), None);
-    let v = a.create(&t, &s, "pai-1").await.unwrap();
+    assert_eq!(a.lookup(&t, s.job(), "pai-1").await.unwrap(), None);
+    let v = a.create(&t, s.job(), "pai-1").await.unwrap();
     assert_eq!(v.id, "demo~pai-1");
     assert!(matches!(
-        a.create(&t, &s, "pai-1").await,
+        a.create(&t, s.job(), "pai-1").await,
         Err(RemoteError::Conflict { .. })
     ));
     let failed = until_phase(&*a, &t, &SPEC_ANY, "demo~pai-1", Phase::Failed).await;
@@ -283,17 +288,17 @@ async fn openpai_operations_and_error_classes() {
     let long = spec(
         json!({"openpai": {"image": "ubuntu", "commands": ["sleep 1"], "parameters": {"SIM_RUN_SECONDS": "60"}}}),
     );
-    a.create(&t, &long, "pai-2").await.unwrap();
-    a.cancel(&t, &SPEC_ANY, "demo~pai-2").await.unwrap();
+    a.create(&t, long.job(), "pai-2").await.unwrap();
+    a.cancel(&t, SPEC_ANY.job(), "demo~pai-2").await.unwrap();
     assert_eq!(
-        a.get(&t, &SPEC_ANY, "demo~pai-2").await.unwrap().phase,
+        a.get(&t, SPEC_ANY.job(), "demo~pai-2").await.unwrap().phase,
         Phase::Cancelled
     );
     let invalid = spec(
         json!({"openpai": {"protocol": {"protocolVersion": 2, "type": "job", "taskRoles": {"main": {"dockerImage": "missing", "commands": ["x"]}}}}}),
     );
     assert!(
-        matches!(a.create(&t, &invalid, "pai-3").await, Err(RemoteError::Permanent { message }) if message.contains("Prerequisite missing does not exist"))
+        matches!(a.create(&t, invalid.job(), "pai-3").await, Err(RemoteError::Permanent { message }) if message.contains("Prerequisite missing does not exist"))
     );
     // 429 from the rate limiter is plain text with Retry-After.
     inject(&sim, fault("openpai", "get", FaultKind::TooManyRequests));
@@ -354,7 +359,7 @@ async fn dai_operations_and_unknown_start_reconciliation() {
         json!({"dai": {"modelId": "m-1", "testCaseId": 3, "extra": {"SIM_RUN_SECONDS": 0.5, "SIM_QUEUE_SECONDS": 0.1}}}),
     );
     let since = Timestamp::now();
-    let v = a.create(&t, &s, "ignored").await.unwrap();
+    let v = a.create(&t, s.job(), "ignored").await.unwrap();
     until_phase(&*a, &t, &SPEC_ANY, &v.id, Phase::Succeeded).await;
     // A start whose answer was dropped is found by listing, not started again.
     let s2 = spec(json!({"dai": {"modelId": "m-2", "extra": {"SIM_RUN_SECONDS": 60}}}));
@@ -364,7 +369,7 @@ async fn dai_operations_and_unknown_start_reconciliation() {
     assert_eq!(cancelled.phase, Phase::Cancelled);
     let invalid = spec(json!({"dai": {"agentId": "a"}}));
     assert!(
-        matches!(a.create(&t, &invalid, "x").await, Err(RemoteError::Permanent { message }) if message.contains("model_id"))
+        matches!(a.create(&t, invalid.job(), "x").await, Err(RemoteError::Permanent { message }) if message.contains("model_id"))
     );
 }
 
@@ -382,14 +387,14 @@ async fn simulator_survives_a_restart_with_its_state_file() {
     let t = runai_token(&sim).await;
     let a = platform_on(&sim, Some(PlatformApi::RunaiTrainingsV1));
     let s = spec(json!({"runai": {"projectId": "5", "clusterId": "c", "image": "busybox"}}));
-    let v = a.create(&t, &s, "durable").await.unwrap();
+    let v = a.create(&t, s.job(), "durable").await.unwrap();
     sim.stop().await;
     let sim = jobrelay::simulator::start(config(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let a = platform_on(&sim, Some(PlatformApi::RunaiTrainingsV1));
     assert_eq!(
-        a.get(&t, &SPEC_ANY, &v.id).await.unwrap().id,
+        a.get(&t, SPEC_ANY.job(), &v.id).await.unwrap().id,
         v.id,
         "job and token survive the restart"
     );
@@ -408,7 +413,7 @@ async fn generic_adapter_drives_a_rest_api_from_the_job_description() {
         "statusPath": "/execution_service/api/v1/executions/{id}",
         "cancelPath": "/execution_service/api/v1/executions/{id}"
     }}));
-    let v = a.create(&t, &s, "n").await.unwrap();
+    let v = a.create(&t, s.job(), "n").await.unwrap();
     assert_eq!(v.phase, Phase::Queued);
     let done = until_phase(&*a, &t, &s, &v.id, Phase::Succeeded).await;
     assert_eq!(done.state, "Passed");
@@ -416,14 +421,14 @@ async fn generic_adapter_drives_a_rest_api_from_the_job_description() {
         json!({"generic": {"submitPath": "/execution_service/api/v1/executions", "body": {"model_id": "g-2", "SIM_RUN_SECONDS": 60},
         "statusPath": "/execution_service/api/v1/executions/{id}", "cancelPath": "/execution_service/api/v1/executions/{id}"}}),
     );
-    let v = a.create(&t, &long, "n").await.unwrap();
-    a.cancel(&t, &long, &v.id).await.unwrap();
+    let v = a.create(&t, long.job(), "n").await.unwrap();
+    a.cancel(&t, long.job(), &v.id).await.unwrap();
     assert_eq!(
-        a.get(&t, &long, &v.id).await.unwrap().phase,
+        a.get(&t, long.job(), &v.id).await.unwrap().phase,
         Phase::Cancelled
     );
     assert_eq!(
-        a.get(&t, &long, "missing").await,
+        a.get(&t, long.job(), "missing").await,
         Err(RemoteError::NotFound)
     );
     assert!(!a.capabilities().lookup_by_name);
@@ -437,11 +442,11 @@ async fn openpai_v1_api_for_pre_1_1_clusters() {
     let s = spec(
         json!({"openpai": {"image": "ubuntu", "commands": ["echo hi"], "parameters": {"SIM_RUN_SECONDS": "0.5", "SIM_QUEUE_SECONDS": "0.1"}}}),
     );
-    assert_eq!(a.lookup(&t, &s, "v1-job").await.unwrap(), None);
-    let v = a.create(&t, &s, "v1-job").await.unwrap();
+    assert_eq!(a.lookup(&t, s.job(), "v1-job").await.unwrap(), None);
+    let v = a.create(&t, s.job(), "v1-job").await.unwrap();
     assert_eq!(v.id, "demo~v1-job");
     assert!(matches!(
-        a.create(&t, &s, "v1-job").await,
+        a.create(&t, s.job(), "v1-job").await,
         Err(RemoteError::Conflict { .. })
     ));
     let done = until_phase(&*a, &t, &SPEC_ANY, &v.id, Phase::Succeeded).await;
@@ -449,10 +454,13 @@ async fn openpai_v1_api_for_pre_1_1_clusters() {
     let long = spec(
         json!({"openpai": {"image": "ubuntu", "commands": ["sleep 99"], "parameters": {"SIM_RUN_SECONDS": "60"}}}),
     );
-    a.create(&t, &long, "v1-long").await.unwrap();
-    a.cancel(&t, &SPEC_ANY, "demo~v1-long").await.unwrap();
+    a.create(&t, long.job(), "v1-long").await.unwrap();
+    a.cancel(&t, SPEC_ANY.job(), "demo~v1-long").await.unwrap();
     assert_eq!(
-        a.get(&t, &SPEC_ANY, "demo~v1-long").await.unwrap().state,
+        a.get(&t, SPEC_ANY.job(), "demo~v1-long")
+            .await
+            .unwrap()
+            .state,
         "STOPPED"
     );
     // The stored request is the v1 config, not a v2 protocol.
@@ -477,7 +485,7 @@ async fn dai_legacy_run_api() {
     let s = spec(
         json!({"dai": {"modelName": "shop", "group": "web", "extra": {"SIM_RUN_SECONDS": "0.5", "SIM_QUEUE_SECONDS": "0.1"}}}),
     );
-    let v = a.create(&t, &s, "ignored").await.unwrap();
+    let v = a.create(&t, s.job(), "ignored").await.unwrap();
     assert_eq!(v.state, "Running");
     let done = until_phase(&*a, &t, &SPEC_ANY, &v.id, Phase::Succeeded).await;
     assert_eq!(done.state, "Passed");
@@ -498,7 +506,7 @@ async fn dai_legacy_run_api() {
     assert_eq!(counters(&sim).creates["dai/checkout"], 1);
     let bad = spec(json!({"dai": {"modelId": "m"}}));
     assert!(matches!(
-        a.create(&t, &bad, "x").await,
+        a.create(&t, bad.job(), "x").await,
         Err(RemoteError::Permanent { .. })
     ));
 }
@@ -519,7 +527,7 @@ async fn pause_freezes_progress_until_resumed() {
     let s = spec(
         json!({"runai": {"projectId": "5", "clusterId": "c", "image": "busybox", "environment": [{"name": "SIM_RUN_SECONDS", "value": "0.2"}, {"name": "SIM_QUEUE_SECONDS", "value": "0.1"}]}}),
     );
-    let v = a.create(&t, &s, "frozen").await.unwrap();
+    let v = a.create(&t, s.job(), "frozen").await.unwrap();
     // However late one looks while paused, the job has not moved.
     let job = sim.state.lock().jobs[&v.id].clone();
     let paused_at = sim.state.lock().paused_at;
@@ -529,7 +537,7 @@ async fn pause_freezes_progress_until_resumed() {
         jobrelay::simulator::jobs::Stage::Queued
     );
     assert_eq!(
-        a.get(&t, &SPEC_ANY, &v.id).await.unwrap().phase,
+        a.get(&t, SPEC_ANY.job(), &v.id).await.unwrap().phase,
         Phase::Queued
     );
     http()
@@ -560,7 +568,7 @@ async fn dai_status_reads_that_are_not_offered_say_so() {
     let t = dai_token(&sim).await;
     let a = platform_on(&sim, Some(PlatformApi::DaiExecutions));
     let s = spec(json!({"dai": {"modelId": "m-9", "extra": {"SIM_RUN_SECONDS": 60}}}));
-    let v = a.create(&t, &s, "x").await.unwrap();
+    let v = a.create(&t, s.job(), "x").await.unwrap();
     for (kind, code) in [
         (FaultKind::MethodNotAllowed, "405"),
         (FaultKind::NotImplemented, "501"),
@@ -574,7 +582,7 @@ async fn dai_status_reads_that_are_not_offered_say_so() {
                 ..fault("dai", "get", kind)
             },
         );
-        let seen = a.get(&t, &SPEC_ANY, &v.id).await.unwrap();
+        let seen = a.get(&t, SPEC_ANY.job(), &v.id).await.unwrap();
         assert_eq!(
             (seen.phase, seen.state.as_str()),
             (Phase::Unknown, platform::STATUS_READ_UNSUPPORTED),
@@ -591,11 +599,11 @@ async fn dai_status_reads_that_are_not_offered_say_so() {
     }
     // A 404 naming the execution is still "gone".
     assert_eq!(
-        a.get(&t, &SPEC_ANY, "no-such-execution").await,
+        a.get(&t, SPEC_ANY.job(), "no-such-execution").await,
         Err(RemoteError::NotFound)
     );
     assert_eq!(
-        a.get(&t, &SPEC_ANY, &v.id).await.unwrap().message,
+        a.get(&t, SPEC_ANY.job(), &v.id).await.unwrap().message,
         None,
         "read again once the fault is gone"
     );
@@ -604,10 +612,10 @@ async fn dai_status_reads_that_are_not_offered_say_so() {
     let ls = spec(
         json!({"dai": {"modelName": "cart", "group": "web", "extra": {"SIM_RUN_SECONDS": "60"}}}),
     );
-    let run = legacy.create(&t, &ls, "x").await.unwrap();
+    let run = legacy.create(&t, ls.job(), "x").await.unwrap();
     // Progress by id is refused once: the model's runs are read instead.
     inject(&sim, fault("dai", "get", FaultKind::NotImplemented));
-    let seen = legacy.get(&t, &ls, &run.id).await.unwrap();
+    let seen = legacy.get(&t, ls.job(), &run.id).await.unwrap();
     assert_eq!(
         (seen.id.as_str(), seen.phase),
         (run.id.as_str(), Phase::Running)
@@ -620,7 +628,7 @@ async fn dai_status_reads_that_are_not_offered_say_so() {
             ..fault("dai", "get", FaultKind::MethodNotAllowed)
         },
     );
-    let seen = legacy.get(&t, &ls, &run.id).await.unwrap();
+    let seen = legacy.get(&t, ls.job(), &run.id).await.unwrap();
     assert_eq!(seen.state, platform::STATUS_READ_UNSUPPORTED);
     let m = seen.message.unwrap();
     assert!(
@@ -659,7 +667,7 @@ async fn dai_adoption_tolerates_clock_skew() {
         ] {
             let a = platform_on(&sim, Some(api));
             let s = spec(body);
-            let older = a.create(&t, &s, "x").await.unwrap();
+            let older = a.create(&t, s.job(), "x").await.unwrap();
             // The Date header has whole seconds: the older start is more than one before the intent.
             tokio::time::sleep(Duration::from_millis(1500)).await;
             let since = Timestamp::now();
@@ -680,7 +688,7 @@ async fn dai_legacy_times_are_in_the_documented_form() {
     let t = dai_token(&sim).await;
     let a = platform_on(&sim, Some(PlatformApi::DaiLegacyRun));
     let s = spec(json!({"dai": {"modelName": "fmt", "group": "g"}}));
-    let run = a.create(&t, &s, "x").await.unwrap();
+    let run = a.create(&t, s.job(), "x").await.unwrap();
     let raw: Value = http()
         .post(format!("{}/api/run/progress", sim.base_url("dai")))
         .bearer_auth(secrecy::ExposeSecret::expose_secret(&t))

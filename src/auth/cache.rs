@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::jiff::Timestamp;
+use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{AuthError, Token};
@@ -28,7 +28,7 @@ pub fn refresh_at(token: &Token, configured: Option<Duration>) -> Option<Timesta
     let lifetime =
         Duration::from_secs((exp.as_second() - token.obtained_at.as_second()).max(0) as u64);
     let margin = refresh_margin(lifetime, configured);
-    exp.checked_sub(k8s_openapi::jiff::SignedDuration::try_from(margin).ok()?)
+    exp.checked_sub(jiff::SignedDuration::try_from(margin).ok()?)
         .ok()
 }
 

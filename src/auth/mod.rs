@@ -9,7 +9,7 @@ pub mod http_client;
 pub mod service;
 pub mod sources;
 
-use k8s_openapi::jiff::Timestamp;
+use jiff::Timestamp;
 use secrecy::SecretString;
 
 use crate::crd::conditions::reasons;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::jiff::Timestamp;
+use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
@@ -252,16 +252,13 @@ pub fn token_from(body: &Value, field: &str, expires_field: &str) -> Result<Toke
         .filter(|s| *s > 0);
     let (expires_at, note) = match (given, jwt_expiry(bearer)) {
         (Some(s), _) => (
-            now.checked_add(k8s_openapi::jiff::SignedDuration::from_secs(s))
-                .ok(),
+            now.checked_add(jiff::SignedDuration::from_secs(s)).ok(),
             None,
         ),
         (None, Some(exp)) => (Some(exp), None),
         (None, None) => (
-            now.checked_add(
-                k8s_openapi::jiff::SignedDuration::try_from(DEFAULT_LIFETIME).unwrap_or_default(),
-            )
-            .ok(),
+            now.checked_add(jiff::SignedDuration::try_from(DEFAULT_LIFETIME).unwrap_or_default())
+                .ok(),
             Some(format!(
                 "the token response gave no lifetime; assuming {}s",
                 DEFAULT_LIFETIME.as_secs()

@@ -37,7 +37,7 @@ pub fn holds(job: &RemoteJob, apic_ns: &str, apic_name: &str, apic_terminating: 
         && !job
             .finalizers()
             .iter()
-            .any(|f| f == crate::controller::remote_job::FINALIZER)
+            .any(|f| f == crate::crd::REMOTE_JOB_FINALIZER)
     {
         return false;
     }
@@ -149,7 +149,7 @@ mod tests {
         spec.client_ref.namespace = client_ns.map(String::from);
         let mut j = RemoteJob::new("j", spec);
         j.metadata.namespace = Some(ns.into());
-        j.metadata.finalizers = Some(vec![crate::controller::remote_job::FINALIZER.into()]);
+        j.metadata.finalizers = Some(vec![crate::crd::REMOTE_JOB_FINALIZER.into()]);
         j.status = Some(status);
         j
     }

@@ -9,6 +9,7 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use super::duration;
+use crate::jobspec::PlatformApi;
 
 /// The remote platform an ApiClient talks to.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, schemars::JsonSchema)]
@@ -33,21 +34,6 @@ impl Platform {
             Platform::Generic => "generic",
         }
     }
-}
-
-/// Which generation of a platform's job API to use.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, schemars::JsonSchema)]
-pub enum PlatformApi {
-    /// Run:ai control-plane trainings API (`/api/v1/workloads/trainings`). Default for runai.
-    RunaiTrainingsV1,
-    /// OpenPAI v2 (`POST /api/v2/jobs`, YAML job protocol). Default for openpai.
-    OpenpaiV2,
-    /// OpenPAI v1 (`POST /api/v1/user/:username/jobs`, JSON job config; pre-1.1 clusters).
-    OpenpaiV1,
-    /// Eggplant DAI execution service (`/execution_service/api/v1/executions`). Default for dai.
-    DaiExecutions,
-    /// Eggplant DAI legacy run API (`/api/run`, `/api/run/progress`, `/api/run/abort`).
-    DaiLegacyRun,
 }
 
 /// ApiClient describes a remote job platform and the credentials used to obtain a bearer token for it.

@@ -6,11 +6,10 @@
 pub mod api_client;
 pub mod conditions;
 pub mod duration;
-pub mod platform_bodies;
 pub mod remote_job;
 
+pub use crate::jobspec::*;
 pub use api_client::*;
-pub use platform_bodies::*;
 pub use remote_job::*;
 
 use kube::CustomResourceExt;

@@ -7,7 +7,11 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use super::duration;
-use super::platform_bodies::{DaiJob, GenericJob, OpenpaiJob, RunaiJob};
+use crate::jobspec::{DaiJob, GenericJob, Job, OpenpaiJob, RemoteJobPhase, RunaiJob};
+
+/// The finalizer that lets a Cancel-policy RemoteJob stop its remote job before it goes (here, not in
+/// the controller, because the ApiClient's in-use protection reads it too).
+pub const REMOTE_JOB_FINALIZER: &str = "jobrelay.io/remote-job";
 
 /// RemoteJob runs one job on a remote platform through an ApiClient and mirrors its state.
 /// It is submitted exactly once; with backoffLimit > 0 a failed run is resubmitted as a new attempt.
@@ -133,44 +137,14 @@ pub enum DeletionPolicy {
     Orphan,
 }
 
-/// Our normalized view of a remote job's state.
-#[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, schemars::JsonSchema,
-)]
-pub enum RemoteJobPhase {
-    /// Not yet submitted (waiting for the ApiClient, or suspended before submission).
-    #[default]
-    Pending,
-    /// Submission intent recorded; the outcome of the create call is not yet known.
-    Submitting,
-    /// Accepted by the platform, waiting for resources.
-    Queued,
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-    Suspended,
-    /// The platform reported a state we do not recognise, or the job cannot be observed.
-    Unknown,
-}
-
-impl RemoteJobPhase {
-    /// Phases after which nothing more happens remotely.
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "Pending",
-            Self::Submitting => "Submitting",
-            Self::Queued => "Queued",
-            Self::Running => "Running",
-            Self::Succeeded => "Succeeded",
-            Self::Failed => "Failed",
-            Self::Cancelled => "Cancelled",
-            Self::Suspended => "Suspended",
-            Self::Unknown => "Unknown",
+impl RemoteJobSpec {
+    /// The job bodies, as the platform seam reads them.
+    pub fn job(&self) -> Job<'_> {
+        Job {
+            runai: self.runai.as_ref(),
+            openpai: self.openpai.as_ref(),
+            dai: self.dai.as_ref(),
+            generic: self.generic.as_ref(),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::platform::{RemoteResult, RemoteView};
+use super::model::{RemoteResult, RemoteView};
 
 /// How long a listing answers for.
 pub const FRESH: Duration = Duration::from_secs(1);
@@ -72,7 +72,7 @@ impl Batches {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::RemoteJobPhase;
+    use crate::jobspec::RemoteJobPhase;
     use std::sync::atomic::{AtomicU32, Ordering};
 
     fn view(id: &str) -> RemoteView {

@@ -7,13 +7,15 @@
 //! therefore run twice — the one window where DAI gives us no way to be exactly-once.
 
 use futures::FutureExt;
-use k8s_openapi::jiff::Timestamp;
+use jiff::Timestamp;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::http::{self, Endpoint, send, send_checked};
-use super::{Bearer, Call, Platform, RemoteError, RemoteResult, RemoteView, Search, Spec};
-use crate::crd::{DaiJob, RemoteJobPhase as Phase};
+use super::model::{
+    self, Bearer, Call, Job, Platform, RemoteError, RemoteResult, RemoteView, Search,
+};
+use crate::jobspec::{DaiJob, RemoteJobPhase as Phase};
 
 /// The execution service (`PlatformApi::DaiExecutions`); the legacy run API is [`super::dai_legacy`].
 #[derive(Clone, Debug)]
@@ -105,18 +107,18 @@ pub fn same_start(wanted: &Value, listed: &Value) -> bool {
 /// created at or after `since` (the platform's clock); one without a readable creation time never
 /// matches.
 pub fn pick_start<'v>(listed: &'v Value, wanted: &Value, since: Timestamp) -> Option<&'v Value> {
-    super::items(listed, "items")
+    model::items(listed, "items")
         .iter()
         .filter(|v| same_start(wanted, v))
-        .filter_map(|v| Some((super::time_of(v.get("created_at"))?, v)))
+        .filter_map(|v| Some((model::time_of(v.get("created_at"))?, v)))
         .filter(|(at, _)| *at >= since)
         .min_by_key(|(at, _)| *at)
         .map(|(_, v)| v)
 }
 
 /// The RemoteJob's DAI section (both DAI APIs).
-pub fn job(spec: &Spec) -> RemoteResult<&DaiJob> {
-    super::body(spec.dai.as_ref(), "dai")
+pub fn job(spec: Job<'_>) -> RemoteResult<&DaiJob> {
+    model::body(spec.dai, "dai")
 }
 
 impl Dai {
@@ -136,16 +138,16 @@ impl Dai {
             id: id.clone(),
             phase: map_status(word),
             state: word.to_string(),
-            message: super::unrecognized(word, KNOWN_STATUSES),
+            message: model::unrecognized(word, KNOWN_STATUSES),
             url: Some(self.0.url(&format!("{EXECUTIONS}/{id}"))),
-            started_at: super::time_of(v.get("start_time")),
-            finished_at: super::time_of(v.get("end_time")),
+            started_at: model::time_of(v.get("start_time")),
+            finished_at: model::time_of(v.get("end_time")),
         })
     }
 }
 
 impl Platform for Dai {
-    fn create<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, _name: &'a str) -> Call<'a, RemoteView> {
+    fn create<'a>(&'a self, t: &'a Bearer, spec: Job<'a>, _name: &'a str) -> Call<'a, RemoteView> {
         async move {
             let req = self.0.post(EXECUTIONS).json(&start_body(job(spec)?));
             self.view(&send(req, t, true).await?.body)
@@ -155,13 +157,13 @@ impl Platform for Dai {
 
     /// `GET executions/{id}` (undocumented, §3.2); when the service answers that it has no such read
     /// (404 route, 405, 501), the legacy `POST /api/run/progress` with `id=`; when neither reads, an
-    /// observation saying so ([`super::status_read_unsupported`]) rather than the last phase forever.
-    fn get<'a>(&'a self, t: &'a Bearer, _spec: &'a Spec, id: &'a str) -> Call<'a, RemoteView> {
+    /// observation saying so ([`model::status_read_unsupported`]) rather than the last phase forever.
+    fn get<'a>(&'a self, t: &'a Bearer, _spec: Job<'a>, id: &'a str) -> Call<'a, RemoteView> {
         async move {
             let path = format!("{EXECUTIONS}/{id}");
             let first = match send_checked(self.0.get(&path), t, false).await {
                 Ok(a) => return self.view(&a.body),
-                Err(f) if f.read_unsupported() => super::tried(&format!("GET {path}"), &f),
+                Err(f) if f.read_unsupported() => f.tried(&format!("GET {path}")),
                 Err(f) => return Err(f.error),
             };
             let legacy = self.0.post(LEGACY_PROGRESS).form(&[("id", id)]);
@@ -185,20 +187,20 @@ impl Platform for Dai {
                         ..
                     },
                 ) => return Err(f.error),
-                Err(f) => super::tried(&format!("POST {LEGACY_PROGRESS} id={id}"), &f),
+                Err(f) => f.tried(&format!("POST {LEGACY_PROGRESS} id={id}")),
             };
-            Ok(super::status_read_unsupported(id, &[first, second]))
+            Ok(model::status_read_unsupported(id, &[first, second]))
         }
         .boxed()
     }
 
     /// Executions since the intent, matched on every identifying field; "since" on the service's
     /// clock (its `Date` header), so a skewed platform clock neither hides our start nor shows an
-    /// older one. The list asks [`super::SKEW_WINDOW`] further back and is cut here.
-    fn find_start<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, since: Timestamp) -> Search<'a> {
+    /// older one. The list asks [`model::SKEW_WINDOW`] further back and is cut here.
+    fn find_start<'a>(&'a self, t: &'a Bearer, spec: Job<'a>, since: Timestamp) -> Search<'a> {
         async move {
             let job = job(spec)?;
-            let asked = since.checked_sub(super::SKEW_WINDOW).unwrap_or(since);
+            let asked = since.checked_sub(model::SKEW_WINDOW).unwrap_or(since);
             let mut req = self
                 .0
                 .get(EXECUTIONS)
@@ -207,7 +209,7 @@ impl Platform for Dai {
                 req = req.query(&[("model_id", m)]);
             }
             let ans = send(req, t, false).await?;
-            let since = super::on_platform_clock(since, ans.date, Timestamp::now());
+            let since = model::on_platform_clock(since, ans.date, Timestamp::now());
             pick_start(&ans.body, &start_body(job), since)
                 .map(|v| self.view(v))
                 .transpose()
@@ -215,7 +217,7 @@ impl Platform for Dai {
         .boxed()
     }
 
-    fn cancel<'a>(&'a self, t: &'a Bearer, _spec: &'a Spec, id: &'a str) -> Call<'a, ()> {
+    fn cancel<'a>(&'a self, t: &'a Bearer, _spec: Job<'a>, id: &'a str) -> Call<'a, ()> {
         async move {
             let req = self
                 .0

@@ -4,12 +4,14 @@
 //! service (see `dai.rs`): an unknown start is found by listing the model's runs since the intent.
 
 use futures::FutureExt;
-use k8s_openapi::jiff::Timestamp;
+use jiff::Timestamp;
 use serde_json::Value;
 
 use super::http::{Endpoint, send, send_checked};
-use super::{Bearer, Call, Platform, RemoteError, RemoteResult, RemoteView, Search, Spec};
-use crate::crd::{DaiJob, RemoteJobPhase as Phase};
+use super::model::{
+    self, Bearer, Call, Job, Platform, RemoteError, RemoteResult, RemoteView, Search,
+};
+use crate::jobspec::{DaiJob, RemoteJobPhase as Phase};
 
 #[derive(Clone, Debug)]
 pub struct DaiLegacy(pub Endpoint);
@@ -71,7 +73,7 @@ pub fn pick_start<'v>(runs: &'v Value, model: &str, since: Timestamp) -> Option<
     };
     runs.iter()
         .filter(|r| r.get("modelname").and_then(Value::as_str) == Some(model))
-        .filter_map(|r| Some((super::time_of(r.get("starttime"))?, r)))
+        .filter_map(|r| Some((model::time_of(r.get("starttime"))?, r)))
         .filter(|(start, _)| *start >= since)
         .min_by_key(|(start, _)| *start)
         .map(|(_, r)| r)
@@ -89,10 +91,10 @@ impl DaiLegacy {
             id: id.to_string(),
             phase: map_status(word),
             state: word.to_string(),
-            message: super::unrecognized(word, KNOWN_STATUSES),
+            message: model::unrecognized(word, KNOWN_STATUSES),
             url: None,
-            started_at: super::time_of(v.get("starttime")),
-            finished_at: super::time_of(v.get("endtime")),
+            started_at: model::time_of(v.get("starttime")),
+            finished_at: model::time_of(v.get("endtime")),
         })
     }
 
@@ -103,7 +105,7 @@ impl DaiLegacy {
 }
 
 impl Platform for DaiLegacy {
-    fn create<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, _name: &'a str) -> Call<'a, RemoteView> {
+    fn create<'a>(&'a self, t: &'a Bearer, spec: Job<'a>, _name: &'a str) -> Call<'a, RemoteView> {
         async move {
             let req = self.0.post("/api/run").form(&form(super::dai::job(spec)?)?);
             self.view(&send(req, t, true).await?.body)
@@ -114,14 +116,12 @@ impl Platform for DaiLegacy {
     /// Progress by `id=`; when the server answers that it has no such read (404 route, 405, 501),
     /// progress by the job's `modelName=` (the documented form for several runs) and the run with
     /// our id among them; when neither reads, an observation saying so.
-    fn get<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, id: &'a str) -> Call<'a, RemoteView> {
+    fn get<'a>(&'a self, t: &'a Bearer, spec: Job<'a>, id: &'a str) -> Call<'a, RemoteView> {
         async move {
             let req = self.0.post(PROGRESS).form(&[("id", id)]);
             let first = match send_checked(req, t, false).await {
                 Ok(a) => return self.view(&a.body),
-                Err(f) if f.read_unsupported() => {
-                    super::tried(&format!("POST {PROGRESS} id={id}"), &f)
-                }
+                Err(f) if f.read_unsupported() => f.tried(&format!("POST {PROGRESS} id={id}")),
                 Err(f) => return Err(f.error),
             };
             let mut tried = vec![first];
@@ -148,16 +148,16 @@ impl Platform for DaiLegacy {
                         }
                         tried.push(format!("{call} did not list the run"));
                     }
-                    Err(f) if f.read_unsupported() => tried.push(super::tried(&call, &f)),
+                    Err(f) if f.read_unsupported() => tried.push(f.tried(&call)),
                     Err(f) => return Err(f.error),
                 }
             }
-            Ok(super::status_read_unsupported(id, &tried))
+            Ok(model::status_read_unsupported(id, &tried))
         }
         .boxed()
     }
 
-    fn find_start<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, since: Timestamp) -> Search<'a> {
+    fn find_start<'a>(&'a self, t: &'a Bearer, spec: Job<'a>, since: Timestamp) -> Search<'a> {
         async move {
             let model = form(super::dai::job(spec)?)?.remove(0).1;
             let req = self
@@ -166,7 +166,7 @@ impl Platform for DaiLegacy {
                 .form(&[("modelName", model.as_str()), ("limit", "20")]);
             let ans = send(req, t, false).await?;
             // The runs' start times are on the server's clock: so is "since" (its Date header).
-            let since = super::on_platform_clock(since, ans.date, Timestamp::now());
+            let since = model::on_platform_clock(since, ans.date, Timestamp::now());
             let found = pick_start(&ans.body, &model, since);
             found.map(|r| self.view(r)).transpose()
         }
@@ -174,7 +174,7 @@ impl Platform for DaiLegacy {
     }
 
     /// Abort goes by process id, which the run's progress names.
-    fn cancel<'a>(&'a self, t: &'a Bearer, _spec: &'a Spec, id: &'a str) -> Call<'a, ()> {
+    fn cancel<'a>(&'a self, t: &'a Bearer, _spec: Job<'a>, id: &'a str) -> Call<'a, ()> {
         async move {
             let run = self.progress(t, id).await?;
             let pid = match run.get("processid") {

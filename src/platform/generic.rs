@@ -9,8 +9,10 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::http::{Endpoint, send};
-use super::{Bearer, Call, Platform, RemoteError, RemoteResult, RemoteView, Search, Spec};
-use crate::crd::{GenericJob, GenericStates, HttpMethod, RemoteJobPhase as Phase};
+use super::model::{
+    self, Bearer, Call, Job, Platform, RemoteError, RemoteResult, RemoteView, Search,
+};
+use crate::jobspec::{GenericJob, GenericStates, HttpMethod, RemoteJobPhase as Phase};
 use crate::transport::sanitize;
 
 #[derive(Clone, Debug)]
@@ -59,8 +61,8 @@ fn word_at(v: &Value, pointer: &str) -> Option<String> {
 }
 
 impl Generic {
-    fn job(spec: &Spec) -> RemoteResult<&GenericJob> {
-        super::body(spec.generic.as_ref(), "generic")
+    fn job(spec: Job<'_>) -> RemoteResult<&GenericJob> {
+        model::body(spec.generic, "generic")
     }
 
     fn view(&self, job: &GenericJob, id: &str, v: &Value) -> RemoteView {
@@ -72,7 +74,7 @@ impl Generic {
             .and_then(|p| word_at(v, p))
             .map(|m| sanitize(&m));
         // Not in any of the job's word lists: say which word, with the platform's message if any.
-        let unrecognized = (phase == Phase::Unknown).then(|| super::unrecognized(&word, &[]));
+        let unrecognized = (phase == Phase::Unknown).then(|| model::unrecognized(&word, &[]));
         let message = match (unrecognized.flatten(), message) {
             (Some(u), Some(m)) => Some(format!("{u}: {m}")),
             (u, m) => u.or(m),
@@ -89,7 +91,7 @@ impl Generic {
 }
 
 impl Platform for Generic {
-    fn create<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, name: &'a str) -> Call<'a, RemoteView> {
+    fn create<'a>(&'a self, t: &'a Bearer, spec: Job<'a>, name: &'a str) -> Call<'a, RemoteView> {
         async move {
             let job = Self::job(spec)?;
             let mut req = self
@@ -114,7 +116,7 @@ impl Platform for Generic {
 
     /// `spec.generic.lookup`: GET its path with our name; the id at its pointer (then read by id), or
     /// nothing on a 404 or an answer without one. No lookup configured: nothing is ever found.
-    fn lookup<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, name: &'a str) -> Search<'a> {
+    fn lookup<'a>(&'a self, t: &'a Bearer, spec: Job<'a>, name: &'a str) -> Search<'a> {
         async move {
             let job = Self::job(spec)?;
             let Some(lookup) = &job.lookup else {
@@ -134,7 +136,7 @@ impl Platform for Generic {
         .boxed()
     }
 
-    fn get<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, id: &'a str) -> Call<'a, RemoteView> {
+    fn get<'a>(&'a self, t: &'a Bearer, spec: Job<'a>, id: &'a str) -> Call<'a, RemoteView> {
         async move {
             let job = Self::job(spec)?;
             let ans = send(self.0.get(&fill(&job.status_path, id, "")), t, false).await?;
@@ -143,7 +145,7 @@ impl Platform for Generic {
         .boxed()
     }
 
-    fn cancel<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, id: &'a str) -> Call<'a, ()> {
+    fn cancel<'a>(&'a self, t: &'a Bearer, spec: Job<'a>, id: &'a str) -> Call<'a, ()> {
         async move {
             let job = Self::job(spec)?;
             let Some(path) = &job.cancel_path else {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::{Method, RequestBuilder, StatusCode, header};
 use secrecy::SecretString;
 
-use super::RemoteError;
+use super::model::RemoteError;
 use crate::transport::{egress, message_of};
 
 /// Where a platform's API is, and the HTTP client (the ApiClient's TLS settings, egress guard) to reach it.
@@ -47,7 +47,7 @@ pub struct Answer {
     pub status: StatusCode,
     pub body: serde_json::Value,
     /// The platform's clock when it answered (its `Date` header), where it said.
-    pub date: Option<k8s_openapi::jiff::Timestamp>,
+    pub date: Option<jiff::Timestamp>,
 }
 
 /// A failed call as [`send_checked`] reports it: the class, and the HTTP status and the platform's
@@ -60,6 +60,14 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// Pure: how a read `call` went, for [`super::status_read_unsupported`].
+    pub fn tried(&self, call: &str) -> String {
+        match self.status {
+            Some(s) => format!("{call} answered HTTP {}", s.as_u16()),
+            None => format!("{call} failed: {}", self.error),
+        }
+    }
+
     fn without_answer(error: RemoteError) -> Self {
         Failure {
             error,
@@ -107,13 +115,13 @@ pub async fn send_checked(
     let status = resp.status();
     let retry_after = retry_after(
         resp.headers().get(header::RETRY_AFTER),
-        k8s_openapi::jiff::Timestamp::now(),
+        jiff::Timestamp::now(),
     );
     let date = resp
         .headers()
         .get(header::DATE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| k8s_openapi::jiff::fmt::rfc2822::parse(v).ok())
+        .and_then(|v| jiff::fmt::rfc2822::parse(v).ok())
         .map(|z| z.timestamp());
     let (bytes, cut) = read_capped(resp, MAX_BODY).await.map_err(gone)?;
     if status.is_success() && cut {
@@ -156,18 +164,13 @@ pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(600);
 
 /// Pure: a Retry-After header (delay-seconds or an HTTP-date, RFC 9110 §10.2.3) as a wait within
 /// [`RETRY_AFTER_MIN`]..=[`RETRY_AFTER_MAX`]; `None` when absent or unreadable. Never panics.
-pub fn retry_after(
-    value: Option<&header::HeaderValue>,
-    now: k8s_openapi::jiff::Timestamp,
-) -> Option<Duration> {
+pub fn retry_after(value: Option<&header::HeaderValue>, now: jiff::Timestamp) -> Option<Duration> {
     let text = value?.to_str().ok()?.trim();
     let secs: u64 = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         // Too many digits for u64 is still "a very long time".
         text.parse().unwrap_or(u64::MAX)
     } else {
-        let at = k8s_openapi::jiff::fmt::rfc2822::parse(text)
-            .ok()?
-            .timestamp();
+        let at = jiff::fmt::rfc2822::parse(text).ok()?.timestamp();
         let diff = at.as_second().saturating_sub(now.as_second());
         u64::try_from(diff).unwrap_or(0)
     };
@@ -235,7 +238,7 @@ pub fn classify(status: StatusCode, retry_after: Option<Duration>, message: &str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::jiff::Timestamp;
+    use jiff::Timestamp;
 
     fn ra(text: &str) -> Option<Duration> {
         let now: Timestamp = "2024-03-01T10:00:00Z".parse().unwrap();
@@ -349,7 +352,7 @@ mod props {
         /// Any header bytes: no panic, and any wait is within the bounds.
         #[test]
         fn any_retry_after_is_bounded(bytes in proptest::collection::vec(any::<u8>(), 0..64), now in -377705116800i64..253402207200i64) {
-            let now = k8s_openapi::jiff::Timestamp::from_second(now).unwrap();
+            let now = jiff::Timestamp::from_second(now).unwrap();
             if let Ok(v) = header::HeaderValue::from_bytes(&bytes)
                 && let Some(d) = retry_after(Some(&v), now)
             {
@@ -359,12 +362,12 @@ mod props {
 
         #[test]
         fn any_number_or_date_is_bounded(n in any::<u128>(), y in 1i16..9999, mo in 1u8..13, d in 1u8..29, h in 0u8..24) {
-            let now = k8s_openapi::jiff::Timestamp::now();
+            let now = jiff::Timestamp::now();
             let v = header::HeaderValue::from_str(&n.to_string()).unwrap();
             let got = retry_after(Some(&v), now).unwrap();
             prop_assert!((RETRY_AFTER_MIN..=RETRY_AFTER_MAX).contains(&got));
-            if let Ok(date) = k8s_openapi::jiff::civil::date(y, mo as i8, d as i8).at(h as i8, 0, 0, 0).to_zoned(k8s_openapi::jiff::tz::TimeZone::UTC) {
-                let text = k8s_openapi::jiff::fmt::rfc2822::to_string(&date).unwrap_or_default();
+            if let Ok(date) = jiff::civil::date(y, mo as i8, d as i8).at(h as i8, 0, 0, 0).to_zoned(jiff::tz::TimeZone::UTC) {
+                let text = jiff::fmt::rfc2822::to_string(&date).unwrap_or_default();
                 if let Ok(v) = header::HeaderValue::from_str(&text) {
                     let got = retry_after(Some(&v), now).unwrap();
                     prop_assert!((RETRY_AFTER_MIN..=RETRY_AFTER_MAX).contains(&got), "{text}");

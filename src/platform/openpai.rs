@@ -8,10 +8,10 @@ use futures::FutureExt;
 use serde_json::{Value, json};
 
 use super::http::{Endpoint, send};
-use super::{
-    Bearer, Call, Capabilities, Platform, RemoteError, RemoteResult, RemoteView, Search, Spec,
+use super::model::{
+    self, Bearer, Call, Capabilities, Job, Platform, RemoteError, RemoteResult, RemoteView, Search,
 };
-use crate::crd::{OpenpaiJob, RemoteJobPhase as Phase};
+use crate::jobspec::{OpenpaiJob, RemoteJobPhase as Phase};
 
 #[derive(Clone, Debug)]
 pub struct Openpai {
@@ -214,15 +214,15 @@ impl Openpai {
         let message = (phase == Phase::Failed)
             .then(|| exit_message(status))
             .flatten()
-            .or_else(|| super::unrecognized(word, KNOWN_STATES));
+            .or_else(|| model::unrecognized(word, KNOWN_STATES));
         RemoteView {
             id: id.to_string(),
             phase,
             state: word.to_string(),
             message,
             url: Some(self.detail_url(id)),
-            started_at: super::time_of(status.get("launchedTime")),
-            finished_at: super::time_of(status.get("completedTime")),
+            started_at: model::time_of(status.get("launchedTime")),
+            finished_at: model::time_of(status.get("completedTime")),
         }
     }
 }
@@ -236,9 +236,9 @@ impl Platform for Openpai {
         Some(Arc::new(self.as_user(user)))
     }
 
-    fn create<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, name: &'a str) -> Call<'a, RemoteView> {
+    fn create<'a>(&'a self, t: &'a Bearer, spec: Job<'a>, name: &'a str) -> Call<'a, RemoteView> {
         async move {
-            let job = super::body(spec.openpai.as_ref(), "openpai")?;
+            let job = model::body(spec.openpai, "openpai")?;
             let req = if self.v1 {
                 let path = format!("/api/v1/user/{}/jobs", self.user()?);
                 self.at.post(&path).json(&config_v1(job, name))
@@ -264,7 +264,7 @@ impl Platform for Openpai {
         .boxed()
     }
 
-    fn get<'a>(&'a self, t: &'a Bearer, _spec: &'a Spec, id: &'a str) -> Call<'a, RemoteView> {
+    fn get<'a>(&'a self, t: &'a Bearer, _spec: Job<'a>, id: &'a str) -> Call<'a, RemoteView> {
         async move {
             let ans = send(self.at.get(&self.job_path(id)), t, false).await?;
             Ok(self.view(id, &ans.body))
@@ -272,7 +272,7 @@ impl Platform for Openpai {
         .boxed()
     }
 
-    fn lookup<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, name: &'a str) -> Search<'a> {
+    fn lookup<'a>(&'a self, t: &'a Bearer, spec: Job<'a>, name: &'a str) -> Search<'a> {
         async move {
             let id = format!("{}~{name}", self.user()?);
             match self.get(t, spec, &id).await {
@@ -285,17 +285,17 @@ impl Platform for Openpai {
     }
 
     /// One user per ApiClient (the token's); the v1 API has no list call.
-    fn list_scope(&self, _spec: &Spec) -> Option<String> {
+    fn list_scope(&self, _spec: Job<'_>) -> Option<String> {
         (!self.v1).then(|| "user".into())
     }
 
     /// Every job of our user.
-    fn list<'a>(&'a self, t: &'a Bearer, _spec: &'a Spec) -> Call<'a, Vec<RemoteView>> {
+    fn list<'a>(&'a self, t: &'a Bearer, _spec: Job<'a>) -> Call<'a, Vec<RemoteView>> {
         async move {
             let user = self.user()?;
             let req = self.at.get("/api/v2/jobs").query(&[("username", user)]);
             let ans = send(req, t, false).await?;
-            Ok(super::items(&ans.body, "data")
+            Ok(model::items(&ans.body, "data")
                 .iter()
                 .filter_map(|j| {
                     let name = j.get("name").and_then(Value::as_str)?;
@@ -308,7 +308,7 @@ impl Platform for Openpai {
     }
 
     /// OpenPAI has no delete: stop via executionType.
-    fn cancel<'a>(&'a self, t: &'a Bearer, _spec: &'a Spec, id: &'a str) -> Call<'a, ()> {
+    fn cancel<'a>(&'a self, t: &'a Bearer, _spec: Job<'a>, id: &'a str) -> Call<'a, ()> {
         async move {
             let req = self
                 .at
@@ -460,7 +460,7 @@ mod recorded {
     #[test]
     fn list_summaries_are_flat() {
         let list = fixture!("openpai/jobs-list.json");
-        let views: Vec<RemoteView> = super::super::items(&list, "data")
+        let views: Vec<RemoteView> = super::model::items(&list, "data")
             .iter()
             .map(|j| pai().view("x", j))
             .collect();

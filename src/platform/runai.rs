@@ -6,10 +6,10 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::http::{Endpoint, send};
-use super::{
-    Bearer, Call, Capabilities, Platform, RemoteError, RemoteResult, RemoteView, Search, Spec,
+use super::model::{
+    self, Bearer, Call, Capabilities, Job, Platform, RemoteError, RemoteResult, RemoteView, Search,
 };
-use crate::crd::{RemoteJobPhase as Phase, RunaiJob};
+use crate::jobspec::{RemoteJobPhase as Phase, RunaiJob};
 use crate::transport::sanitize;
 
 #[derive(Clone, Debug)]
@@ -107,7 +107,7 @@ impl Runai {
             .and_then(Value::as_str)
             .filter(|m| !m.is_empty())
             .map(sanitize);
-        let message = match (super::unrecognized(word, KNOWN_PHASES), message) {
+        let message = match (model::unrecognized(word, KNOWN_PHASES), message) {
             (Some(u), Some(m)) => Some(format!("{u}: {m}")),
             (u, m) => u.or(m),
         };
@@ -117,13 +117,13 @@ impl Runai {
             state: word.to_string(),
             message,
             url: Some(self.0.url(&format!("/api/v1/workloads/{id}"))),
-            started_at: super::time_of(v.get("createdAt")),
-            finished_at: super::time_of(v.get("completedAt")),
+            started_at: model::time_of(v.get("createdAt")),
+            finished_at: model::time_of(v.get("completedAt")),
         })
     }
 
-    fn body(spec: &Spec) -> RemoteResult<&RunaiJob> {
-        super::body(spec.runai.as_ref(), "runai")
+    fn body(spec: Job<'_>) -> RemoteResult<&RunaiJob> {
+        model::body(spec.runai, "runai")
     }
 
     /// A call on training `id` (`then`: a sub-path such as `/suspend`) whose answer we do not need.
@@ -146,7 +146,7 @@ impl Platform for Runai {
         Capabilities::NAMED_SUSPENDABLE
     }
 
-    fn create<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, name: &'a str) -> Call<'a, RemoteView> {
+    fn create<'a>(&'a self, t: &'a Bearer, spec: Job<'a>, name: &'a str) -> Call<'a, RemoteView> {
         async move {
             let body = create_body(Self::body(spec)?, name);
             let req = self.0.post("/api/v1/workloads/trainings").json(&body);
@@ -167,7 +167,7 @@ impl Platform for Runai {
         .boxed()
     }
 
-    fn get<'a>(&'a self, t: &'a Bearer, _spec: &'a Spec, id: &'a str) -> Call<'a, RemoteView> {
+    fn get<'a>(&'a self, t: &'a Bearer, _spec: Job<'a>, id: &'a str) -> Call<'a, RemoteView> {
         async move {
             let req = self.0.get(&format!("/api/v1/workloads/trainings/{id}"));
             self.view(&send(req, t, false).await?.body)
@@ -175,7 +175,7 @@ impl Platform for Runai {
         .boxed()
     }
 
-    fn lookup<'a>(&'a self, t: &'a Bearer, spec: &'a Spec, name: &'a str) -> Search<'a> {
+    fn lookup<'a>(&'a self, t: &'a Bearer, spec: Job<'a>, name: &'a str) -> Search<'a> {
         async move {
             let project = &Self::body(spec)?.project_id;
             let filter = format!("name=={name},projectId=={project}");
@@ -198,14 +198,14 @@ impl Platform for Runai {
         .boxed()
     }
 
-    fn list_scope(&self, spec: &Spec) -> Option<String> {
+    fn list_scope(&self, spec: Job<'_>) -> Option<String> {
         spec.runai
             .as_ref()
             .map(|r| format!("project/{}", r.project_id))
     }
 
     /// Every workload of the job's project (pages of 500, at most 20 pages).
-    fn list<'a>(&'a self, t: &'a Bearer, spec: &'a Spec) -> Call<'a, Vec<RemoteView>> {
+    fn list<'a>(&'a self, t: &'a Bearer, spec: Job<'a>) -> Call<'a, Vec<RemoteView>> {
         async move {
             let filter = format!("projectId=={}", Self::body(spec)?.project_id);
             let mut out = Vec::new();
@@ -236,15 +236,15 @@ impl Platform for Runai {
         .boxed()
     }
 
-    fn cancel<'a>(&'a self, t: &'a Bearer, _spec: &'a Spec, id: &'a str) -> Call<'a, ()> {
+    fn cancel<'a>(&'a self, t: &'a Bearer, _spec: Job<'a>, id: &'a str) -> Call<'a, ()> {
         self.on_training(t, Method::DELETE, id, "").boxed()
     }
 
-    fn suspend<'a>(&'a self, t: &'a Bearer, _spec: &'a Spec, id: &'a str) -> Call<'a, ()> {
+    fn suspend<'a>(&'a self, t: &'a Bearer, _spec: Job<'a>, id: &'a str) -> Call<'a, ()> {
         self.on_training(t, Method::POST, id, "/suspend").boxed()
     }
 
-    fn resume<'a>(&'a self, t: &'a Bearer, _spec: &'a Spec, id: &'a str) -> Call<'a, ()> {
+    fn resume<'a>(&'a self, t: &'a Bearer, _spec: Job<'a>, id: &'a str) -> Call<'a, ()> {
         self.on_training(t, Method::POST, id, "/resume").boxed()
     }
 }

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use k8s_openapi::jiff::Timestamp;
+use jiff::Timestamp;
 use secrecy::SecretString;
 
 use super::batch::{Batches, MIN_JOBS};
-use super::{Capabilities, Platform, RemoteError, RemoteResult, RemoteView};
+use super::model::{Capabilities, Platform, RemoteError, RemoteResult, RemoteView};
 use crate::auth::{AuthError, Token};
-use crate::crd::RemoteJobSpec;
+use crate::jobspec::Job;
 use crate::metrics::{ClientLabels, Metrics, RemoteCallLabels};
 
 /// Where the bearers come from (the ApiClient's token cache).
@@ -51,12 +51,7 @@ impl Session {
     }
 
     /// The job's status; `job_uid` counts the job as active in its listing scope.
-    pub async fn get(
-        &self,
-        spec: &RemoteJobSpec,
-        job_uid: &str,
-        id: &str,
-    ) -> RemoteResult<RemoteView> {
+    pub async fn get(&self, spec: Job<'_>, job_uid: &str, id: &str) -> RemoteResult<RemoteView> {
         if let Some(view) = self.batched_get(spec, job_uid, id).await {
             return Ok(view);
         }
@@ -65,11 +60,7 @@ impl Session {
     }
 
     /// Finds a job by our name; `None` when the platform has none.
-    pub async fn lookup(
-        &self,
-        spec: &RemoteJobSpec,
-        name: &str,
-    ) -> RemoteResult<Option<RemoteView>> {
+    pub async fn lookup(&self, spec: Job<'_>, name: &str) -> RemoteResult<Option<RemoteView>> {
         self.call(
             "lookup",
             |p, t| async move { p.lookup(&t, spec, name).await },
@@ -78,7 +69,7 @@ impl Session {
     }
 
     /// Creates the job under `name`; returns what the platform said about it.
-    pub async fn create(&self, spec: &RemoteJobSpec, name: &str) -> RemoteResult<RemoteView> {
+    pub async fn create(&self, spec: Job<'_>, name: &str) -> RemoteResult<RemoteView> {
         self.call(
             "create",
             |p, t| async move { p.create(&t, spec, name).await },
@@ -89,7 +80,7 @@ impl Session {
     /// For platforms without names: finds a start made at or after `since` whose answer we never saw.
     pub async fn find_start(
         &self,
-        spec: &RemoteJobSpec,
+        spec: Job<'_>,
         since: Timestamp,
     ) -> RemoteResult<Option<RemoteView>> {
         self.call("find_start", |p, t| async move {
@@ -98,12 +89,12 @@ impl Session {
         .await
     }
 
-    pub async fn cancel(&self, spec: &RemoteJobSpec, id: &str) -> RemoteResult<()> {
+    pub async fn cancel(&self, spec: Job<'_>, id: &str) -> RemoteResult<()> {
         self.call("cancel", |p, t| async move { p.cancel(&t, spec, id).await })
             .await
     }
 
-    pub async fn suspend(&self, spec: &RemoteJobSpec, id: &str) -> RemoteResult<()> {
+    pub async fn suspend(&self, spec: Job<'_>, id: &str) -> RemoteResult<()> {
         self.call(
             "suspend",
             |p, t| async move { p.suspend(&t, spec, id).await },
@@ -111,18 +102,13 @@ impl Session {
         .await
     }
 
-    pub async fn resume(&self, spec: &RemoteJobSpec, id: &str) -> RemoteResult<()> {
+    pub async fn resume(&self, spec: Job<'_>, id: &str) -> RemoteResult<()> {
         self.call("resume", |p, t| async move { p.resume(&t, spec, id).await })
             .await
     }
 
     /// The job's status from a shared listing when enough jobs of its scope are active.
-    async fn batched_get(
-        &self,
-        spec: &RemoteJobSpec,
-        job_uid: &str,
-        id: &str,
-    ) -> Option<RemoteView> {
+    async fn batched_get(&self, spec: Job<'_>, job_uid: &str, id: &str) -> Option<RemoteView> {
         let scope = self.platform.list_scope(spec)?;
         let scope = self.batches.scope(&format!("{}/{scope}", self.caller.uid));
         if scope.note(job_uid) < MIN_JOBS {

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use kube::{Api, ResourceExt};
 
+use super::context::{Context, Error};
 use super::model::ClientState;
 use super::plan;
-use super::{Context, Error, reasons};
 use crate::controller::in_use;
+use crate::crd::conditions::reasons;
 use crate::crd::conditions::{self, types};
 use crate::crd::{ApiClient, RemoteJob};
 use crate::platform::Session;

@@ -3,6 +3,7 @@
 //! decided in `plan.rs` (the step and the status) and `decide.rs` (what a step's answer means).
 
 pub mod client_ref;
+pub mod context;
 pub mod decide;
 pub mod model;
 pub mod observe;
@@ -18,34 +19,21 @@ use std::time::Duration;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use crate::crd::conditions::Stamp;
-pub(crate) use crate::crd::conditions::reasons;
 use crate::crd::{RemoteJob, RemoteJobPhase, RemoteJobStatus};
 use crate::platform::{RemoteError, Session};
 use decide::{AfterCreate, AfterSearch};
 use model::{Observed, Step};
 use plan::Input;
 
-/// The finalizer that lets a Cancel-policy RemoteJob stop its remote job before it goes.
-pub const FINALIZER: &str = "jobrelay.io/remote-job";
-const FIELD_MANAGER: &str = "jobrelay";
+pub use context::{Backoffs, Context, Error};
 
-pub struct Context {
-    pub client: kube::Client,
-    /// The platform session of an ApiClient.
-    pub remotes: Arc<platform_remote::Factory>,
-    pub recorder: Recorder,
-    pub metrics: Arc<crate::metrics::Metrics>,
-    /// Per RemoteJob uid: no remote call before this instant (a platform's Retry-After, or our backoff).
-    /// Our own status write would otherwise re-trigger a reconcile at once and ignore the wait.
-    pub not_before: Backoffs,
-    /// ApiClients from the ApiClient controller's caches, and in-use protection.
-    pub shared: Arc<crate::controller::in_use::Shared>,
-}
+pub use crate::crd::REMOTE_JOB_FINALIZER as FINALIZER;
+const FIELD_MANAGER: &str = "jobrelay";
 
 /// Asks the ApiClient controller to re-check the in-use protection of `job`'s ApiClient.
 fn wake_client(ctx: &Context, job: &RemoteJob) {
@@ -65,51 +53,6 @@ fn holding(job: &RemoteJob, status: &RemoteJobStatus) -> (bool, bool) {
         crate::controller::in_use::holds(&j, client_ns, name, false),
         crate::controller::in_use::holds(&j, client_ns, name, true),
     )
-}
-
-/// Per RemoteJob uid: the failures in a row of its remote calls and when it may call again.
-#[derive(Default)]
-pub struct Backoffs(std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, u32)>>);
-
-impl Backoffs {
-    fn wait_left(&self, uid: &str) -> Option<Duration> {
-        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let left = map
-            .get(uid)?
-            .0
-            .checked_duration_since(std::time::Instant::now())?;
-        (!left.is_zero()).then_some(left)
-    }
-
-    /// One more failure of `uid`'s calls: how long it now waits.
-    fn failed(&self, uid: &str, err: &RemoteError) -> Duration {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let now = std::time::Instant::now();
-        // Forget jobs that have not failed for a while (deleted ones included).
-        map.retain(|_, (t, _)| *t + decide::BACKOFF_MAX > now);
-        let failures = map.get(uid).map_or(0, |(_, n)| *n) + 1;
-        let wait = decide::retry_delay(err, failures);
-        map.insert(uid.to_string(), (now + wait, failures));
-        wait
-    }
-
-    fn succeeded(&self, uid: &str) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
-    }
-}
-
-impl Context {
-    fn wait_left(&self, uid: &str) -> Option<Duration> {
-        self.not_before.wait_left(uid)
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-    #[error("RemoteJob has no namespace")]
-    NoNamespace,
 }
 
 pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -210,7 +153,7 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
             },
             (Step::ReconcileUnknownStart, _) => {
                 let since = decide::intent_time(&p.status, Timestamp::now());
-                let answer = remote.find_start(&job.spec, since).await;
+                let answer = remote.find_start(job.spec.job(), since).await;
                 match decide::search_answer(answer, &observed, p.status.attempts) {
                     AfterSearch::PlanAgain(o) => {
                         observed = o;
@@ -220,15 +163,19 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
                 }
             }
             (Step::Cancel, Some(id)) => {
-                let answer = decide::call_answer(remote.cancel(&job.spec, id).await);
+                let answer = decide::call_answer(remote.cancel(job.spec.job(), id).await);
                 if answer.is_ok() {
                     let next = answered(&job, decide::cancel_confirmed(&p.status));
                     write_status(&ctx, &api, &job, &p.status, &next).await?;
                 }
                 answer
             }
-            (Step::Suspend, Some(id)) => decide::call_answer(remote.suspend(&job.spec, id).await),
-            (Step::Resume, Some(id)) => decide::call_answer(remote.resume(&job.spec, id).await),
+            (Step::Suspend, Some(id)) => {
+                decide::call_answer(remote.suspend(job.spec.job(), id).await)
+            }
+            (Step::Resume, Some(id)) => {
+                decide::call_answer(remote.resume(job.spec.job(), id).await)
+            }
             (Step::Cancel | Step::Suspend | Step::Resume, None) => Ok(()),
             (Step::None | Step::DeleteObject | Step::RemoveFinalizer, _) => {
                 return finish_step(&ctx, &api, &job, p.step, p.requeue).await;
@@ -267,10 +214,10 @@ async fn create(
     status: &RemoteJobStatus,
 ) -> Result<(), (RemoteJobStatus, RemoteError)> {
     let name = status.remote_name.clone().unwrap_or_default();
-    let answer = match decide::create_answer(remote.create(&job.spec, &name).await) {
+    let answer = match decide::create_answer(remote.create(job.spec.job(), &name).await) {
         AfterCreate::Record(outcome) => Ok(outcome),
         AfterCreate::LookUp => remote
-            .lookup(&job.spec, &name)
+            .lookup(job.spec.job(), &name)
             .await
             .and_then(decide::conflict_lookup),
         AfterCreate::Fail(e) => Err(e),

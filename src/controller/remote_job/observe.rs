@@ -61,7 +61,7 @@ pub async fn observe(
     match target(status, by_name, max_attempts) {
         Target::Nothing => Ok(Observed::Nothing),
         Target::Id(id) => match remote
-            .get(&job.spec, &job.uid().unwrap_or_default(), &id)
+            .get(job.spec.job(), &job.uid().unwrap_or_default(), &id)
             .await
         {
             Ok(view) => Ok(Observed::Found {
@@ -71,7 +71,7 @@ pub async fn observe(
             Err(RemoteError::NotFound) => Ok(Observed::Absent),
             Err(e) => Err(e),
         },
-        Target::Name(name) => match remote.lookup(&job.spec, &name).await? {
+        Target::Name(name) => match remote.lookup(job.spec.job(), &name).await? {
             Some(view) => Ok(Observed::Found {
                 view,
                 attempt: status.attempts.max(1),
@@ -82,7 +82,7 @@ pub async fn observe(
             // Latest first: the newest attempt is the one that matters.
             for attempt in (1..=n).rev() {
                 let name = remote_name(job, attempt);
-                if let Some(view) = remote.lookup(&job.spec, &name).await? {
+                if let Some(view) = remote.lookup(job.spec.job(), &name).await? {
                     return Ok(Observed::Found { view, attempt });
                 }
             }

@@ -10,7 +10,8 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 
-use super::{Context, Error, reconcile};
+use super::context::{Context, Error};
+use super::reconcile;
 use crate::controller::scope;
 use crate::crd::{ApiClient, RemoteJob};
 

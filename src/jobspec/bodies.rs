@@ -1,9 +1,10 @@
 //! The per-platform job bodies of a RemoteJob. Common fields are typed; each body also takes a raw
-//! passthrough object for fields we do not model, merged into what is sent.
+//! passthrough object for fields we do not model, merged into what is sent. CEL rules are written as
+//! the `x-kubernetes-validations` extension by hand (what kube's `KubeSchema` would emit) so that
+//! this module needs no Kubernetes crate.
 
 use std::collections::BTreeMap;
 
-use kube::KubeSchema;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
@@ -66,9 +67,9 @@ pub struct RunaiJob {
 
 /// An OpenPAI job. Either the typed single-role fields (image, commands, resources) or a full
 /// `protocol` object (job protocol v2) must be given; the job name is always chosen by the operator.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.protocol) || (has(self.image) && size(self.commands) > 0)").message("spec.openpai needs image and commands, or a full protocol object"))]
+#[schemars(extend("x-kubernetes-validations" = [{"message": "spec.openpai needs image and commands, or a full protocol object", "rule": "has(self.protocol) || (has(self.image) && size(self.commands) > 0)"}]))]
 pub struct OpenpaiJob {
     /// Virtual cluster to submit to.
     #[serde(default = "default_virtual_cluster")]
@@ -130,10 +131,13 @@ fn default_memory_mb() -> i32 {
 
 /// An Eggplant DAI run: an execution-service run (model, test case, script or rerun) or, with the
 /// legacy run API, a model run by name and group.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.modelId) || has(self.rerunId) || has(self.script) || has(self.modelName)").message("spec.dai needs one of modelId, rerunId, script (execution service) or modelName (legacy run API)"))]
-#[x_kube(validation = Rule::new("!has(self.modelName) || has(self.group)").message("spec.dai.group is required with spec.dai.modelName"))]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"message": "spec.dai needs one of modelId, rerunId, script (execution service) or modelName (legacy run API)",
+     "rule": "has(self.modelId) || has(self.rerunId) || has(self.script) || has(self.modelName)"},
+    {"message": "spec.dai.group is required with spec.dai.modelName", "rule": "!has(self.modelName) || has(self.group)"},
+]))]
 pub struct DaiJob {
     /// Model id (uuid) to run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -246,9 +250,9 @@ pub struct GenericJob {
 }
 
 /// A GET that finds a job by the name the operator gave it.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.path.contains('{name}')").message("spec.generic.lookup.path must contain {name}"))]
+#[schemars(extend("x-kubernetes-validations" = [{"message": "spec.generic.lookup.path must contain {name}", "rule": "self.path.contains('{name}')"}]))]
 pub struct GenericLookup {
     /// Path of the lookup call, containing `{name}`, e.g. `/api/jobs?name={name}`.
     #[schemars(regex(pattern = r"^/"))]
