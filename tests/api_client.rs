@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::apiclient::{secret, wait_ready};
+use support::apiclient::{DEMO_CLIENT, secret, wait_ready};
 
 use std::time::{Duration, Instant};
 
@@ -63,28 +63,8 @@ async fn credentials_errors_have_reasons_and_fixes_are_picked_up_live() {
 
     // Fix both without touching the operator: rotation and creation are seen through the Secret watch.
     let fixed = Instant::now();
-    apply(
-        &ns.name,
-        &secret(
-            "wrong",
-            &[
-                ("client_id", "demo-client"),
-                ("client_secret", "demo-secret"),
-            ],
-        ),
-        None,
-    );
-    apply(
-        &ns.name,
-        &secret(
-            "not-yet",
-            &[
-                ("client_id", "demo-client"),
-                ("client_secret", "demo-secret"),
-            ],
-        ),
-        None,
-    );
+    apply(&ns.name, &secret("wrong", DEMO_CLIENT), None);
+    apply(&ns.name, &secret("not-yet", DEMO_CLIENT), None);
     // Without the Secret watch the operator would look again only after its recheck interval (60 s
     // after a permanent failure such as SecretNotFound or InvalidCredentials); half of that proves
     // the watch however slow process starts and apiserver round trips are on a busy machine.
@@ -111,17 +91,7 @@ async fn every_token_method_against_the_simulator() {
     let ns = TestNamespace::new("apic-methods");
     let sim = simulator(None).await;
     let _op = Operator::start(&ns.name).await;
-    apply(
-        &ns.name,
-        &secret(
-            "ids",
-            &[
-                ("client_id", "demo-client"),
-                ("client_secret", "demo-secret"),
-            ],
-        ),
-        None,
-    );
+    apply(&ns.name, &secret("ids", DEMO_CLIENT), None);
     apply(
         &ns.name,
         &secret(

@@ -20,6 +20,22 @@ fn chart() -> String {
     repo_root().join("charts/jobrelay").display().to_string()
 }
 
+/// `helm <verb> <release> <chart> --namespace <ns> <extra>` (install, upgrade) must succeed; its output.
+fn release_op(verb: &str, rel: &str, ns: &str, extra: &[&str]) -> String {
+    let chart = chart();
+    let mut args = vec![verb, rel, &chart, "--namespace", ns];
+    args.extend(extra);
+    ok(helm(&args), &format!("helm {verb}"))
+}
+
+/// `helm uninstall` of `rel` must succeed; its output.
+fn uninstall(rel: &str, ns: &str) -> String {
+    ok(
+        helm(&["uninstall", rel, "--namespace", ns]),
+        "helm uninstall",
+    )
+}
+
 fn ok(out: Output, what: &str) -> String {
     assert!(
         out.status.success(),
@@ -674,19 +690,16 @@ fn helm_install_serves_only_its_namespaces() {
     );
     let rel = release("jrn");
     let full = format!("{rel}-jobrelay");
-    let out = ok(
-        helm(&[
-            "install",
-            &rel,
-            &chart(),
-            "--namespace",
-            &home.name,
+    let out = release_op(
+        "install",
+        &rel,
+        &home.name,
+        &[
             "--set",
             &format!("watchNamespaces={{{},{}}}", a.name, b.name),
             "--set",
             "crds.enabled=false",
-        ]),
-        "helm install",
+        ],
     );
     assert!(
         out.contains(&format!("Serves the namespaces: {}, {}", a.name, b.name)),
@@ -709,101 +722,74 @@ fn helm_install_serves_only_its_namespaces() {
         assert!(deploy_args.contains(&arg), "{arg} missing in {deploy_args}");
     }
     let sa = format!("system:serviceaccount:{}:{full}", home.name);
-    for ns in [&a.name, &b.name] {
-        assert!(
-            can(&sa, &["watch", "secrets", "-n", ns]),
-            "watch secrets in {ns}"
-        );
-        assert!(can(&sa, &["list", "configmaps", "-n", ns]));
-        assert!(can(
-            &sa,
-            &[
-                "patch",
-                "remotejobs.jobrelay.io",
-                "--subresource=status",
-                "-n",
-                ns
-            ]
-        ));
-        assert!(can(&sa, &["patch", "remotejobs.jobrelay.io", "-n", ns]));
-        assert!(can(
-            &sa,
-            &[
-                "update",
-                "remotejobs.jobrelay.io",
-                "--subresource=finalizers",
-                "-n",
-                ns
-            ]
-        ));
-        assert!(can(&sa, &["delete", "remotejobs.jobrelay.io", "-n", ns]));
-        assert!(can(
-            &sa,
-            &[
-                "patch",
-                "apiclients.jobrelay.io",
-                "--subresource=status",
-                "-n",
-                ns
-            ]
-        ));
-        assert!(can(&sa, &["create", "events.events.k8s.io", "-n", ns]));
-        // Nothing beyond what the code calls: merge patches, not updates.
-        assert!(!can(&sa, &["update", "remotejobs.jobrelay.io", "-n", ns]));
-        assert!(!can(
-            &sa,
-            &[
-                "update",
-                "remotejobs.jobrelay.io",
-                "--subresource=status",
-                "-n",
-                ns
-            ]
-        ));
-        assert!(!can(&sa, &["delete", "secrets", "-n", ns]));
-        assert!(!can(&sa, &["create", "secrets", "-n", ns]));
-        // ApiClients are never deleted; besides their status only their in-use finalizer is
-        // written (a patch of metadata.finalizers).
-        assert!(!can(&sa, &["delete", "apiclients.jobrelay.io", "-n", ns]));
-        assert!(can(&sa, &["patch", "apiclients.jobrelay.io", "-n", ns]));
-        assert!(!can(
-            &sa,
-            &["patch", "secrets", "--subresource=status", "-n", ns]
-        ));
-    }
-    assert!(!can(&sa, &["list", "secrets", "-n", &other.name]));
-    assert!(!can(&sa, &["list", "secrets", "-n", &home.name]));
-    assert!(!can(&sa, &["list", "secrets", "--all-namespaces"]));
-    // Its own kinds everywhere (finalizing them in a namespace being deleted), Secrets nowhere else.
-    assert!(can(
-        &sa,
-        &["list", "remotejobs.jobrelay.io", "-n", &other.name]
-    ));
-    assert!(!can(&sa, &["list", "configmaps", "-n", &other.name]));
-    // Its own Lease only, in the release namespace.
+    let (rjobs, apics) = ("remotejobs.jobrelay.io", "apiclients.jobrelay.io");
     let own = format!("leases.coordination.k8s.io/{full}-leader");
-    assert!(can(&sa, &["get", &own, "-n", &home.name]));
-    assert!(can(&sa, &["update", &own, "-n", &home.name]));
-    assert!(!can(&sa, &["patch", &own, "-n", &home.name]));
-    assert!(can(
-        &sa,
-        &["create", "leases.coordination.k8s.io", "-n", &home.name]
-    ));
-    assert!(!can(
-        &sa,
-        &[
+    // (verb, resource, subresource, namespace ("" = all), allowed)
+    let mut checks = Vec::new();
+    for ns in [a.name.as_str(), b.name.as_str()] {
+        checks.extend([
+            ("watch", "secrets", "", ns, true),
+            ("list", "configmaps", "", ns, true),
+            ("patch", rjobs, "status", ns, true),
+            ("patch", rjobs, "", ns, true),
+            ("update", rjobs, "finalizers", ns, true),
+            ("delete", rjobs, "", ns, true),
+            ("patch", apics, "status", ns, true),
+            ("create", "events.events.k8s.io", "", ns, true),
+            // Nothing beyond what the code calls: merge patches, not updates.
+            ("update", rjobs, "", ns, false),
+            ("update", rjobs, "status", ns, false),
+            ("delete", "secrets", "", ns, false),
+            ("create", "secrets", "", ns, false),
+            // ApiClients are never deleted; besides their status only their in-use finalizer is
+            // written (a patch of metadata.finalizers).
+            ("delete", apics, "", ns, false),
+            ("patch", apics, "", ns, true),
+            ("patch", "secrets", "status", ns, false),
+        ]);
+    }
+    checks.extend([
+        ("list", "secrets", "", other.name.as_str(), false),
+        ("list", "secrets", "", home.name.as_str(), false),
+        ("list", "secrets", "", "", false),
+        // Its own kinds everywhere (finalizing them in a namespace being deleted), Secrets nowhere else.
+        ("list", rjobs, "", other.name.as_str(), true),
+        ("list", "configmaps", "", other.name.as_str(), false),
+        // Its own Lease only, in the release namespace.
+        ("get", own.as_str(), "", home.name.as_str(), true),
+        ("update", own.as_str(), "", home.name.as_str(), true),
+        ("patch", own.as_str(), "", home.name.as_str(), false),
+        (
+            "create",
+            "leases.coordination.k8s.io",
+            "",
+            home.name.as_str(),
+            true,
+        ),
+        (
             "get",
             "leases.coordination.k8s.io/someone-else",
-            "-n",
-            &home.name
-        ]
-    ));
-    assert!(!can(&sa, &["update", &own, "-n", &a.name]));
+            "",
+            home.name.as_str(),
+            false,
+        ),
+        ("update", own.as_str(), "", a.name.as_str(), false),
+    ]);
+    for (verb, resource, subresource, ns, allowed) in checks {
+        let mut args = vec![verb, resource];
+        let sub = format!("--subresource={subresource}");
+        if !subresource.is_empty() {
+            args.push(&sub);
+        }
+        args.extend(if ns.is_empty() {
+            vec!["--all-namespaces"]
+        } else {
+            vec!["-n", ns]
+        });
+        assert_eq!(can(&sa, &args), allowed, "can-i {args:?}");
+    }
 
-    ok(
-        helm(&["uninstall", &rel, "--namespace", &home.name]),
-        "helm uninstall",
-    );
+    uninstall(&rel, &home.name);
     assert!(
         !kubectl(&["get", "deployment", &full, "-n", &home.name])
             .status
@@ -823,17 +809,11 @@ fn helm_install_cluster_wide_reads_secrets_everywhere() {
     let other = TestNamespace::new("helm-cw-other");
     let rel = release("jrc");
     let full = format!("{rel}-jobrelay");
-    let out = ok(
-        helm(&[
-            "install",
-            &rel,
-            &chart(),
-            "--namespace",
-            &home.name,
-            "--set",
-            "crds.enabled=false",
-        ]),
-        "helm install",
+    let out = release_op(
+        "install",
+        &rel,
+        &home.name,
+        &["--set", "crds.enabled=false"],
     );
     assert!(out.contains("cluster-wide mode"), "{out}");
     kubectl_ok(&["get", "clusterrole", &full]);
@@ -845,10 +825,7 @@ fn helm_install_cluster_wide_reads_secrets_everywhere() {
         &["watch", "remotejobs.jobrelay.io", "-n", &other.name]
     ));
     assert!(!can(&sa, &["delete", "secrets", "-n", &other.name]));
-    ok(
-        helm(&["uninstall", &rel, "--namespace", &home.name]),
-        "helm uninstall",
-    );
+    uninstall(&rel, &home.name);
     assert!(!kubectl(&["get", "clusterrole", &full]).status.success());
 }
 
@@ -859,18 +836,11 @@ fn crds_are_installed_upgraded_and_kept() {
     let served = format!("watchNamespaces={{{}}}", ns.name);
     // The CRDs exist already (the test harness applied crds/, as a user upgrading from an older
     // install would have): the release takes them over.
-    let out = ok(
-        helm(&[
-            "install",
-            &rel,
-            &chart(),
-            "--namespace",
-            &ns.name,
-            "--take-ownership",
-            "--set",
-            &served,
-        ]),
-        "helm install --take-ownership",
+    let out = release_op(
+        "install",
+        &rel,
+        &ns.name,
+        &["--take-ownership", "--set", &served],
     );
     assert!(out.contains("`helm uninstall` keeps them"), "{out}");
     let crd_field = |name: &str, path: &str| {
@@ -904,24 +874,11 @@ fn crds_are_installed_upgraded_and_kept() {
         r#"[{"op":"replace","path":"/spec/versions/0/schema/openAPIV3Schema/description","value":"edited by hand"}]"#,
     ]);
     assert_eq!(crd_field("remotejobs.jobrelay.io", path), "edited by hand");
-    ok(
-        helm(&[
-            "upgrade",
-            &rel,
-            &chart(),
-            "--namespace",
-            &ns.name,
-            "--reuse-values",
-        ]),
-        "helm upgrade",
-    );
+    release_op("upgrade", &rel, &ns.name, &["--reuse-values"]);
     assert_eq!(crd_field("remotejobs.jobrelay.io", path), original);
 
     // Uninstall keeps them (and so every ApiClient and RemoteJob).
-    let out = ok(
-        helm(&["uninstall", &rel, "--namespace", &ns.name]),
-        "helm uninstall",
-    );
+    let out = uninstall(&rel, &ns.name);
     assert!(
         out.contains("These resources were kept due to the resource policy"),
         "{out}"

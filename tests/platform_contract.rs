@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
+use jiff::Timestamp;
 use jobrelay::crd::{PlatformApi, RemoteJobPhase as Phase, RemoteJobSpec};
 use jobrelay::platform::{self, Endpoint, Platform, RemoteError, RemoteView};
 use jobrelay::simulator::{Fault, FaultKind, Handle};
-use k8s_openapi::jiff::Timestamp;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use support::fixtures::spec;
-use support::operator::{counters, inject, simulator};
-use support::wait_for;
+use support::operator::{admin_json, admin_post, counters, inject, sim_token, simulator};
+use support::{json_of, wait_for};
 
 /// Run:ai/OpenPAI/DAI look jobs up by id alone; the spec matters to generic APIs only.
 static SPEC_ANY: std::sync::LazyLock<RemoteJobSpec> = std::sync::LazyLock::new(|| {
@@ -124,21 +124,8 @@ async fn openpai_token(sim: &Handle, json: bool) -> SecretString {
     SecretString::from(login["token"].as_str().unwrap().to_string())
 }
 
-/// The DAI realm's token answer for the demo client.
-async fn dai_token_answer(sim: &Handle) -> Value {
-    support::client_credentials(
-        &format!(
-            "{}/auth/realms/eggplant/protocol/openid-connect/token",
-            sim.base_url("dai")
-        ),
-        "demo-client",
-        "demo-secret",
-    )
-    .await
-}
-
 async fn dai_token(sim: &Handle) -> SecretString {
-    let t = dai_token_answer(sim).await;
+    let t = sim_token(sim, "dai", "eggplant").await;
     SecretString::from(t["access_token"].as_str().unwrap().to_string())
 }
 
@@ -317,22 +304,19 @@ async fn openpai_operations_and_error_classes() {
         raw.text().await.unwrap(),
         "Too many requests, please try again later."
     );
-    let e: Value = http()
-        .get(format!("{}/api/v2/jobs/demo~nope", sim.base_url("openpai")))
-        .bearer_auth(secrecy::ExposeSecret::expose_secret(&t))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let e: Value = json_of(
+        http()
+            .get(format!("{}/api/v2/jobs/demo~nope", sim.base_url("openpai")))
+            .bearer_auth(secrecy::ExposeSecret::expose_secret(&t)),
+    )
+    .await;
     assert_eq!(e["code"], "NoJobError");
 }
 
 #[tokio::test]
 async fn dai_operations_and_unknown_start_reconciliation() {
     let sim = simulator(None).await;
-    let t = dai_token_answer(&sim).await;
+    let t = sim_token(&sim, "dai", "eggplant").await;
     assert_eq!(t["expires_in"], 300, "DAI tokens live 5 minutes");
     let wrong = http()
         .post(format!(
@@ -516,14 +500,7 @@ async fn pause_freezes_progress_until_resumed() {
     let sim = simulator(None).await;
     let t = runai_token(&sim).await;
     let a = platform_on(&sim, Some(PlatformApi::RunaiTrainingsV1));
-    let admin = |path: &str| format!("http://{}/_admin/{path}", sim.addr);
-    http()
-        .post(admin("pause"))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap();
+    admin_post(&sim, "pause").await;
     let s = spec(
         json!({"runai": {"projectId": "5", "clusterId": "c", "image": "busybox", "environment": [{"name": "SIM_RUN_SECONDS", "value": "0.2"}, {"name": "SIM_QUEUE_SECONDS", "value": "0.1"}]}}),
     );
@@ -540,22 +517,9 @@ async fn pause_freezes_progress_until_resumed() {
         a.get(&t, SPEC_ANY.job(), &v.id).await.unwrap().phase,
         Phase::Queued
     );
-    http()
-        .post(admin("resume"))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap();
+    admin_post(&sim, "resume").await;
     until_phase(&*a, &t, &SPEC_ANY, &v.id, Phase::Succeeded).await;
-    let counters: Value = http()
-        .get(admin("counters"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let counters = admin_json(&sim, "counters").await;
     assert_eq!(counters["creates"]["runai/frozen"], 1);
 }
 
@@ -635,6 +599,13 @@ async fn dai_status_reads_that_are_not_offered_say_so() {
         m.contains("POST /api/run/progress id=") && m.contains("modelName=cart answered HTTP 405"),
         "{m}"
     );
+    // A cancel finds the run's process id the same way: progress by id refused, the model's runs.
+    inject(&sim, fault("dai", "get", FaultKind::NotImplemented));
+    legacy.cancel(&t, ls.job(), &run.id).await.unwrap();
+    assert!(
+        sim.state.lock().jobs[&run.id].frozen.is_some(),
+        "the run is aborted"
+    );
 }
 
 /// A lost DAI start is found on the platform's clock (its `Date` header), whether that clock is
@@ -689,16 +660,13 @@ async fn dai_legacy_times_are_in_the_documented_form() {
     let a = platform_on(&sim, Some(PlatformApi::DaiLegacyRun));
     let s = spec(json!({"dai": {"modelName": "fmt", "group": "g"}}));
     let run = a.create(&t, s.job(), "x").await.unwrap();
-    let raw: Value = http()
-        .post(format!("{}/api/run/progress", sim.base_url("dai")))
-        .bearer_auth(secrecy::ExposeSecret::expose_secret(&t))
-        .form(&[("id", run.id.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let raw: Value = json_of(
+        http()
+            .post(format!("{}/api/run/progress", sim.base_url("dai")))
+            .bearer_auth(secrecy::ExposeSecret::expose_secret(&t))
+            .form(&[("id", run.id.as_str())]),
+    )
+    .await;
     let start = raw["starttime"].as_str().unwrap();
     let b = start.as_bytes();
     assert!(

@@ -115,28 +115,9 @@ async fn delete_cancels_remotely_and_orphan_leaves_the_job_running() {
         &runai_job("orphan-me", "  deletionPolicy: Orphan\n", &long),
         None,
     );
-    let cancel_id = wait_phase(&jobs, "cancel-me", RemoteJobPhase::Running)
-        .await
-        .status
-        .unwrap()
-        .remote_id
-        .unwrap();
-    let orphan_id = wait_phase(&jobs, "orphan-me", RemoteJobPhase::Running)
-        .await
-        .status
-        .unwrap()
-        .remote_id
-        .unwrap();
-    kubectl_ok(&[
-        "delete",
-        "rjob",
-        "cancel-me",
-        "orphan-me",
-        "-n",
-        &ns.name,
-        "--wait=true",
-        "--timeout=60s",
-    ]);
+    let cancel_id = running_id(&jobs, "cancel-me").await;
+    let orphan_id = running_id(&jobs, "orphan-me").await;
+    delete_jobs(&ns.name, &["cancel-me", "orphan-me"]);
     let stored = sim.state.lock().jobs.clone();
     assert!(stored[&cancel_id].frozen.is_some(), "cancelled remotely");
     assert!(stored[&orphan_id].frozen.is_none(), "left running");

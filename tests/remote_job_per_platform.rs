@@ -10,7 +10,7 @@ use jobrelay::simulator::{Fault, FaultKind};
 use kube::Api;
 use support::fixtures::*;
 use support::operator::{Operator, apply, counters, example, inject, simulator};
-use support::{TestNamespace, kubectl, kubectl_ok, wait_for};
+use support::{TestNamespace, kubectl, wait_for};
 
 /// A RemoteJob of `platform` (on the ApiClient of its example) with simulator variables and extra spec.
 fn job(platform: &str, name: &str, vars: &[(&str, &str)], extra: &str) -> String {
@@ -55,9 +55,7 @@ fn client_of(platform: &str) -> String {
 }
 
 async fn policies_on(platform: &str) {
-    let ns = TestNamespace::new(&format!("pp-{platform}"));
-    let sim = simulator(None).await;
-    let _op = Operator::start(&ns.name).await;
+    let (ns, sim, _op, jobs) = bed(&format!("pp-{platform}"), None).await;
     apply(&ns.name, &client_of(platform), Some(&sim));
     let quick = [("SIM_QUEUE_SECONDS", "0.2"), ("SIM_RUN_SECONDS", "0.5")];
     let long = [("SIM_QUEUE_SECONDS", "0"), ("SIM_RUN_SECONDS", "600")];
@@ -86,7 +84,6 @@ async fn policies_on(platform: &str) {
         &job(platform, "brief", &quick, "  ttlSecondsAfterFinished: 1\n"),
         None,
     );
-    let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
 
     let s = wait_phase(&jobs, "flaky", RemoteJobPhase::Failed)
         .await
@@ -99,21 +96,8 @@ async fn policies_on(platform: &str) {
         "{platform}"
     );
 
-    let orphan_id = wait_phase(&jobs, "orphan", RemoteJobPhase::Running)
-        .await
-        .status
-        .unwrap()
-        .remote_id
-        .unwrap();
-    kubectl_ok(&[
-        "delete",
-        "rjob",
-        "orphan",
-        "-n",
-        &ns.name,
-        "--wait=true",
-        "--timeout=60s",
-    ]);
+    let orphan_id = running_id(&jobs, "orphan").await;
+    delete_jobs(&ns.name, &["orphan"]);
     assert!(
         sim.state.lock().jobs[&orphan_id].frozen.is_none(),
         "{platform}: orphaned job left running"
@@ -212,11 +196,8 @@ async fn retry_after_is_honoured_on_a_rate_limited_create() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn many_jobs_of_one_project_are_observed_with_shared_list_calls() {
-    let ns = TestNamespace::new("pp-batch");
-    let sim = simulator(None).await;
-    let _op = Operator::start(&ns.name).await;
+    let (ns, sim, _op, jobs) = bed("pp-batch", None).await;
     apply(&ns.name, &client_of("runai"), Some(&sim));
-    let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
     let vars = [("SIM_QUEUE_SECONDS", "0"), ("SIM_RUN_SECONDS", "8")];
     for i in 0..6 {
         apply(

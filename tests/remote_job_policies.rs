@@ -5,10 +5,9 @@ mod support;
 
 use support::fixtures::*;
 
-use jobrelay::crd::{RemoteJob, RemoteJobPhase};
-use kube::Api;
-use support::operator::{Operator, apply, counters, example, simulator};
-use support::{TestNamespace, kubectl, kubectl_ok, wait_for};
+use jobrelay::crd::RemoteJobPhase;
+use support::operator::{apply, counters, example};
+use support::{kubectl, wait_for};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn suspend_before_and_during_the_run_then_resume() {
@@ -28,21 +27,9 @@ async fn suspend_before_and_during_the_run_then_resume() {
         "a job suspended from the start is not submitted"
     );
 
-    let patch = |v: bool| {
-        kubectl_ok(&[
-            "patch",
-            "rjob",
-            "napper",
-            "-n",
-            &ns.name,
-            "--type=merge",
-            "-p",
-            &format!(r#"{{"spec":{{"suspend":{v}}}}}"#),
-        ])
-    };
-    patch(false);
+    set_suspend(&ns.name, "napper", false);
     wait_phase(&jobs, "napper", RemoteJobPhase::Running).await;
-    patch(true);
+    set_suspend(&ns.name, "napper", true);
     let s = wait_phase(&jobs, "napper", RemoteJobPhase::Suspended)
         .await
         .status
@@ -52,7 +39,7 @@ async fn suspend_before_and_during_the_run_then_resume() {
         Some("Stopped"),
         "suspended on the platform"
     );
-    patch(false);
+    set_suspend(&ns.name, "napper", false);
     let s = wait_phase(&jobs, "napper", RemoteJobPhase::Succeeded)
         .await
         .status
@@ -105,9 +92,7 @@ async fn deadline_cancels_and_ttl_deletes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_job_waits_for_its_api_client_and_says_why() {
-    let ns = TestNamespace::new("pol-wait");
-    let sim = simulator(None).await;
-    let _op = Operator::start(&ns.name).await;
+    let (ns, sim, _op, jobs) = bed("pol-wait", None).await;
     apply(
         &ns.name,
         &runai_job(
@@ -117,7 +102,6 @@ async fn a_job_waits_for_its_api_client_and_says_why() {
         ),
         None,
     );
-    let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
     wait_for("ApiClientNotFound condition", LONG, || async {
         let j = jobs.get("patient").await.ok()?;
         let c = j
@@ -136,63 +120,29 @@ async fn a_job_waits_for_its_api_client_and_says_why() {
 /// deleting a running job stops it remotely.
 #[tokio::test(flavor = "multi_thread")]
 async fn openpai_and_dai_suspend_by_stopping_and_cancel_on_delete() {
-    let ns = TestNamespace::new("pol-stop");
-    let sim = simulator(None).await;
-    let _op = Operator::start(&ns.name).await;
+    let (ns, sim, _op, jobs) = bed("pol-stop", None).await;
     let slow = |text: String| {
         text.replace("SIM_RUN_SECONDS: \"5\"", "SIM_RUN_SECONDS: \"30\"")
             .replace("SIM_RUN_SECONDS: 5", "SIM_RUN_SECONDS: 30")
     };
     apply(&ns.name, &slow(example("openpai.yaml")), Some(&sim));
     apply(&ns.name, &slow(example("dai.yaml")), Some(&sim));
-    let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
     for name in ["openpai-hello", "dai-model-run"] {
-        let first = wait_phase(&jobs, name, RemoteJobPhase::Running)
-            .await
-            .status
-            .unwrap()
-            .remote_id
-            .unwrap();
-        kubectl_ok(&[
-            "patch",
-            "rjob",
-            name,
-            "-n",
-            &ns.name,
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"suspend":true}}"#,
-        ]);
+        let first = running_id(&jobs, name).await;
+        set_suspend(&ns.name, name, true);
         wait_phase(&jobs, name, RemoteJobPhase::Suspended).await;
         assert!(
             sim.state.lock().jobs[&first].frozen.is_some(),
             "{name}: stopped remotely"
         );
-        kubectl_ok(&[
-            "patch",
-            "rjob",
-            name,
-            "-n",
-            &ns.name,
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"suspend":false}}"#,
-        ]);
+        set_suspend(&ns.name, name, false);
         let s = wait_phase(&jobs, name, RemoteJobPhase::Running)
             .await
             .status
             .unwrap();
         assert_eq!(s.attempts, 2, "{name}: resumed as a new attempt");
         assert_ne!(s.remote_id.as_deref(), Some(first.as_str()));
-        kubectl_ok(&[
-            "delete",
-            "rjob",
-            name,
-            "-n",
-            &ns.name,
-            "--wait=true",
-            "--timeout=60s",
-        ]);
+        delete_jobs(&ns.name, &[name]);
         let id = s.remote_id.unwrap();
         assert!(
             sim.state.lock().jobs[&id].frozen.is_some(),
@@ -204,12 +154,9 @@ async fn openpai_and_dai_suspend_by_stopping_and_cancel_on_delete() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_generic_rest_api_job_runs_to_success() {
-    let ns = TestNamespace::new("pol-generic");
-    let sim = simulator(None).await;
-    let _op = Operator::start(&ns.name).await;
+    let (ns, sim, _op, jobs) = bed("pol-generic", None).await;
     let manifest = "apiVersion: v1\nkind: Secret\nmetadata: {name: ids}\nstringData: {client_id: demo-client, client_secret: demo-secret}\n---\napiVersion: jobrelay.io/v1alpha1\nkind: ApiClient\nmetadata: {name: rest}\nspec:\n  platform: generic\n  baseUrl: http://127.0.0.1:8090/dai\n  allowInsecureHttp: true\n  auth:\n    oauth2: {tokenUrl: 'http://127.0.0.1:8090/dai/auth/realms/x/protocol/openid-connect/token'}\n  credentialsSecretRef: {name: ids}\n---\napiVersion: jobrelay.io/v1alpha1\nkind: RemoteJob\nmetadata: {name: rest-job}\nspec:\n  clientRef: {name: rest}\n  generic:\n    submitPath: /execution_service/api/v1/executions\n    body: {model_id: m, SIM_RUN_SECONDS: 1}\n    statusPath: '/execution_service/api/v1/executions/{id}'\n    cancelPath: '/execution_service/api/v1/executions/{id}'\n";
     apply(&ns.name, manifest, Some(&sim));
-    let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
     let s = wait_phase(&jobs, "rest-job", RemoteJobPhase::Succeeded)
         .await
         .status

@@ -8,9 +8,9 @@ mod support;
 
 use std::time::Duration;
 
-use jobrelay::crd::{ApiClient, RemoteJob};
+use jobrelay::crd::RemoteJob;
 use kube::Api;
-use support::apiclient::{ready_message, secret, wait_ready};
+use support::apiclient::{DEMO_CLIENT, refused, secret, set_up, wait_ready};
 use support::operator::{Operator, apply, counters, example, simulator};
 use support::{TestNamespace, kubectl_ok, wait_for};
 
@@ -65,45 +65,24 @@ async fn the_operators_ports_the_apiserver_and_loopback_services_are_refused_unl
     let op = Operator::start_bare(&ns.name, &["--permit-insecure"]).await;
     let metrics_base = op.metrics_url.trim_end_matches("/metrics").to_string();
     let sim_by_name = format!("http://localhost:{}/runai", sim.addr.port());
-    apply(
+    let (clients, jobs) = set_up(
         &ns.name,
-        &secret(
-            "ids",
-            &[
-                ("client_id", "demo-client"),
-                ("client_secret", "demo-secret"),
-            ],
-        ),
-        None,
-    );
-    apply(
-        &ns.name,
-        &runai_client("own-metrics", &metrics_base, ""),
-        None,
-    );
-    apply(
-        &ns.name,
-        &runai_client("apiserver", &apiserver_url(), ""),
-        None,
-    );
-    apply(&ns.name, &runai_client("loopback", &sim_by_name, ""), None);
-    apply(&ns.name, &runai_job("via-loopback", "loopback"), None);
-    let clients: Api<ApiClient> = Api::namespaced(support::client().await, &ns.name);
+        &[
+            &secret("ids", DEMO_CLIENT),
+            &runai_client("own-metrics", &metrics_base, ""),
+            &runai_client("apiserver", &apiserver_url(), ""),
+            &runai_client("loopback", &sim_by_name, ""),
+            &runai_job("via-loopback", "loopback"),
+        ],
+    )
+    .await;
     // localhost resolves to ::1 (loopback) and 127.0.0.1, which is the test apiserver's address too.
     for (name, rules) in [
         ("own-metrics", &["(loopback)", "(apiserver)"][..]),
         ("apiserver", &["(apiserver)"][..]),
         ("loopback", &["(loopback)", "(apiserver)"][..]),
     ] {
-        let c = wait_ready(
-            &clients,
-            name,
-            "False",
-            "EgressDenied",
-            Duration::from_secs(30),
-        )
-        .await;
-        let msg = ready_message(&c);
+        let msg = refused(&clients, name, "EgressDenied").await;
         assert!(
             rules.iter().any(|r| msg.contains(r))
                 && msg.contains("denied by the operator's egress policy"),
@@ -111,7 +90,6 @@ async fn the_operators_ports_the_apiserver_and_loopback_services_are_refused_unl
         );
     }
     // The jobs that use a refused ApiClient say why.
-    let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
     let msg = wait_submitted(&jobs, "via-loopback", "EgressDenied").await;
     assert!(msg.contains("egress policy"), "{msg}");
     // An event names the refusal; nothing reached the simulator; nothing of the refused services'
@@ -151,24 +129,15 @@ async fn the_operators_ports_the_apiserver_and_loopback_services_are_refused_unl
         ],
     )
     .await;
-    apply(
+    let (clients, jobs) = set_up(
         &allowed.name,
-        &secret(
-            "ids",
-            &[
-                ("client_id", "demo-client"),
-                ("client_secret", "demo-secret"),
-            ],
-        ),
-        None,
-    );
-    apply(
-        &allowed.name,
-        &runai_client("loopback", &sim_by_name, ""),
-        None,
-    );
-    apply(&allowed.name, &runai_job("via-loopback", "loopback"), None);
-    let clients: Api<ApiClient> = Api::namespaced(support::client().await, &allowed.name);
+        &[
+            &secret("ids", DEMO_CLIENT),
+            &runai_client("loopback", &sim_by_name, ""),
+            &runai_job("via-loopback", "loopback"),
+        ],
+    )
+    .await;
     wait_ready(
         &clients,
         "loopback",
@@ -177,7 +146,6 @@ async fn the_operators_ports_the_apiserver_and_loopback_services_are_refused_unl
         Duration::from_secs(30),
     )
     .await;
-    let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &allowed.name);
     wait_for(
         "via-loopback submitted",
         Duration::from_secs(60),
@@ -202,27 +170,17 @@ async fn insecure_options_are_refused_without_the_admins_consent_and_nothing_is_
         "apiVersion: jobrelay.io/v1alpha1\nkind: ApiClient\nmetadata:\n  name: skip-verify\nspec:\n  platform: runai\n  baseUrl: https://{}/runai\n  auth:\n    runaiToken: {{}}\n  tls:\n    insecureSkipVerify: true\n  credentialsSecretRef:\n    name: runai-credentials\n",
         sim.addr
     );
-    apply(&ns.name, &skip_verify, None);
-    let clients: Api<ApiClient> = Api::namespaced(support::client().await, &ns.name);
+    let (clients, jobs) = set_up(&ns.name, &[&skip_verify]).await;
     for (name, field) in [
         ("runai", "spec.allowInsecureHttp"),
         ("skip-verify", "spec.tls.insecureSkipVerify"),
     ] {
-        let c = wait_ready(
-            &clients,
-            name,
-            "False",
-            "InsecureNotPermitted",
-            Duration::from_secs(30),
-        )
-        .await;
-        let msg = ready_message(&c);
+        let msg = refused(&clients, name, "InsecureNotPermitted").await;
         assert!(
             msg.contains(field) && msg.contains("--permit-insecure"),
             "{name}: {msg}"
         );
     }
-    let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
     wait_submitted(&jobs, "runai-train", "InsecureNotPermitted").await;
     let events = kubectl_ok(&["get", "events", "-n", &ns.name, "-o", "yaml"]);
     assert!(events.contains("reason: InsecureNotPermitted"), "{events}");
@@ -284,44 +242,32 @@ async fn echoed_secrets_bearers_and_jwts_never_reach_status_events_or_logs() {
     let with_post = |name: &str, secret_name: &str| {
         runai_client(name, &base, "").replace("name: ids", &format!("name: {secret_name}"))
     };
-    apply(
+    let (clients, jobs) = set_up(
         &ns.name,
-        &secret(
-            "good",
-            &[
-                ("client_id", "demo-client"),
-                ("client_secret", &client_secret),
-            ],
-        ),
-        None,
-    );
-    apply(
-        &ns.name,
-        &secret(
-            "bad",
-            &[("client_id", "refused"), ("client_secret", &client_secret)],
-        ),
-        None,
-    );
-    apply(&ns.name, &with_post("echo", "good"), None);
-    apply(&ns.name, &with_post("echo-refused", "bad"), None);
-    apply(&ns.name, &runai_job("echoed", "echo"), None);
-    let clients: Api<ApiClient> = Api::namespaced(support::client().await, &ns.name);
-    wait_ready(&clients, "echo", "True", "Ready", Duration::from_secs(30)).await;
-    let refused = wait_ready(
-        &clients,
-        "echo-refused",
-        "False",
-        "InvalidCredentials",
-        Duration::from_secs(30),
+        &[
+            &secret(
+                "good",
+                &[
+                    ("client_id", "demo-client"),
+                    ("client_secret", &client_secret),
+                ],
+            ),
+            &secret(
+                "bad",
+                &[("client_id", "refused"), ("client_secret", &client_secret)],
+            ),
+            &with_post("echo", "good"),
+            &with_post("echo-refused", "bad"),
+            &runai_job("echoed", "echo"),
+        ],
     )
     .await;
-    let msg = ready_message(&refused);
+    wait_ready(&clients, "echo", "True", "Ready", Duration::from_secs(30)).await;
+    let msg = refused(&clients, "echo-refused", "InvalidCredentials").await;
     assert!(
         msg.contains("you sent") && msg.contains("[redacted]"),
         "{msg}"
     );
-    let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
     let message = wait_for(
         "the echo in the job's status",
         Duration::from_secs(60),

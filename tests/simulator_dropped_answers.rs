@@ -8,22 +8,13 @@ mod support;
 
 use jobrelay::simulator::{Fault, FaultKind};
 use serde_json::{Value, json};
-use support::client_credentials;
-use support::operator::simulator;
+use support::operator::{admin_json, sim_token, simulator};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
 async fn a_dropped_create_is_stored_and_answered_with_nothing() {
     let sim = simulator(None).await;
-    let t = client_credentials(
-        &format!(
-            "{}/auth/realms/runai/protocol/openid-connect/token",
-            sim.base_url("runai")
-        ),
-        "demo-client",
-        "demo-secret",
-    )
-    .await;
+    let t = sim_token(&sim, "runai", "runai").await;
     let http = reqwest::Client::new();
     let token = t["access_token"].as_str().unwrap();
     sim.state
@@ -73,14 +64,7 @@ async fn a_dropped_create_is_stored_and_answered_with_nothing() {
     assert_eq!(again.status(), 409);
 
     // The arrival log on the admin API has both creates, oldest first, with their times.
-    let log: Vec<Value> = http
-        .get(format!("http://{}/_admin/requests", sim.addr))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let log: Vec<Value> = serde_json::from_value(admin_json(&sim, "requests").await).unwrap();
     let creates: Vec<&Value> = log
         .iter()
         .filter(|r| {

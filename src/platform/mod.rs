@@ -1,22 +1,30 @@
 //! The platform seam: one [`Platform`] implementation per platform API, one file each, no Kubernetes
-//! objects inside (a platform reads its part of the RemoteJob spec and answers in our phases). Each
-//! call takes the bearer token; [`Session`] is the shared layer above every platform that obtains
-//! tokens (one forced refresh on 401), throttles, batches status reads into list calls and counts
-//! calls in the metrics. The controller asks for a [`Session`] per ApiClient and calls it.
+//! types inside: a platform reads its body of the job ([`Job`], from `crate::jobspec`) and answers in
+//! our phases. Each call takes the bearer token; [`Session`] is the shared layer above every platform
+//! that obtains tokens (one forced refresh on 401), throttles, batches status reads into list calls
+//! and counts calls in the metrics. The controller asks for a [`Session`] per ApiClient and calls it.
+//!
+//! Layout: `model.rs` is the leaf (the [`Platform`] trait, [`RemoteView`], [`RemoteError`],
+//! [`Capabilities`], time helpers) and imports no sibling; `http.rs` is the shared HTTP layer
+//! ([`Endpoint`], [`http::send`]); one file per platform imports those two; this file only maps an
+//! API generation to its platform ([`open`]) and re-exports the model.
 //!
 //! # Adding a platform
 //!
-//! 1. `crd/api_client.rs`: a `Platform` (and `PlatformApi`) variant; `crd/remote_job.rs`: the job body
-//!    field on `RemoteJobSpec` (typed fields plus a raw passthrough), then `make crds`.
-//! 2. `platform/<name>.rs`: a struct holding an [`http::Endpoint`] and `impl Platform` for it: the
-//!    requests, the state word → [`RemoteJobPhase`] table (table-tested), [`Capabilities`], and, where
-//!    the platform has them, `lookup` by our name, `list_scope` + `list` (batched status) and
-//!    `find_start` (platforms without names). Send with [`http::send`], which classifies answers into
-//!    [`RemoteError`]; `creates: true` on calls that change state remotely.
+//! 1. `jobspec/bodies.rs`: the job body (typed fields plus a raw passthrough; CEL rules as
+//!    `x-kubernetes-validations`), and in `jobspec/mod.rs` its field on [`Job`] and a `PlatformApi`
+//!    variant. `crd/api_client.rs`: a `Platform` variant; `crd/remote_job.rs`: the body field on
+//!    `RemoteJobSpec` and in `RemoteJobSpec::job`. Then `make crds`.
+//! 2. `platform/<name>.rs`: a struct holding an [`Endpoint`] and `impl Platform` for it (importing
+//!    only `model` and `http`): the requests, the state word → [`RemoteJobPhase`] table
+//!    (table-tested), [`Capabilities`], and, where the platform has them, `lookup` by our name,
+//!    `list_scope` + `list` (batched status) and `find_start` (platforms without names). Send with
+//!    [`http::send`], which classifies answers into [`RemoteError`]; `creates: true` on calls that
+//!    change state remotely.
 //! 3. [`open`] below: map the `PlatformApi` to the new struct (the only match over platforms).
 //! 4. `controller/remote_job/client_ref.rs` `platform_mismatch`: the body ↔ platform check.
 //! 5. `simulator/<name>.rs` and a case in `tests/platform_contract.rs` (every operation, every error
-//!    class); an example in `examples/`.
+//!    class) plus recorded vendor answers in `tests/fixtures/`; an example in `examples/`.
 //!
 //! Tokens, throttling, batching and metrics come from [`Session`]; the controller needs no change.
 
@@ -25,12 +33,11 @@ pub mod dai;
 pub mod dai_legacy;
 pub mod generic;
 pub mod http;
+pub mod model;
 pub mod openpai;
 pub mod runai;
 pub mod session;
 pub mod throttle;
-
-pub mod model;
 
 use std::sync::Arc;
 

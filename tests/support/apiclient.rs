@@ -2,10 +2,33 @@
 
 use std::time::Duration;
 
-use jobrelay::crd::ApiClient;
+use jobrelay::crd::{ApiClient, RemoteJob};
 use kube::Api;
 
+use super::operator::apply;
 use super::wait_for;
+
+/// The simulator's demo client (examples/): the pairs of a client_credentials Secret.
+pub const DEMO_CLIENT: &[(&str, &str)] = &[
+    ("client_id", "demo-client"),
+    ("client_secret", "demo-secret"),
+];
+
+/// Applies `manifests` in `namespace` (as given: no simulator address rewritten); the namespace's
+/// ApiClients and RemoteJobs.
+pub async fn set_up(namespace: &str, manifests: &[&str]) -> (Api<ApiClient>, Api<RemoteJob>) {
+    apply(namespace, &manifests.join("\n---\n"), None);
+    let client = super::client().await;
+    (
+        Api::namespaced(client.clone(), namespace),
+        Api::namespaced(client, namespace),
+    )
+}
+
+/// Waits (30 s) until ApiClient `name` is refused with `reason` (Ready=False); its Ready message.
+pub async fn refused(api: &Api<ApiClient>, name: &str, reason: &str) -> String {
+    ready_message(&wait_ready(api, name, "False", reason, Duration::from_secs(30)).await)
+}
 
 /// Waits until ApiClient `name` has Ready=`status` with `reason`, and returns it.
 pub async fn wait_ready(

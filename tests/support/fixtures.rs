@@ -6,14 +6,13 @@ use jobrelay::crd::{RemoteJob, RemoteJobPhase};
 use kube::Api;
 
 use super::operator::{Operator, apply, example, simulator};
-use super::{TestNamespace, wait_for};
+use super::{TestNamespace, kubectl_ok, wait_for};
 
 pub const LONG: Duration = Duration::from_secs(60);
 
-/// The usual end-to-end bed: a namespace, a simulator (tokens living `token_ttl`), an operator
-/// watching the namespace, the Run:ai ApiClient of examples/ pointed at the simulator, and the
-/// namespace's RemoteJobs: `let (ns, sim, _op, jobs) = runai_bed("prefix", None).await;`.
-pub async fn runai_bed(
+/// An end-to-end bed without an ApiClient: a namespace, a simulator (tokens living `token_ttl`), an
+/// operator watching the namespace, and the namespace's RemoteJobs.
+pub async fn bed(
     prefix: &str,
     token_ttl: Option<Duration>,
 ) -> (
@@ -25,9 +24,55 @@ pub async fn runai_bed(
     let ns = TestNamespace::new(prefix);
     let sim = simulator(token_ttl).await;
     let op = Operator::start(&ns.name).await;
-    apply(&ns.name, &runai_client(), Some(&sim));
     let jobs = Api::namespaced(super::client().await, &ns.name);
     (ns, sim, op, jobs)
+}
+
+/// The usual end-to-end bed: [`bed`] plus the Run:ai ApiClient of examples/ pointed at the
+/// simulator: `let (ns, sim, _op, jobs) = runai_bed("prefix", None).await;`.
+pub async fn runai_bed(
+    prefix: &str,
+    token_ttl: Option<Duration>,
+) -> (
+    TestNamespace,
+    jobrelay::simulator::Handle,
+    Operator,
+    Api<RemoteJob>,
+) {
+    let bed = bed(prefix, token_ttl).await;
+    apply(&bed.0.name, &runai_client(), Some(&bed.1));
+    bed
+}
+
+/// Waits until RemoteJob `name` runs; its remote id.
+pub async fn running_id(jobs: &Api<RemoteJob>, name: &str) -> String {
+    let job = wait_phase(jobs, name, RemoteJobPhase::Running).await;
+    job.status
+        .and_then(|s| s.remote_id)
+        .expect("a running job has a remote id")
+}
+
+/// Deletes RemoteJobs `names` in `namespace` and waits until they are gone (finalizers done).
+pub fn delete_jobs(namespace: &str, names: &[&str]) {
+    let mut args = vec!["delete", "rjob"];
+    args.extend(names);
+    args.extend(["-n", namespace, "--wait=true", "--timeout=60s"]);
+    kubectl_ok(&args);
+}
+
+/// Sets `spec.suspend` of RemoteJob `name`.
+pub fn set_suspend(namespace: &str, name: &str, suspend: bool) {
+    let patch = format!(r#"{{"spec":{{"suspend":{suspend}}}}}"#);
+    kubectl_ok(&[
+        "patch",
+        "rjob",
+        name,
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        &patch,
+    ]);
 }
 
 /// Waits until RemoteJob `name` reaches `phase`.

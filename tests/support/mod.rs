@@ -248,15 +248,12 @@ where
 
 /// The JSON answer to a form POST (token endpoints).
 pub async fn post_form(url: &str, form: &[(&str, &str)]) -> serde_json::Value {
-    reqwest::Client::new()
-        .post(url)
-        .form(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    json_of(reqwest::Client::new().post(url).form(form)).await
+}
+
+/// The JSON answer of a request (panics when it cannot be sent or the answer is not JSON).
+pub async fn json_of(req: reqwest::RequestBuilder) -> serde_json::Value {
+    req.send().await.unwrap().json().await.unwrap()
 }
 
 /// The JSON answer of an OAuth2 client_credentials request (form, client secret in the body).

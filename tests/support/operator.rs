@@ -175,6 +175,28 @@ pub async fn simulator(token_ttl: Option<Duration>) -> simulator::Handle {
         .unwrap()
 }
 
+/// The demo client's token answer from the simulator's Keycloak `realm` of `platform` (its URL prefix).
+pub async fn sim_token(sim: &simulator::Handle, platform: &str, realm: &str) -> serde_json::Value {
+    let url = format!(
+        "{}/auth/realms/{realm}/protocol/openid-connect/token",
+        sim.base_url(platform)
+    );
+    super::client_credentials(&url, "demo-client", "demo-secret").await
+}
+
+/// The JSON answer of the simulator's admin API at `path` (`counters`, `requests`, ...).
+pub async fn admin_json(sim: &simulator::Handle, path: &str) -> serde_json::Value {
+    let url = format!("http://{}/_admin/{path}", sim.addr);
+    super::json_of(reqwest::Client::new().get(url)).await
+}
+
+/// A POST to the simulator's admin API at `path` (`pause`, `resume`), which must succeed.
+pub async fn admin_post(sim: &simulator::Handle, path: &str) {
+    let url = format!("http://{}/_admin/{path}", sim.addr);
+    let answer = reqwest::Client::new().post(url).send().await.unwrap();
+    answer.error_for_status().unwrap();
+}
+
 pub fn counters(sim: &simulator::Handle) -> Counters {
     sim.state.lock().counters.clone()
 }
