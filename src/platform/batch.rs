@@ -34,6 +34,14 @@ impl Scope {
         active.len()
     }
 
+    /// Whether no job of this scope was observed within [`ACTIVE_FOR`] before `now`.
+    fn idle_at(&self, now: Instant) -> bool {
+        let active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        active
+            .values()
+            .all(|t| now.saturating_duration_since(*t) >= ACTIVE_FOR)
+    }
+
     /// The current listing, from `list` when the last one is older than [`FRESH`]; concurrent callers
     /// share one list call.
     pub async fn listing<F, Fut>(&self, list: F) -> RemoteResult<Snapshot>
@@ -59,14 +67,19 @@ pub struct Batches {
 }
 
 impl Batches {
+    /// The scope `key`; scopes gone quiet are dropped on the way (see [`prune`]).
     pub fn scope(&self, key: &str) -> Arc<Scope> {
-        self.scopes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(key.to_string())
-            .or_default()
-            .clone()
+        let mut scopes = self.scopes.lock().unwrap_or_else(|e| e.into_inner());
+        prune(&mut scopes, Instant::now());
+        scopes.entry(key.to_string()).or_default().clone()
     }
+}
+
+/// Drops the scopes that no caller holds and none of whose jobs was observed within [`ACTIVE_FOR`]
+/// before `now`: an ApiClient, project or user that went away leaves no state behind (and a scope
+/// that comes back starts afresh, which costs at most one list call).
+fn prune(scopes: &mut HashMap<String, Arc<Scope>>, now: Instant) {
+    scopes.retain(|_, s| Arc::strong_count(s) > 1 || !s.idle_at(now));
 }
 
 #[cfg(test)]
@@ -92,6 +105,27 @@ mod tests {
         assert_eq!(s.note("a"), 1);
         assert_eq!(s.note("a"), 1);
         assert_eq!(s.note("b"), 2);
+    }
+
+    #[test]
+    fn quiet_scopes_nobody_holds_are_pruned() {
+        let b = Batches::default();
+        b.scope("observed").note("j");
+        let held = b.scope("held");
+        b.scope("never-observed");
+        let keys = |b: &Batches| {
+            let mut k: Vec<String> = b.scopes.lock().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        let now = Instant::now();
+        prune(&mut b.scopes.lock().unwrap(), now);
+        assert_eq!(keys(&b), ["held", "observed"]);
+        prune(&mut b.scopes.lock().unwrap(), now + ACTIVE_FOR);
+        assert_eq!(keys(&b), ["held"], "quiet for ACTIVE_FOR");
+        drop(held);
+        b.scope("other");
+        assert_eq!(keys(&b), ["other"], "an idle scope goes once let go");
     }
 
     #[tokio::test]

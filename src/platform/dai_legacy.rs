@@ -98,9 +98,50 @@ impl DaiLegacy {
         })
     }
 
-    async fn progress(&self, t: &Bearer, id: &str) -> RemoteResult<Value> {
+    /// Run `id` by progress `id=`; when the server answers that it has no such read (404 route, 405,
+    /// 501), by the job's `modelName=` (the documented form for several runs) and the run with our id
+    /// among them. `Ok(Err(tried))`: neither read found it, with each read tried and its answer.
+    async fn run(
+        &self,
+        t: &Bearer,
+        spec: Job<'_>,
+        id: &str,
+    ) -> RemoteResult<Result<Value, Vec<String>>> {
         let req = self.0.post(PROGRESS).form(&[("id", id)]);
-        Ok(send(req, t, false).await?.body)
+        let first = match send_checked(req, t, false).await {
+            Ok(a) => return Ok(Ok(a.body)),
+            Err(f) if f.read_unsupported() => f.tried(&format!("POST {PROGRESS} id={id}")),
+            Err(f) => return Err(f.error),
+        };
+        let mut tried = vec![first];
+        if let Some(model) = super::dai::job(spec)
+            .ok()
+            .and_then(|j| j.model_name.as_ref())
+        {
+            let call = format!("POST {PROGRESS} modelName={model}");
+            let req = self
+                .0
+                .post(PROGRESS)
+                .form(&[("modelName", model.as_str()), ("limit", "100")]);
+            match send_checked(req, t, false).await {
+                Ok(a) => {
+                    let runs = match a.body {
+                        Value::Array(runs) => runs,
+                        one => vec![one],
+                    };
+                    let ours = runs
+                        .into_iter()
+                        .find(|r| r.get("id").and_then(Value::as_str) == Some(id));
+                    if let Some(run) = ours {
+                        return Ok(Ok(run));
+                    }
+                    tried.push(format!("{call} did not list the run"));
+                }
+                Err(f) if f.read_unsupported() => tried.push(f.tried(&call)),
+                Err(f) => return Err(f.error),
+            }
+        }
+        Ok(Err(tried))
     }
 }
 
@@ -113,46 +154,13 @@ impl Platform for DaiLegacy {
         .boxed()
     }
 
-    /// Progress by `id=`; when the server answers that it has no such read (404 route, 405, 501),
-    /// progress by the job's `modelName=` (the documented form for several runs) and the run with
-    /// our id among them; when neither reads, an observation saying so.
+    /// The run as [`DaiLegacy::run`] finds it; when no read finds it, an observation saying so.
     fn get<'a>(&'a self, t: &'a Bearer, spec: Job<'a>, id: &'a str) -> Call<'a, RemoteView> {
         async move {
-            let req = self.0.post(PROGRESS).form(&[("id", id)]);
-            let first = match send_checked(req, t, false).await {
-                Ok(a) => return self.view(&a.body),
-                Err(f) if f.read_unsupported() => f.tried(&format!("POST {PROGRESS} id={id}")),
-                Err(f) => return Err(f.error),
-            };
-            let mut tried = vec![first];
-            if let Some(model) = super::dai::job(spec)
-                .ok()
-                .and_then(|j| j.model_name.as_ref())
-            {
-                let call = format!("POST {PROGRESS} modelName={model}");
-                let req = self
-                    .0
-                    .post(PROGRESS)
-                    .form(&[("modelName", model.as_str()), ("limit", "100")]);
-                match send_checked(req, t, false).await {
-                    Ok(a) => {
-                        let runs = match &a.body {
-                            Value::Array(runs) => runs.as_slice(),
-                            one => std::slice::from_ref(one),
-                        };
-                        let ours = runs
-                            .iter()
-                            .find(|r| r.get("id").and_then(Value::as_str) == Some(id));
-                        if let Some(run) = ours {
-                            return self.view(run);
-                        }
-                        tried.push(format!("{call} did not list the run"));
-                    }
-                    Err(f) if f.read_unsupported() => tried.push(f.tried(&call)),
-                    Err(f) => return Err(f.error),
-                }
+            match self.run(t, spec, id).await? {
+                Ok(run) => self.view(&run),
+                Err(tried) => Ok(model::status_read_unsupported(id, &tried)),
             }
-            Ok(model::status_read_unsupported(id, &tried))
         }
         .boxed()
     }
@@ -173,10 +181,16 @@ impl Platform for DaiLegacy {
         .boxed()
     }
 
-    /// Abort goes by process id, which the run's progress names.
-    fn cancel<'a>(&'a self, t: &'a Bearer, _spec: Job<'a>, id: &'a str) -> Call<'a, ()> {
+    /// Abort goes by process id, which the run's progress names (found as [`DaiLegacy::run`] finds
+    /// reads, so that a server without progress by id can still abort).
+    fn cancel<'a>(&'a self, t: &'a Bearer, spec: Job<'a>, id: &'a str) -> Call<'a, ()> {
         async move {
-            let run = self.progress(t, id).await?;
+            let run = self
+                .run(t, spec, id)
+                .await?
+                .map_err(|tried| RemoteError::Permanent {
+                    message: format!("the run to abort cannot be read: {}", tried.join("; ")),
+                })?;
             let pid = match run.get("processid") {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Number(n)) => n.to_string(),
