@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use jobrelay::crd::{PlatformApi, RemoteJobPhase as Phase, RemoteJobSpec};
-use jobrelay::platform::{self, Endpoint, Platform, RemoteError, RemoteView};
+use jobrelay::platform::{self, Endpoint, Job, Platform, RemoteError, RemoteView};
 use jobrelay::simulator::{Fault, FaultKind, Handle};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -18,9 +18,12 @@ use support::operator::{admin_json, admin_post, counters, inject, sim_token, sim
 use support::{json_of, wait_for};
 
 /// Run:ai/OpenPAI/DAI look jobs up by id alone; the spec matters to generic APIs only.
-static SPEC_ANY: std::sync::LazyLock<RemoteJobSpec> = std::sync::LazyLock::new(|| {
-    spec(json!({"runai": {"projectId": "5", "clusterId": "c", "image": "i"}}))
-});
+const ANY: Job<'static> = Job {
+    runai: None,
+    openpai: None,
+    dai: None,
+    generic: None,
+};
 
 /// The platform `api` names on the simulator, acting for the demo user (OpenPAI ids name it);
 /// `None`: the generic REST platform, pointed at the DAI execution service.
@@ -53,8 +56,8 @@ async fn drop_find_and_cancel(
         .await
         .unwrap()
         .expect("the dropped start is listed");
-    a.cancel(t, SPEC_ANY.job(), &found.id).await.unwrap();
-    let after = a.get(t, SPEC_ANY.job(), &found.id).await.unwrap();
+    a.cancel(t, ANY, &found.id).await.unwrap();
+    let after = a.get(t, ANY, &found.id).await.unwrap();
     (found, after)
 }
 
@@ -62,19 +65,14 @@ async fn drop_find_and_cancel(
 async fn until_phase(
     a: &dyn Platform,
     t: &SecretString,
-    spec: &RemoteJobSpec,
+    spec: Job<'_>,
     id: &str,
     phase: Phase,
 ) -> RemoteView {
     wait_for(
         &format!("{id} {phase:?}"),
         Duration::from_secs(10),
-        || async {
-            a.get(t, spec.job(), id)
-                .await
-                .ok()
-                .filter(|v| v.phase == phase)
-        },
+        || async { a.get(t, spec, id).await.ok().filter(|v| v.phase == phase) },
     )
     .await
 }
@@ -167,10 +165,10 @@ async fn runai_operations_and_error_classes() {
         "a duplicate answered 400 is looked up and adopted too"
     );
     assert!(sim.state.lock().faults.is_empty(), "the 400 was answered");
-    let done = until_phase(&*a, &t, &SPEC_ANY, &created.id, Phase::Succeeded).await;
+    let done = until_phase(&*a, &t, ANY, &created.id, Phase::Succeeded).await;
     assert_eq!(done.state, "Completed");
     assert_eq!(
-        a.get(&t, SPEC_ANY.job(), "no-such-id").await,
+        a.get(&t, ANY, "no-such-id").await,
         Err(RemoteError::NotFound)
     );
     // Suspend / resume / delete.
@@ -178,19 +176,13 @@ async fn runai_operations_and_error_classes() {
         json!({"runai": {"projectId": "5", "clusterId": "c", "image": "busybox", "environment": [{"name": "SIM_RUN_SECONDS", "value": "60"}]}}),
     );
     let v = a.create(&t, s2.job(), "job-2").await.unwrap();
-    a.suspend(&t, SPEC_ANY.job(), &v.id).await.unwrap();
+    a.suspend(&t, ANY, &v.id).await.unwrap();
+    assert_eq!(a.get(&t, ANY, &v.id).await.unwrap().phase, Phase::Suspended);
+    a.resume(&t, ANY, &v.id).await.unwrap();
+    assert_eq!(a.get(&t, ANY, &v.id).await.unwrap().phase, Phase::Queued);
+    a.cancel(&t, ANY, &v.id).await.unwrap();
     assert_eq!(
-        a.get(&t, SPEC_ANY.job(), &v.id).await.unwrap().phase,
-        Phase::Suspended
-    );
-    a.resume(&t, SPEC_ANY.job(), &v.id).await.unwrap();
-    assert_eq!(
-        a.get(&t, SPEC_ANY.job(), &v.id).await.unwrap().phase,
-        Phase::Queued
-    );
-    a.cancel(&t, SPEC_ANY.job(), &v.id).await.unwrap();
-    assert_eq!(
-        a.get(&t, SPEC_ANY.job(), &v.id).await,
+        a.get(&t, ANY, &v.id).await,
         Err(RemoteError::NotFound),
         "a deleted training 404s"
     );
@@ -200,17 +192,13 @@ async fn runai_operations_and_error_classes() {
         matches!(a.create(&t, bad.job(), "job-3").await, Err(RemoteError::Permanent { message }) if message.contains("image"))
     );
     assert!(matches!(
-        a.get(
-            &SecretString::from("nope".to_string()),
-            SPEC_ANY.job(),
-            &created.id
-        )
-        .await,
+        a.get(&SecretString::from("nope".to_string()), ANY, &created.id)
+            .await,
         Err(RemoteError::Auth { .. })
     ));
     inject(&sim, fault("runai", "get", FaultKind::TooManyRequests));
     assert_eq!(
-        a.get(&t, SPEC_ANY.job(), &created.id)
+        a.get(&t, ANY, &created.id)
             .await
             .unwrap_err()
             .requeue_after(),
@@ -219,7 +207,7 @@ async fn runai_operations_and_error_classes() {
     );
     inject(&sim, fault("runai", "get", FaultKind::Unavailable));
     assert!(matches!(
-        a.get(&t, SPEC_ANY.job(), &created.id).await,
+        a.get(&t, ANY, &created.id).await,
         Err(RemoteError::Retriable { .. })
     ));
     inject(&sim, fault("runai", "create", FaultKind::CommitThenDrop));
@@ -249,7 +237,7 @@ async fn openpai_operations_and_error_classes() {
         a.create(&t, s.job(), "pai-1").await,
         Err(RemoteError::Conflict { .. })
     ));
-    let failed = until_phase(&*a, &t, &SPEC_ANY, "demo~pai-1", Phase::Failed).await;
+    let failed = until_phase(&*a, &t, ANY, "demo~pai-1", Phase::Failed).await;
     assert_eq!(
         (failed.state.as_str(), failed.message.as_deref()),
         (
@@ -276,9 +264,9 @@ async fn openpai_operations_and_error_classes() {
         json!({"openpai": {"image": "ubuntu", "commands": ["sleep 1"], "parameters": {"SIM_RUN_SECONDS": "60"}}}),
     );
     a.create(&t, long.job(), "pai-2").await.unwrap();
-    a.cancel(&t, SPEC_ANY.job(), "demo~pai-2").await.unwrap();
+    a.cancel(&t, ANY, "demo~pai-2").await.unwrap();
     assert_eq!(
-        a.get(&t, SPEC_ANY.job(), "demo~pai-2").await.unwrap().phase,
+        a.get(&t, ANY, "demo~pai-2").await.unwrap().phase,
         Phase::Cancelled
     );
     let invalid = spec(
@@ -344,7 +332,7 @@ async fn dai_operations_and_unknown_start_reconciliation() {
     );
     let since = Timestamp::now();
     let v = a.create(&t, s.job(), "ignored").await.unwrap();
-    until_phase(&*a, &t, &SPEC_ANY, &v.id, Phase::Succeeded).await;
+    until_phase(&*a, &t, ANY, &v.id, Phase::Succeeded).await;
     // A start whose answer was dropped is found by listing, not started again.
     let s2 = spec(json!({"dai": {"modelId": "m-2", "extra": {"SIM_RUN_SECONDS": 60}}}));
     let (found, cancelled) = drop_find_and_cancel(&sim, &*a, &t, &s2, since).await;
@@ -378,7 +366,7 @@ async fn simulator_survives_a_restart_with_its_state_file() {
         .unwrap();
     let a = platform_on(&sim, Some(PlatformApi::RunaiTrainingsV1));
     assert_eq!(
-        a.get(&t, SPEC_ANY.job(), &v.id).await.unwrap().id,
+        a.get(&t, ANY, &v.id).await.unwrap().id,
         v.id,
         "job and token survive the restart"
     );
@@ -399,7 +387,7 @@ async fn generic_adapter_drives_a_rest_api_from_the_job_description() {
     }}));
     let v = a.create(&t, s.job(), "n").await.unwrap();
     assert_eq!(v.phase, Phase::Queued);
-    let done = until_phase(&*a, &t, &s, &v.id, Phase::Succeeded).await;
+    let done = until_phase(&*a, &t, s.job(), &v.id, Phase::Succeeded).await;
     assert_eq!(done.state, "Passed");
     let long = spec(
         json!({"generic": {"submitPath": "/execution_service/api/v1/executions", "body": {"model_id": "g-2", "SIM_RUN_SECONDS": 60},
@@ -433,18 +421,15 @@ async fn openpai_v1_api_for_pre_1_1_clusters() {
         a.create(&t, s.job(), "v1-job").await,
         Err(RemoteError::Conflict { .. })
     ));
-    let done = until_phase(&*a, &t, &SPEC_ANY, &v.id, Phase::Succeeded).await;
+    let done = until_phase(&*a, &t, ANY, &v.id, Phase::Succeeded).await;
     assert_eq!(done.state, "SUCCEEDED");
     let long = spec(
         json!({"openpai": {"image": "ubuntu", "commands": ["sleep 99"], "parameters": {"SIM_RUN_SECONDS": "60"}}}),
     );
     a.create(&t, long.job(), "v1-long").await.unwrap();
-    a.cancel(&t, SPEC_ANY.job(), "demo~v1-long").await.unwrap();
+    a.cancel(&t, ANY, "demo~v1-long").await.unwrap();
     assert_eq!(
-        a.get(&t, SPEC_ANY.job(), "demo~v1-long")
-            .await
-            .unwrap()
-            .state,
+        a.get(&t, ANY, "demo~v1-long").await.unwrap().state,
         "STOPPED"
     );
     // The stored request is the v1 config, not a v2 protocol.
@@ -471,7 +456,7 @@ async fn dai_legacy_run_api() {
     );
     let v = a.create(&t, s.job(), "ignored").await.unwrap();
     assert_eq!(v.state, "Running");
-    let done = until_phase(&*a, &t, &SPEC_ANY, &v.id, Phase::Succeeded).await;
+    let done = until_phase(&*a, &t, ANY, &v.id, Phase::Succeeded).await;
     assert_eq!(done.state, "Passed");
     assert!(
         done.finished_at.is_some() && done.started_at.is_some(),
@@ -513,12 +498,9 @@ async fn pause_freezes_progress_until_resumed() {
         job.stage(far_future, paused_at),
         jobrelay::simulator::jobs::Stage::Queued
     );
-    assert_eq!(
-        a.get(&t, SPEC_ANY.job(), &v.id).await.unwrap().phase,
-        Phase::Queued
-    );
+    assert_eq!(a.get(&t, ANY, &v.id).await.unwrap().phase, Phase::Queued);
     admin_post(&sim, "resume").await;
-    until_phase(&*a, &t, &SPEC_ANY, &v.id, Phase::Succeeded).await;
+    until_phase(&*a, &t, ANY, &v.id, Phase::Succeeded).await;
     let counters = admin_json(&sim, "counters").await;
     assert_eq!(counters["creates"]["runai/frozen"], 1);
 }
@@ -546,7 +528,7 @@ async fn dai_status_reads_that_are_not_offered_say_so() {
                 ..fault("dai", "get", kind)
             },
         );
-        let seen = a.get(&t, SPEC_ANY.job(), &v.id).await.unwrap();
+        let seen = a.get(&t, ANY, &v.id).await.unwrap();
         assert_eq!(
             (seen.phase, seen.state.as_str()),
             (Phase::Unknown, platform::STATUS_READ_UNSUPPORTED),
@@ -563,11 +545,11 @@ async fn dai_status_reads_that_are_not_offered_say_so() {
     }
     // A 404 naming the execution is still "gone".
     assert_eq!(
-        a.get(&t, SPEC_ANY.job(), "no-such-execution").await,
+        a.get(&t, ANY, "no-such-execution").await,
         Err(RemoteError::NotFound)
     );
     assert_eq!(
-        a.get(&t, SPEC_ANY.job(), &v.id).await.unwrap().message,
+        a.get(&t, ANY, &v.id).await.unwrap().message,
         None,
         "read again once the fault is gone"
     );

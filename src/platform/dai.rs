@@ -329,19 +329,10 @@ mod tests {
 mod recorded {
     use super::*;
     use crate::platform::fixture_bytes;
-    use crate::platform::http::classify;
-    use crate::transport::message_of;
-    use reqwest::StatusCode;
+    use crate::platform::http::classify_recorded as class;
 
     #[test]
     fn documented_errors_classify() {
-        let class = |code, bytes: &[u8]| {
-            classify(
-                StatusCode::from_u16(code).unwrap(),
-                None,
-                &message_of(bytes),
-            )
-        };
         assert!(matches!(
             class(422, fixture_bytes!("dai/error-422-validation.json")),
             RemoteError::Permanent { message } if message.contains("not a valid uuid")

@@ -219,6 +219,12 @@ fn transport_error(e: &reqwest::Error, creates: bool) -> RemoteError {
 }
 
 /// Pure: HTTP status → error class.
+/// Pure, for tests of recorded vendor answers: how an error answer `code` with raw `body` classifies.
+#[cfg(test)]
+pub fn classify_recorded(code: u16, body: &[u8]) -> RemoteError {
+    classify(StatusCode::from_u16(code).unwrap(), None, &message_of(body))
+}
+
 pub fn classify(status: StatusCode, retry_after: Option<Duration>, message: &str) -> RemoteError {
     let message = message.to_string();
     match status.as_u16() {

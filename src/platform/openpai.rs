@@ -367,10 +367,8 @@ mod tests {
 #[cfg(test)]
 mod recorded {
     use super::*;
-    use crate::platform::http::classify;
+    use crate::platform::http::classify_recorded as class;
     use crate::platform::{fixture, fixture_bytes};
-    use crate::transport::message_of;
-    use reqwest::StatusCode;
 
     fn pai() -> Openpai {
         Openpai::new(
@@ -472,13 +470,6 @@ mod recorded {
 
     #[test]
     fn documented_errors_classify() {
-        let class = |code, bytes: &[u8]| {
-            classify(
-                StatusCode::from_u16(code).unwrap(),
-                None,
-                &message_of(bytes),
-            )
-        };
         assert_eq!(
             class(404, fixture_bytes!("openpai/error-404-no-job.json")),
             RemoteError::NotFound

@@ -313,10 +313,8 @@ mod props {
 #[cfg(test)]
 mod recorded {
     use super::*;
-    use crate::platform::http::classify;
+    use crate::platform::http::classify_recorded as class;
     use crate::platform::{fixture, fixture_bytes};
-    use crate::transport::message_of;
-    use reqwest::StatusCode;
 
     fn runai() -> Runai {
         Runai(Endpoint::new(
@@ -399,13 +397,6 @@ mod recorded {
 
     #[test]
     fn documented_errors_classify() {
-        let class = |code, bytes: &[u8]| {
-            classify(
-                StatusCode::from_u16(code).unwrap(),
-                None,
-                &message_of(bytes),
-            )
-        };
         assert_eq!(
             class(409, fixture_bytes!("runai/error-409-conflict.json")),
             RemoteError::Conflict {

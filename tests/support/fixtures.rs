@@ -10,17 +10,17 @@ use super::{TestNamespace, kubectl_ok, wait_for};
 
 pub const LONG: Duration = Duration::from_secs(60);
 
-/// An end-to-end bed without an ApiClient: a namespace, a simulator (tokens living `token_ttl`), an
-/// operator watching the namespace, and the namespace's RemoteJobs.
-pub async fn bed(
-    prefix: &str,
-    token_ttl: Option<Duration>,
-) -> (
+/// A namespace, its simulator, its operator and its RemoteJobs.
+pub type Bed = (
     TestNamespace,
     jobrelay::simulator::Handle,
     Operator,
     Api<RemoteJob>,
-) {
+);
+
+/// An end-to-end bed without an ApiClient: a namespace, a simulator (tokens living `token_ttl`), an
+/// operator watching the namespace, and the namespace's RemoteJobs.
+pub async fn bed(prefix: &str, token_ttl: Option<Duration>) -> Bed {
     let ns = TestNamespace::new(prefix);
     let sim = simulator(token_ttl).await;
     let op = Operator::start(&ns.name).await;
@@ -30,15 +30,7 @@ pub async fn bed(
 
 /// The usual end-to-end bed: [`bed`] plus the Run:ai ApiClient of examples/ pointed at the
 /// simulator: `let (ns, sim, _op, jobs) = runai_bed("prefix", None).await;`.
-pub async fn runai_bed(
-    prefix: &str,
-    token_ttl: Option<Duration>,
-) -> (
-    TestNamespace,
-    jobrelay::simulator::Handle,
-    Operator,
-    Api<RemoteJob>,
-) {
+pub async fn runai_bed(prefix: &str, token_ttl: Option<Duration>) -> Bed {
     let bed = bed(prefix, token_ttl).await;
     apply(&bed.0.name, &runai_client(), Some(&bed.1));
     bed
