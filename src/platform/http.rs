@@ -60,7 +60,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    /// Pure: how a read `call` went, for [`super::status_read_unsupported`].
+    /// Pure: how a read `call` went, for [`super::model::status_read_unsupported`].
     pub fn tried(&self, call: &str) -> String {
         match self.status {
             Some(s) => format!("{call} answered HTTP {}", s.as_u16()),
