@@ -3,6 +3,7 @@
 //! decided in `plan.rs` (the step and the status) and `decide.rs` (what a step's answer means).
 
 pub mod client_ref;
+mod deadline;
 pub mod decide;
 pub mod model;
 pub mod observe;

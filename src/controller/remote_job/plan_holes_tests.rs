@@ -1,0 +1,90 @@
+//! Table tests of the plan for issue 11's remaining holes: a deadline while a submission's outcome
+//! is unknown.
+
+use super::tests::*;
+use super::*;
+use crate::crd::conditions;
+
+/// A job whose intent (attempt 1) is recorded, started at 0, with a 50 s deadline.
+fn open_intent(c: &mut Case) -> RemoteJobStatus {
+    c.spec.active_deadline_seconds = Some(50);
+    c.now = 0;
+    let status = c.run().status;
+    assert_eq!(status.phase, Phase::Submitting);
+    c.now = 60;
+    status
+}
+
+#[test]
+fn a_deadline_searches_for_an_unknown_start_first_then_cancels_what_it_finds() {
+    let mut c = Case::new();
+    c.caps = NO_NAMES;
+    c.status = open_intent(&mut c);
+    let p = c.run();
+    assert_eq!(p.step, Step::ReconcileUnknownStart, "search before ending");
+    assert_eq!(p.status.phase, Phase::Submitting, "not finished yet");
+    assert!(p.warning.is_none());
+    // Found: adopted, ended and cancelled (a pending cancel, retried until confirmed).
+    c.observed = found(Phase::Running, 1);
+    let p = c.run();
+    assert_eq!((p.step, p.status.phase), (Step::Cancel, Phase::Failed));
+    assert!(p.status.cancel_pending);
+    assert_eq!(p.status.remote_id.as_deref(), Some("rid-1"));
+    assert_eq!(
+        conditions::find(&p.status.conditions, types::FAILED)
+            .unwrap()
+            .reason,
+        reasons::DEADLINE_EXCEEDED
+    );
+    // Not found: nothing runs; ended without a cancel or a warning.
+    c.observed = Observed::Absent;
+    let p = c.run();
+    assert_eq!((p.step, p.status.phase), (Step::None, Phase::Failed));
+    assert!(p.warning.is_none());
+}
+
+#[test]
+fn a_deadline_on_an_unknown_outcome_that_cannot_be_found_warns() {
+    let mut c = Case::new();
+    c.spec = generic_spec(false);
+    c.caps = NO_NAMES;
+    let mut status = open_intent(&mut c);
+    c.at_now().on(&mut status.conditions).set(
+        types::SUBMITTED,
+        conditions::UNKNOWN,
+        reasons::OUTCOME_UNKNOWN,
+        "lost",
+    );
+    c.status = status.clone();
+    let p = c.run();
+    assert_eq!((p.step, p.status.phase), (Step::None, Phase::Failed));
+    let (reason, msg) = p.warning.expect("a warning");
+    assert_eq!(reason, reasons::MAY_BE_ORPHANED);
+    assert!(
+        msg.contains("ns-job-abcd-1") && msg.contains("ApiClient c"),
+        "{msg}"
+    );
+    // A clean refusal (503) created nothing: no warning.
+    c.at_now().on(&mut status.conditions).set(
+        types::SUBMITTED,
+        conditions::FALSE,
+        reasons::SUBMIT_RETRYING,
+        "503",
+    );
+    c.status = status;
+    let p = c.run();
+    assert_eq!((p.step, p.status.phase), (Step::None, Phase::Failed));
+    assert!(p.warning.is_none());
+}
+
+#[test]
+fn a_deadline_with_a_name_lookup_decides_on_what_the_lookup_saw() {
+    let mut c = Case::new();
+    c.status = open_intent(&mut c);
+    c.observed = found(Phase::Queued, 1);
+    let p = c.run();
+    assert_eq!((p.step, p.status.phase), (Step::Cancel, Phase::Failed));
+    c.observed = Observed::Absent;
+    let p = c.run();
+    assert_eq!((p.step, p.warning), (Step::None, None));
+}
