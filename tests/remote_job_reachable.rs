@@ -74,3 +74,45 @@ async fn a_throttling_platform_shows_as_throttled_once_then_answered() {
     assert_eq!(count("Throttled"), 1, "events: {reasons}");
     assert_eq!(count("RemoteReachable"), 1, "events: {reasons}");
 }
+
+/// A status read the platform does not offer (405 to both DAI reads) shows as RemoteReachable False
+/// with reason Unsupported and the reads tried, not only in remoteState; True again once it reads.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unsupported_status_read_shows_as_unsupported() {
+    let ns = support::TestNamespace::new("reach-405");
+    let sim = support::operator::simulator(None).await;
+    let _op = support::operator::Operator::start(&ns.name).await;
+    let manifest = support::operator::example("dai.yaml")
+        .replace("SIM_RUN_SECONDS: 5", "SIM_RUN_SECONDS: 600")
+        .replace(
+            "deletionPolicy: Cancel",
+            "deletionPolicy: Cancel\n  pollInterval: 1s",
+        );
+    apply(&ns.name, &manifest, Some(&sim));
+    let jobs: kube::Api<RemoteJob> = kube::Api::namespaced(support::client().await, &ns.name);
+    wait_for("RemoteReachable True", LONG, || async {
+        let j = jobs.get("dai-model-run").await.ok()?;
+        reachable(&j).filter(|r| r.0 == "True")
+    })
+    .await;
+    // Every read answers 405 until the faults are cleared (count 0: forever).
+    inject(
+        &sim,
+        Fault {
+            count: 0,
+            ..Fault::once("dai", "get", FaultKind::MethodNotAllowed)
+        },
+    );
+    let unsupported = wait_for("RemoteReachable False/Unsupported", LONG, || async {
+        let j = jobs.get("dai-model-run").await.ok()?;
+        reachable(&j).filter(|r| r.0 == "False" && r.1 == "Unsupported")
+    })
+    .await;
+    assert!(unsupported.2.contains("HTTP 405"), "{}", unsupported.2);
+    sim.state.lock().faults.clear();
+    wait_for("RemoteReachable True again", LONG, || async {
+        let j = jobs.get("dai-model-run").await.ok()?;
+        reachable(&j).filter(|r| r.0 == "True")
+    })
+    .await;
+}

@@ -185,8 +185,12 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
             p.step,
             Step::None | Step::DeleteObject | Step::RemoveFinalizer
         );
-        if no_call_follows && matches!(observed, Observed::Found { .. } | Observed::Absent) {
-            p.status = answered(&job, p.status);
+        match &observed {
+            Observed::Found { view, .. } if no_call_follows => {
+                set_reachability(&job, &mut p.status, &reachability::of_view(view));
+            }
+            Observed::Absent if no_call_follows => p.status = answered(&job, p.status),
+            _ => {}
         }
         if let model::ClientState::Unusable { message, .. } = &client_state {
             // No call was made: the platform's reachability is not known (and not "answered").

@@ -7,7 +7,7 @@
 
 use crate::auth::AuthError;
 use crate::crd::conditions::{FALSE, TRUE, UNKNOWN};
-use crate::platform::RemoteError;
+use crate::platform::{RemoteError, RemoteView, STATUS_READ_UNSUPPORTED};
 
 /// The condition type.
 pub const TYPE: &str = "RemoteReachable";
@@ -128,6 +128,12 @@ pub fn of_error(err: &RemoteError, token_failure: Option<&AuthError>) -> Reachab
                 format!("no answer from the platform: {message}"),
             ),
         },
+        // A 5xx to a create ("HTTP 502: …"): the platform failed, though it may have stored the job.
+        RemoteError::OutcomeUnknown { message } if http_status(message).is_some() => r(
+            FALSE,
+            UNREACHABLE,
+            format!("the platform failed: {message}"),
+        ),
         RemoteError::OutcomeUnknown { message } => r(
             FALSE,
             UNREACHABLE,
@@ -151,9 +157,39 @@ pub fn of_error(err: &RemoteError, token_failure: Option<&AuthError>) -> Reachab
     }
 }
 
+/// Pure: what an observation that was answered says: True, unless the platform offers no status
+/// read for the job (an observation [`crate::platform::status_read_unsupported`] made), which is
+/// False with reason Unsupported and the reads tried.
+pub fn of_view(view: &RemoteView) -> Reachability {
+    if view.state != STATUS_READ_UNSUPPORTED {
+        return Reachability::answered();
+    }
+    Reachability {
+        status: FALSE,
+        reason: reasons::UNSUPPORTED,
+        message: view
+            .shown_message()
+            .unwrap_or_else(|| "the platform offers no status read for this job".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unsupported_status_read_is_not_reachable() {
+        let tried = ["GET /x answered HTTP 405".to_string()];
+        let r = of_view(&crate::platform::status_read_unsupported("7", &tried));
+        assert_eq!((r.status, r.reason), (FALSE, reasons::UNSUPPORTED));
+        assert!(r.message.contains("HTTP 405"), "{}", r.message);
+        let running = RemoteView {
+            id: "7".into(),
+            state: "Running".into(),
+            ..Default::default()
+        };
+        assert_eq!(of_view(&running), Reachability::answered());
+    }
 
     fn retriable(m: &str) -> RemoteError {
         RemoteError::Retriable {
@@ -208,6 +244,15 @@ mod tests {
                 FALSE,
                 reasons::UNREACHABLE,
                 "lost",
+            ),
+            (
+                RemoteError::OutcomeUnknown {
+                    message: "HTTP 502: Bad Gateway (the job may have been created)".into(),
+                },
+                None,
+                FALSE,
+                reasons::UNREACHABLE,
+                "the platform failed: HTTP 502",
             ),
             (
                 auth.clone(),
