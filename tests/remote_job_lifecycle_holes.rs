@@ -143,3 +143,102 @@ async fn a_generic_submit_without_an_id_waits_for_a_person() {
         "the confirmation of attempt 1 does not cover attempt 2"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deletion_held_by_a_failing_cancel_says_so_and_orphan_releases_it() {
+    let (ns, sim, _op, jobs) = runai_bed("holes-held", None).await;
+    apply(
+        &ns.name,
+        &runai_job(
+            "held",
+            "",
+            &[("SIM_QUEUE_SECONDS", "0"), ("SIM_RUN_SECONDS", "600")],
+        ),
+        None,
+    );
+    let running = wait_phase(&jobs, "held", RemoteJobPhase::Running).await;
+    let id = running.status.unwrap().remote_id.unwrap();
+    // Every cancel answers 503 until the faults are cleared (count 0: forever).
+    inject(
+        &sim,
+        Fault {
+            count: 0,
+            ..Fault::once("runai", "cancel", FaultKind::Unavailable)
+        },
+    );
+    kubectl_ok(&["delete", "rjob", "held", "-n", &ns.name, "--wait=false"]);
+    let held = wait_for("CancelPending/CancelFailing", LONG, || async {
+        jobs.get("held")
+            .await
+            .ok()
+            .filter(|j| condition(j, "CancelPending").is_some_and(|c| c.1 == "CancelFailing"))
+    })
+    .await;
+    let message = &held
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "CancelPending")
+        .unwrap()
+        .message;
+    assert!(
+        message.contains(&id) && message.contains("503") && message.contains("deletionPolicy"),
+        "{message}"
+    );
+    // Retried (not given up) and reported once, not once per retry.
+    let cancels = || {
+        counters(&sim)
+            .requests
+            .iter()
+            .filter(|(k, _)| k.starts_with("DELETE "))
+            .map(|(_, n)| *n)
+            .sum::<u64>()
+    };
+    wait_for("three refused cancels", LONG, || async {
+        (cancels() >= 3).then_some(())
+    })
+    .await;
+    let events = |reason: &str| {
+        kubectl_ok(&[
+            "get",
+            "events",
+            "-n",
+            &ns.name,
+            "--field-selector",
+            &format!("reason={reason},type=Warning"),
+            "-o",
+            "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}",
+        ])
+    };
+    let failing = events("CancelFailing");
+    assert_eq!(failing.lines().count(), 1, "{failing}");
+    assert!(jobs.get_opt("held").await.unwrap().is_some(), "still held");
+
+    // The way out: Orphan on the object being deleted releases it at once, naming the remote job.
+    kubectl_ok(&[
+        "patch",
+        "rjob",
+        "held",
+        "-n",
+        &ns.name,
+        "--type=merge",
+        "-p",
+        "{\"spec\":{\"deletionPolicy\":\"Orphan\"}}",
+    ]);
+    wait_for(
+        "the RemoteJob to be gone",
+        Duration::from_secs(20),
+        || async {
+            jobs.get_opt("held")
+                .await
+                .ok()
+                .and_then(|j| j.is_none().then_some(()))
+        },
+    )
+    .await;
+    let orphaned = events("RemoteJobOrphaned");
+    assert!(orphaned.contains(&id), "{orphaned}");
+    assert!(sim.state.lock().jobs[&id].frozen.is_none(), "left running");
+}

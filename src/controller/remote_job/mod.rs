@@ -5,6 +5,7 @@
 pub mod client_ref;
 mod deadline;
 pub mod decide;
+pub mod deletion;
 pub mod model;
 pub mod observe;
 pub mod plan;
@@ -126,7 +127,12 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
         return Ok(Action::await_change());
     }
 
-    if let Some(left) = ctx.wait_left(&job.uid().unwrap_or_default()) {
+    // A deletion switched to Orphan makes no remote call: it need not wait out a failing cancel's backoff.
+    let orphaning = deleting && job.spec.deletion_policy == crate::crd::DeletionPolicy::Orphan;
+    if let Some(left) = ctx
+        .wait_left(&job.uid().unwrap_or_default())
+        .filter(|_| !orphaning)
+    {
         return Ok(Action::requeue(left));
     }
     // An open intent (Submitting) decides whether to create: decide on the apiserver's latest status,
@@ -347,13 +353,17 @@ fn answered(job: &RemoteJob, mut status: RemoteJobStatus) -> RemoteJobStatus {
     status
 }
 
-fn set_reachability(job: &RemoteJob, status: &mut RemoteJobStatus, r: &reachability::Reachability) {
+fn stamp(job: &RemoteJob) -> Stamp {
     Stamp {
         generation: job.metadata.generation,
         now: Timestamp::now(),
     }
-    .on(&mut status.conditions)
-    .set(reachability::TYPE, r.status, r.reason, &r.message);
+}
+
+fn set_reachability(job: &RemoteJob, status: &mut RemoteJobStatus, r: &reachability::Reachability) {
+    stamp(job)
+        .on(&mut status.conditions)
+        .set(reachability::TYPE, r.status, r.reason, &r.message);
 }
 
 /// A remote call failed: say so in status (keeping the phase; RemoteReachable with the reason) and
@@ -372,6 +382,10 @@ async fn remote_trouble(
     let reach = reachability::of_error(err, token_failure.as_ref());
     let mut next = status.clone();
     next.message = Some(decide::trouble_message(status, &reach.message));
+    let deleted_at = job.meta().deletion_timestamp.as_ref().map(|t| t.0);
+    if let Some(held) = deletion::cancel_failing(&next, deleted_at, stamp(job), &reach.message) {
+        next = held;
+    }
     set_reachability(job, &mut next, &reach);
     write_status(ctx, api, job, status, &next).await?;
     Ok(Action::requeue(wait))
@@ -411,7 +425,8 @@ async fn write_status(
         publish_phase_event(ctx, job, new).await;
     }
     publish_reachability(ctx, job, old, new).await;
-    if let Some(c) = status_updates::held_back(old, new) {
+    let news = status_updates::held_back(old, new).or(deletion::newly_failing(old, new));
+    if let Some(c) = news {
         publish(ctx, job, EventType::Warning, &c.reason, &c.message).await;
     }
     Ok(())

@@ -329,8 +329,13 @@ fn plan_deletion(input: &Input, mut status: RemoteJobStatus) -> Plan {
     let never_submitted = status.remote_id.is_none() && status.phase != Phase::Submitting;
     // Suspended by cancelling (no in-place suspend): nothing runs remotely.
     let stopped = status.phase == Phase::Suspended && !input.caps.suspend_resume;
-    if input.spec.deletion_policy == DeletionPolicy::Orphan
-        || (status.phase.is_terminal() && !status.cancel_pending)
+    if input.spec.deletion_policy == DeletionPolicy::Orphan {
+        let left = super::deletion::orphaned(&status).filter(|_| !observed_terminal && !gone);
+        let mut plan = done(input, status, Step::RemoveFinalizer);
+        plan.warning = left.map(|m| (super::deletion::ORPHANED, m));
+        return plan;
+    }
+    if (status.phase.is_terminal() && !status.cancel_pending)
         || observed_terminal
         || gone
         || never_submitted
