@@ -242,3 +242,97 @@ async fn a_deletion_held_by_a_failing_cancel_says_so_and_orphan_releases_it() {
     assert!(orphaned.contains(&id), "{orphaned}");
     assert!(sim.state.lock().jobs[&id].frozen.is_none(), "left running");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_workload_stopped_on_the_platform_is_shown_and_not_resumed() {
+    let (ns, sim, _op, jobs) = runai_bed("holes-stopped", None).await;
+    apply(
+        &ns.name,
+        &runai_job(
+            "stopped",
+            "  pollInterval: 1s\n",
+            &[("SIM_QUEUE_SECONDS", "0"), ("SIM_RUN_SECONDS", "600")],
+        ),
+        None,
+    );
+    let running = wait_phase(&jobs, "stopped", RemoteJobPhase::Running).await;
+    let id = running.status.unwrap().remote_id.unwrap();
+    // A person stops the workload on the platform.
+    sim.state.lock().jobs.get_mut(&id).unwrap().frozen =
+        Some(jobrelay::simulator::jobs::Stage::Stopped);
+    let shown = wait_for("Running=False/StoppedOnPlatform", LONG, || async {
+        jobs.get("stopped")
+            .await
+            .ok()
+            .filter(|j| condition(j, "Running").is_some_and(|c| c.1 == "StoppedOnPlatform"))
+    })
+    .await;
+    let status = shown.status.unwrap();
+    assert_eq!(
+        (status.phase, status.attempts),
+        (RemoteJobPhase::Suspended, 1)
+    );
+    assert!(
+        status
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("Stopped")),
+        "{:?}",
+        status.message
+    );
+    // Several more observations (1 s apart) and still no resume, no new attempt.
+    let reads = || {
+        counters(&sim)
+            .requests
+            .iter()
+            .filter(|(k, _)| k.starts_with("GET ") && k.contains("trainings"))
+            .map(|(_, n)| *n)
+            .sum::<u64>()
+    };
+    let seen = reads();
+    wait_for("three more observations", LONG, || async {
+        (reads() >= seen + 3).then_some(())
+    })
+    .await;
+    let resumes = |sim: &jobrelay::simulator::Handle| {
+        counters(sim)
+            .requests
+            .keys()
+            .filter(|k| k.contains("resume"))
+            .count()
+    };
+    assert_eq!(resumes(&sim), 0, "not resumed behind the person's back");
+    assert_eq!(counters(&sim).creates.values().sum::<u64>(), 1);
+    assert_eq!(
+        sim.state.lock().jobs[&id].frozen,
+        Some(jobrelay::simulator::jobs::Stage::Stopped)
+    );
+
+    // The documented way to have jobrelay resume it: suspend, then unsuspend the RemoteJob.
+    let suspend = |on: bool| {
+        kubectl_ok(&[
+            "patch",
+            "rjob",
+            "stopped",
+            "-n",
+            &ns.name,
+            "--type=merge",
+            "-p",
+            &format!("{{\"spec\":{{\"suspend\":{on}}}}}"),
+        ])
+    };
+    suspend(true);
+    wait_for("the stop taken over", LONG, || async {
+        jobs.get("stopped")
+            .await
+            .ok()
+            .filter(|j| j.status.as_ref().is_some_and(|s| s.stopped_by_operator))
+    })
+    .await;
+    suspend(false);
+    wait_for("the workload resumed", LONG, || async {
+        sim.state.lock().jobs[&id].frozen.is_none().then_some(())
+    })
+    .await;
+    wait_phase(&jobs, "stopped", RemoteJobPhase::Running).await;
+}

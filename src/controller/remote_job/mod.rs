@@ -13,6 +13,7 @@ pub mod platform_remote;
 pub mod reachability;
 pub mod runner;
 pub mod status_updates;
+mod stopped;
 
 use std::sync::Arc;
 use std::time::Duration;

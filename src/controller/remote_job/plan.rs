@@ -218,6 +218,10 @@ fn plan_running(input: &Input, mut status: RemoteJobStatus) -> Plan {
     let Observed::Found { view, .. } = input.observed else {
         return done(input, status, Step::None);
     };
+    if !input.spec.suspend && view.phase != Phase::Suspended {
+        // Running again (resumed by us or on the platform): a later stop is not ours until we make it.
+        status.stopped_by_operator = false;
+    }
     match view.phase {
         Phase::Succeeded => {
             finish(
@@ -302,11 +306,20 @@ fn plan_running(input: &Input, mut status: RemoteJobStatus) -> Plan {
         _ if input.spec.suspend && view.phase != Phase::Suspended => {
             status.message = Some("suspending".into());
             let step = if input.caps.suspend_resume {
+                status.stopped_by_operator = true;
                 Step::Suspend
             } else {
                 Step::Cancel
             };
             done(input, status, step)
+        }
+        // Stopped, and spec.suspend wants it so: the stop is ours to undo from now on.
+        Phase::Suspended if input.spec.suspend => {
+            status.stopped_by_operator = true;
+            done(input, status, Step::None)
+        }
+        Phase::Suspended if input.caps.suspend_resume && !status.stopped_by_operator => {
+            super::stopped::on_platform(input, status, view)
         }
         Phase::Suspended if !input.spec.suspend => {
             if input.caps.suspend_resume {

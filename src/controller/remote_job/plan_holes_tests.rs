@@ -88,3 +88,57 @@ fn a_deadline_with_a_name_lookup_decides_on_what_the_lookup_saw() {
     let p = c.run();
     assert_eq!((p.step, p.warning), (Step::None, None));
 }
+
+#[test]
+fn a_stop_made_on_the_platform_is_shown_and_not_resumed() {
+    let mut c = Case::new();
+    c.status = submitted(Phase::Running, 1);
+    c.observed = found(Phase::Suspended, 1);
+    let p = c.run();
+    assert_eq!((p.step, p.status.phase), (Step::None, Phase::Suspended));
+    assert_eq!((p.status.attempts, p.status.failed_attempts), (1, 0));
+    let running = conditions::find(&p.status.conditions, types::RUNNING).unwrap();
+    assert_eq!(running.reason, reasons::STOPPED_ON_PLATFORM);
+    assert!(
+        p.status
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("remote state 'Suspended'")
+    );
+    // Planned again on the same observation: still left alone.
+    c.status = p.status;
+    assert_eq!(c.run().step, Step::None);
+}
+
+#[test]
+fn jobrelay_resumes_only_the_stops_it_made() {
+    let mut c = Case::new();
+    c.status = submitted(Phase::Running, 1);
+    c.observed = found(Phase::Running, 1);
+    // spec.suspend: jobrelay stops it and marks the stop as its own (written before the call).
+    c.spec.suspend = true;
+    let p = c.run();
+    assert_eq!(p.step, Step::Suspend);
+    assert!(p.status.stopped_by_operator);
+    c.status = p.status;
+    c.observed = found(Phase::Suspended, 1);
+    assert!(c.run().status.stopped_by_operator);
+    // Unsuspended: resumed, and the mark goes once it runs again.
+    c.spec.suspend = false;
+    assert_eq!(c.run().step, Step::Resume);
+    c.observed = found(Phase::Running, 1);
+    let p = c.run();
+    assert!(!p.status.stopped_by_operator);
+    // A stop someone made, then taken over by suspending and unsuspending the RemoteJob.
+    c.status = p.status;
+    c.observed = found(Phase::Suspended, 1);
+    assert_eq!(c.run().step, Step::None);
+    c.spec.suspend = true;
+    let p = c.run();
+    assert_eq!(p.step, Step::None);
+    assert!(p.status.stopped_by_operator);
+    c.status = p.status;
+    c.spec.suspend = false;
+    assert_eq!(c.run().step, Step::Resume);
+}

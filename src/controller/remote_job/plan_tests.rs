@@ -349,10 +349,13 @@ fn suspend_and_resume_follow_capabilities() {
     assert_eq!(c.run().step, Step::Suspend);
     c.caps = NO_NAMES;
     assert_eq!(c.run().step, Step::Cancel);
-    // Resume in place where the platform can.
+    // Resume in place where the platform can (a stop jobrelay made: see stopped.rs).
     c.caps = CAPS;
     c.spec.suspend = false;
-    c.status = submitted(Phase::Suspended, 1);
+    c.status = RemoteJobStatus {
+        stopped_by_operator: true,
+        ..submitted(Phase::Suspended, 1)
+    };
     c.observed = found(Phase::Suspended, 1);
     assert_eq!(c.run().step, Step::Resume);
 }
