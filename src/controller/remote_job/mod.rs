@@ -279,6 +279,13 @@ async fn create(
     status: &RemoteJobStatus,
 ) -> Result<(), (RemoteJobStatus, RemoteError)> {
     let name = status.remote_name.clone().unwrap_or_default();
+    if let Some(why) = confirm_client(ctx, job).await {
+        let next = client_ref::withdraw_intent(status, &why, stamp(job));
+        write_status(ctx, api, job, status, &next)
+            .await
+            .map_err(|e| (status.clone(), not_sent(&e)))?;
+        return Ok(());
+    }
     let answer = match decide::create_answer(remote.create(&job.spec, &name).await) {
         AfterCreate::Record(outcome) => Ok(outcome),
         AfterCreate::LookUp => remote
@@ -316,13 +323,27 @@ async fn create(
     );
     write_status(ctx, api, job, status, &next)
         .await
-        .map_err(|e| {
-            let err = RemoteError::Retriable {
-                message: e.to_string(),
-                retry_after: None,
-            };
-            (status.clone(), err)
-        })
+        .map_err(|e| (status.clone(), not_sent(&e)))
+}
+
+/// A fresh GET of `job`'s ApiClient right before a create (the cache may be stale): why the create
+/// must not go out, if so. A failed GET refuses too: the create is tried again next round.
+async fn confirm_client(ctx: &Context, job: &RemoteJob) -> Option<String> {
+    let ns = job.namespace().unwrap_or_default();
+    let client_ns = job.spec.client_ref.namespace.as_deref().unwrap_or(&ns);
+    let name = &job.spec.client_ref.name;
+    let api: Api<crate::crd::ApiClient> = Api::namespaced(ctx.client.clone(), client_ns);
+    match api.get_opt(name).await {
+        Ok(fresh) => client_ref::refuse_create(fresh.as_ref(), client_ns, name),
+        Err(e) => Some(format!("reading ApiClient {client_ns}/{name}: {e}")),
+    }
+}
+
+fn not_sent(e: &kube::Error) -> RemoteError {
+    RemoteError::Retriable {
+        message: e.to_string(),
+        retry_after: None,
+    }
 }
 
 async fn finish_step(
