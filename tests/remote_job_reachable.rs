@@ -116,3 +116,49 @@ async fn an_unsupported_status_read_shows_as_unsupported() {
     })
     .await;
 }
+
+/// The token endpoint goes away while a job runs: RemoteReachable says the token endpoint failed
+/// (not that the platform refused the credentials), and True again once tokens come back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_endpoint_outage_shows_as_such_and_recovers() {
+    let (ns, sim, _op, jobs) =
+        runai_bed("reach-token", Some(std::time::Duration::from_secs(15))).await;
+    apply(
+        &ns.name,
+        &runai_job(
+            "tokened",
+            "  pollInterval: 1s\n",
+            &[("SIM_QUEUE_SECONDS", "0"), ("SIM_RUN_SECONDS", "3600")],
+        ),
+        None,
+    );
+    wait_phase(&jobs, "tokened", RemoteJobPhase::Running).await;
+    // Every token request answers 503 until the faults are cleared (count 0: forever).
+    inject(
+        &sim,
+        Fault {
+            count: 0,
+            ..Fault::once("runai", "token", FaultKind::Unavailable)
+        },
+    );
+    let down = wait_for(
+        "RemoteReachable False for the token endpoint",
+        LONG,
+        || async {
+            let j = jobs.get("tokened").await.ok()?;
+            reachable(&j).filter(|r| r.0 == "False")
+        },
+    )
+    .await;
+    assert_eq!(down.1, "Unreachable", "{down:?}");
+    assert!(
+        down.2.contains("token endpoint") && !down.2.contains("refused the credentials"),
+        "{down:?}"
+    );
+    sim.state.lock().faults.clear();
+    wait_for("RemoteReachable True again", LONG, || async {
+        let j = jobs.get("tokened").await.ok()?;
+        reachable(&j).filter(|r| r.0 == "True")
+    })
+    .await;
+}

@@ -14,12 +14,16 @@ use crate::crd::conditions::{self, FALSE, Stamp, types};
 use crate::crd::{ApiClient, RemoteJob, RemoteJobPhase, RemoteJobStatus};
 use crate::platform::Session;
 
+/// The ApiClient as the job can use it: its state, its session when usable, and when it is not Ready
+/// because it has no token, what that says of the platform's reachability.
+pub type Resolved = (
+    ClientState,
+    Option<Arc<Session>>,
+    Option<super::reachability::Reachability>,
+);
+
 /// Resolves the ApiClient of `job` (in namespace `ns`).
-pub async fn resolve(
-    ctx: &Context,
-    job: &RemoteJob,
-    ns: &str,
-) -> Result<(ClientState, Option<Arc<Session>>), Error> {
+pub async fn resolve(ctx: &Context, job: &RemoteJob, ns: &str) -> Result<Resolved, Error> {
     let client_ns = job
         .spec
         .client_ref
@@ -27,7 +31,8 @@ pub async fn resolve(
         .clone()
         .unwrap_or_else(|| ns.to_string());
     let name = &job.spec.client_ref.name;
-    let unusable = |reason, message: String| Ok((ClientState::Unusable { reason, message }, None));
+    let unusable =
+        |reason, message: String| Ok((ClientState::Unusable { reason, message }, None, None));
     // From the ApiClient controller's caches; a GET only when they do not hold it.
     let found = match ctx.shared.client(&client_ns, name) {
         Some(found) => Some((*found).clone()),
@@ -80,13 +85,25 @@ pub async fn resolve(
             .holds_usable(&client.uid().unwrap_or_default())
             .await;
     if !ready && !cancel_anyway {
-        return unusable(
-            reasons::CLIENT_NOT_READY,
-            format!("ApiClient {client_ns}/{name} is not Ready"),
-        );
+        let why = client
+            .status
+            .as_ref()
+            .and_then(|s| conditions::find(&s.conditions, types::READY))
+            .and_then(|c| {
+                super::reachability::of_client_not_ready(
+                    &format!("{client_ns}/{name}"),
+                    &c.reason,
+                    &c.message,
+                )
+            });
+        let state = ClientState::Unusable {
+            reason: reasons::CLIENT_NOT_READY,
+            message: format!("ApiClient {client_ns}/{name} is not Ready"),
+        };
+        return Ok((state, None, why));
     }
     match ctx.remotes.session(&client).await {
-        Ok(r) => Ok((ClientState::Ready, Some(r))),
+        Ok(r) => Ok((ClientState::Ready, Some(r), None)),
         Err((reason, message)) => unusable(reason, message),
     }
 }

@@ -147,7 +147,7 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
     } else {
         job
     };
-    let (client_state, remote) = client_ref::resolve(&ctx, &job, &ns).await?;
+    let (client_state, remote, no_token) = client_ref::resolve(&ctx, &job, &ns).await?;
     let status = job.status.clone().unwrap_or_default();
     let uid = job.uid().unwrap_or_default();
     let observed = match &remote {
@@ -200,8 +200,11 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
             _ => {}
         }
         if let model::ClientState::Unusable { message, .. } = &client_state {
-            // No call was made: the platform's reachability is not known (and not "answered").
-            let r = reachability::not_sent(message);
+            // No call was made: the platform is not known to answer — out of reach when the
+            // ApiClient has no token because its token endpoint fails, else not known.
+            let r = no_token
+                .clone()
+                .unwrap_or_else(|| reachability::not_sent(message));
             set_reachability(&job, &mut p.status, &r);
         }
         write_status(&ctx, &api, &job, &status, &p.status).await?;

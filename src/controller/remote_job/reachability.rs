@@ -56,6 +56,29 @@ pub fn not_sent(why: &str) -> Reachability {
     }
 }
 
+/// Pure: a RemoteJob whose ApiClient `client` is not Ready for its Ready condition's `reason` and
+/// `message`: when that is the token endpoint failing or refusing, the platform is out of reach for
+/// that reason (False, worded as the token endpoint's); `None` otherwise (see [`not_sent`]).
+pub fn of_client_not_ready(client: &str, reason: &str, message: &str) -> Option<Reachability> {
+    use crate::crd::conditions::reasons as r;
+    let (reason, what) = match reason {
+        r::TOKEN_ENDPOINT_UNREACHABLE
+        | r::TLS_ERROR
+        | r::INVALID_TOKEN_RESPONSE
+        | r::DISCOVERY_FAILED => (reasons::UNREACHABLE, "failed"),
+        r::INVALID_CREDENTIALS => (reasons::UNAUTHORIZED, "refused the credentials"),
+        _ => return None,
+    };
+    Some(Reachability {
+        status: FALSE,
+        reason,
+        message: format!(
+            "no token: the token endpoint of ApiClient {client} {what} ({message}); nothing was \
+             sent to the platform"
+        ),
+    })
+}
+
 /// The HTTP status at the start of a classified message ("HTTP 429: …").
 fn http_status(message: &str) -> Option<u16> {
     message.strip_prefix("HTTP ")?.get(..3)?.parse().ok()
@@ -176,6 +199,25 @@ pub fn of_view(view: &RemoteView) -> Reachability {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_api_client_without_a_token_says_whose_failure_it_is() {
+        use crate::crd::conditions::reasons as r;
+        let down = of_client_not_ready("ns/c", r::TOKEN_ENDPOINT_UNREACHABLE, "HTTP 503").unwrap();
+        assert_eq!((down.status, down.reason), (FALSE, reasons::UNREACHABLE));
+        assert!(
+            down.message
+                .contains("token endpoint of ApiClient ns/c failed (HTTP 503)")
+        );
+        assert!(!down.message.contains("platform refused"));
+        let refused =
+            of_client_not_ready("ns/c", r::INVALID_CREDENTIALS, "invalid_client").unwrap();
+        assert_eq!(refused.reason, reasons::UNAUTHORIZED);
+        assert_eq!(
+            of_client_not_ready("ns/c", r::SECRET_NOT_FOUND, "gone"),
+            None
+        );
+    }
 
     #[test]
     fn an_unsupported_status_read_is_not_reachable() {
