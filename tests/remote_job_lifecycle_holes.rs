@@ -13,15 +13,6 @@ use support::fixtures::*;
 use support::operator::{Operator, apply, counters, inject, simulator};
 use support::{TestNamespace, kubectl_ok, wait_for};
 
-fn condition(job: &RemoteJob, type_: &str) -> Option<(String, String)> {
-    job.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status.clone(), c.reason.clone()))
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deadline_cancel_is_retried_until_the_platform_confirms() {
     let (ns, sim, _op, jobs) = runai_bed("holes-cancel", None).await;
@@ -82,8 +73,8 @@ async fn a_generic_submit_without_an_id_waits_for_a_person() {
     let sim = simulator(None).await;
     let _op = Operator::start(&ns.name).await;
     // The DAI simulator's start answers have no `/nope`: every answer holds no id.
-    let manifest = "apiVersion: v1\nkind: Secret\nmetadata: {name: ids}\nstringData: {client_id: demo-client, client_secret: demo-secret}\n---\napiVersion: jobrelay.io/v1alpha1\nkind: ApiClient\nmetadata: {name: rest}\nspec:\n  platform: generic\n  baseUrl: http://127.0.0.1:8090/dai\n  allowInsecureHttp: true\n  auth:\n    oauth2: {tokenUrl: 'http://127.0.0.1:8090/dai/auth/realms/x/protocol/openid-connect/token'}\n  credentialsSecretRef: {name: ids}\n---\napiVersion: jobrelay.io/v1alpha1\nkind: RemoteJob\nmetadata: {name: lost}\nspec:\n  clientRef: {name: rest}\n  generic:\n    submitPath: /execution_service/api/v1/executions\n    body: {model_id: m, SIM_RUN_SECONDS: 600}\n    idPointer: /nope\n    statusPath: '/execution_service/api/v1/executions/{id}'\n    cancelPath: '/execution_service/api/v1/executions/{id}'\n";
-    apply(&ns.name, manifest, Some(&sim));
+    let manifest = generic_job("lost", "/nope", "");
+    apply(&ns.name, &manifest, Some(&sim));
     let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
     let creates = || counters(&sim).creates.values().sum::<u64>();
     let unknown = wait_for("Submitted=Unknown OutcomeUnknown", LONG, || async {

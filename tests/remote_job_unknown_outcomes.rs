@@ -14,23 +14,6 @@ use support::fixtures::*;
 use support::operator::{Operator, apply, counters, example, inject, simulator};
 use support::{TestNamespace, kubectl_ok, wait_for};
 
-fn condition(job: &RemoteJob, type_: &str) -> Option<(String, String)> {
-    job.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status.clone(), c.reason.clone()))
-}
-
-/// The generic ApiClient (on the DAI simulator's execution service) and a RemoteJob `name` without
-/// a lookup, with `extra` spec lines.
-fn generic(name: &str, extra: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: ids}}\nstringData: {{client_id: demo-client, client_secret: demo-secret}}\n---\napiVersion: jobrelay.io/v1alpha1\nkind: ApiClient\nmetadata: {{name: rest}}\nspec:\n  platform: generic\n  baseUrl: http://127.0.0.1:8090/dai\n  allowInsecureHttp: true\n  auth:\n    oauth2: {{tokenUrl: 'http://127.0.0.1:8090/dai/auth/realms/x/protocol/openid-connect/token'}}\n  credentialsSecretRef: {{name: ids}}\n---\napiVersion: jobrelay.io/v1alpha1\nkind: RemoteJob\nmetadata: {{name: {name}}}\nspec:\n  clientRef: {{name: rest}}\n  generic:\n    submitPath: /execution_service/api/v1/executions\n    body: {{model_id: m, SIM_RUN_SECONDS: 600}}\n    idPointer: /id\n    statusPath: '/execution_service/api/v1/executions/{{id}}'\n    cancelPath: '/execution_service/api/v1/executions/{{id}}'\n{extra}"
-    )
-}
-
 fn warnings(ns: &str, reason: &str) -> String {
     kubectl_ok(&[
         "get",
@@ -53,7 +36,7 @@ async fn a_generic_create_answered_502_is_not_sent_again() {
         &sim,
         Fault::once("dai", "create", FaultKind::CommitThenBadGateway),
     );
-    apply(&ns.name, &generic("proxied", ""), Some(&sim));
+    apply(&ns.name, &generic_job("proxied", "/id", ""), Some(&sim));
     let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);
     let held = wait_for("Submitted=Unknown OutcomeUnknown", LONG, || async {
         jobs.get("proxied").await.ok().filter(|j| {
@@ -163,7 +146,7 @@ async fn a_deadline_on_an_outcome_that_cannot_be_found_warns() {
     );
     apply(
         &ns.name,
-        &generic("lost", "  activeDeadlineSeconds: 3\n"),
+        &generic_job("lost", "/id", "  activeDeadlineSeconds: 3\n"),
         Some(&sim),
     );
     let jobs: Api<RemoteJob> = Api::namespaced(support::client().await, &ns.name);

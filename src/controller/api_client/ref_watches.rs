@@ -29,6 +29,9 @@ pub struct RefWatches {
     cache: Arc<RefCache>,
 }
 
+/// The cache a watch keeps its object in, and the object's key there.
+type Kept = (Arc<RefCache>, Key);
+
 type Watched = Arc<Mutex<HashMap<Key, (tokio::task::JoinHandle<()>, BTreeSet<String>)>>>;
 
 /// The objects `apic` reads: its credentials Secret and, when it has one, its CA bundle.
@@ -174,7 +177,7 @@ async fn watch_one<K>(
     (kind, ns, name): Key,
     tx: mpsc::UnboundedSender<ObjectRef<ApiClient>>,
     watched: Watched,
-    ((cache, cache_key), entry_of): ((Arc<RefCache>, Key), fn(&K) -> Entry),
+    ((cache, cache_key), entry_of): (Kept, fn(&K) -> Entry),
 ) where
     K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
         + Clone

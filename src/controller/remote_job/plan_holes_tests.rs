@@ -48,14 +48,12 @@ fn a_deadline_on_an_unknown_outcome_that_cannot_be_found_warns() {
     let mut c = Case::new();
     c.spec = generic_spec(false);
     c.caps = NO_NAMES;
-    let mut status = open_intent(&mut c);
-    c.at_now().on(&mut status.conditions).set(
-        types::SUBMITTED,
+    let status = open_intent(&mut c);
+    c.with_submitted(
+        status.clone(),
         conditions::UNKNOWN,
         reasons::OUTCOME_UNKNOWN,
-        "lost",
     );
-    c.status = status.clone();
     let p = c.run();
     assert_eq!((p.step, p.status.phase), (Step::None, Phase::Failed));
     let (reason, msg) = p.warning.expect("a warning");
@@ -65,13 +63,7 @@ fn a_deadline_on_an_unknown_outcome_that_cannot_be_found_warns() {
         "{msg}"
     );
     // A clean refusal (503) created nothing: no warning.
-    c.at_now().on(&mut status.conditions).set(
-        types::SUBMITTED,
-        conditions::FALSE,
-        reasons::SUBMIT_RETRYING,
-        "503",
-    );
-    c.status = status;
+    c.with_submitted(status, conditions::FALSE, reasons::SUBMIT_RETRYING);
     let p = c.run();
     assert_eq!((p.step, p.status.phase), (Step::None, Phase::Failed));
     assert!(p.warning.is_none());

@@ -79,6 +79,18 @@ impl Case<'_> {
             _p: Default::default(),
         }
     }
+    /// Sets `status`'s Submitted condition (as the IO records a create's answer) and plans on it.
+    pub(super) fn with_submitted(
+        &mut self,
+        mut status: RemoteJobStatus,
+        value: &str,
+        reason: &str,
+    ) {
+        self.at_now()
+            .on(&mut status.conditions)
+            .set(types::SUBMITTED, value, reason, "m");
+        self.status = status;
+    }
     pub(super) fn at_now(&self) -> Stamp {
         Stamp {
             generation: Some(1),
@@ -688,14 +700,11 @@ fn an_unknown_generic_outcome_waits_for_a_person() {
         c.confirm = None;
     }
     // A submit refused with an answer (503): sent again without a person.
-    let mut status = intent.status.clone();
-    c.at_now().on(&mut status.conditions).set(
-        types::SUBMITTED,
+    c.with_submitted(
+        intent.status.clone(),
         conditions::FALSE,
         reasons::SUBMIT_RETRYING,
-        "503",
     );
-    c.status = status;
     let p = c.run();
     assert_eq!((p.step, p.status.attempts), (Step::Create, 1));
     // With a lookup the name is observed instead (absent → create).
