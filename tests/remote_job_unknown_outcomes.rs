@@ -91,7 +91,8 @@ async fn a_runai_create_answered_502_is_adopted_by_name() {
     assert_eq!(posts.len(), 1, "one create call: {posts:?}");
     assert!(posts[0].ends_with(" 502"), "{posts:?}");
     assert_eq!(c.requests[posts[0]], 1);
-    let _ = ns;
+    // Said as an unknown outcome (not a clean "retrying" refusal) until the lookup found it.
+    assert!(!warnings(&ns.name, "OutcomeUnknown").trim().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
