@@ -6,20 +6,11 @@ mod support;
 
 use std::time::Duration;
 
-use jobrelay::crd::{RemoteJob, RemoteJobPhase};
+use jobrelay::crd::RemoteJobPhase;
 use jobrelay::simulator::{Fault, FaultKind};
 use support::fixtures::*;
 use support::operator::{apply, counters, inject};
 use support::{kubectl_ok, wait_for};
-
-fn condition(job: &RemoteJob, type_: &str) -> Option<(String, String)> {
-    job.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status.clone(), c.reason.clone()))
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deadline_cancel_is_retried_until_the_platform_confirms() {
@@ -79,8 +70,8 @@ async fn a_deadline_cancel_is_retried_until_the_platform_confirms() {
 async fn a_generic_submit_without_an_id_waits_for_a_person() {
     let (ns, sim, _op, jobs) = bed("holes-generic", None).await;
     // The DAI simulator's start answers have no `/nope`: every answer holds no id.
-    let manifest = "apiVersion: v1\nkind: Secret\nmetadata: {name: ids}\nstringData: {client_id: demo-client, client_secret: demo-secret}\n---\napiVersion: jobrelay.io/v1alpha1\nkind: ApiClient\nmetadata: {name: rest}\nspec:\n  platform: generic\n  baseUrl: http://127.0.0.1:8090/dai\n  allowInsecureHttp: true\n  auth:\n    oauth2: {tokenUrl: 'http://127.0.0.1:8090/dai/auth/realms/x/protocol/openid-connect/token'}\n  credentialsSecretRef: {name: ids}\n---\napiVersion: jobrelay.io/v1alpha1\nkind: RemoteJob\nmetadata: {name: lost}\nspec:\n  clientRef: {name: rest}\n  generic:\n    submitPath: /execution_service/api/v1/executions\n    body: {model_id: m, SIM_RUN_SECONDS: 600}\n    idPointer: /nope\n    statusPath: '/execution_service/api/v1/executions/{id}'\n    cancelPath: '/execution_service/api/v1/executions/{id}'\n";
-    apply(&ns.name, manifest, Some(&sim));
+    let manifest = generic_job("lost", "/nope", "");
+    apply(&ns.name, &manifest, Some(&sim));
     let creates = || counters(&sim).creates.values().sum::<u64>();
     let unknown = wait_for("Submitted=Unknown OutcomeUnknown", LONG, || async {
         jobs.get("lost").await.ok().filter(|j| {
@@ -138,4 +129,197 @@ async fn a_generic_submit_without_an_id_waits_for_a_person() {
         2,
         "the confirmation of attempt 1 does not cover attempt 2"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deletion_held_by_a_failing_cancel_says_so_and_orphan_releases_it() {
+    let (ns, sim, _op, jobs) = runai_bed("holes-held", None).await;
+    apply(
+        &ns.name,
+        &runai_job(
+            "held",
+            "",
+            &[("SIM_QUEUE_SECONDS", "0"), ("SIM_RUN_SECONDS", "600")],
+        ),
+        None,
+    );
+    let running = wait_phase(&jobs, "held", RemoteJobPhase::Running).await;
+    let id = running.status.unwrap().remote_id.unwrap();
+    // Every cancel answers 503 until the faults are cleared (count 0: forever).
+    inject(
+        &sim,
+        Fault {
+            count: 0,
+            ..Fault::once("runai", "cancel", FaultKind::Unavailable)
+        },
+    );
+    kubectl_ok(&["delete", "rjob", "held", "-n", &ns.name, "--wait=false"]);
+    let held = wait_for("CancelPending/CancelFailing", LONG, || async {
+        jobs.get("held")
+            .await
+            .ok()
+            .filter(|j| condition(j, "CancelPending").is_some_and(|c| c.1 == "CancelFailing"))
+    })
+    .await;
+    let message = &held
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "CancelPending")
+        .unwrap()
+        .message;
+    assert!(
+        message.contains(&id) && message.contains("503") && message.contains("deletionPolicy"),
+        "{message}"
+    );
+    // Retried (not given up) and reported once, not once per retry.
+    let cancels = || {
+        counters(&sim)
+            .requests
+            .iter()
+            .filter(|(k, _)| k.starts_with("DELETE "))
+            .map(|(_, n)| *n)
+            .sum::<u64>()
+    };
+    wait_for("three refused cancels", LONG, || async {
+        (cancels() >= 3).then_some(())
+    })
+    .await;
+    let events = |reason: &str| {
+        kubectl_ok(&[
+            "get",
+            "events",
+            "-n",
+            &ns.name,
+            "--field-selector",
+            &format!("reason={reason},type=Warning"),
+            "-o",
+            "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}",
+        ])
+    };
+    let failing = events("CancelFailing");
+    assert_eq!(failing.lines().count(), 1, "{failing}");
+    assert!(jobs.get_opt("held").await.unwrap().is_some(), "still held");
+
+    // The way out: Orphan on the object being deleted releases it at once, naming the remote job.
+    kubectl_ok(&[
+        "patch",
+        "rjob",
+        "held",
+        "-n",
+        &ns.name,
+        "--type=merge",
+        "-p",
+        "{\"spec\":{\"deletionPolicy\":\"Orphan\"}}",
+    ]);
+    wait_for(
+        "the RemoteJob to be gone",
+        Duration::from_secs(20),
+        || async {
+            jobs.get_opt("held")
+                .await
+                .ok()
+                .and_then(|j| j.is_none().then_some(()))
+        },
+    )
+    .await;
+    let orphaned = events("RemoteJobOrphaned");
+    assert!(orphaned.contains(&id), "{orphaned}");
+    assert!(sim.state.lock().jobs[&id].frozen.is_none(), "left running");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_workload_stopped_on_the_platform_is_shown_and_not_resumed() {
+    let (ns, sim, _op, jobs) = runai_bed("holes-stopped", None).await;
+    apply(
+        &ns.name,
+        &runai_job(
+            "stopped",
+            "  pollInterval: 1s\n",
+            &[("SIM_QUEUE_SECONDS", "0"), ("SIM_RUN_SECONDS", "600")],
+        ),
+        None,
+    );
+    let running = wait_phase(&jobs, "stopped", RemoteJobPhase::Running).await;
+    let id = running.status.unwrap().remote_id.unwrap();
+    // A person stops the workload on the platform.
+    sim.state.lock().jobs.get_mut(&id).unwrap().frozen =
+        Some(jobrelay::simulator::jobs::Stage::Stopped);
+    let shown = wait_for("Running=False/StoppedOnPlatform", LONG, || async {
+        jobs.get("stopped")
+            .await
+            .ok()
+            .filter(|j| condition(j, "Running").is_some_and(|c| c.1 == "StoppedOnPlatform"))
+    })
+    .await;
+    let status = shown.status.unwrap();
+    assert_eq!(
+        (status.phase, status.attempts),
+        (RemoteJobPhase::Suspended, 1)
+    );
+    assert!(
+        status
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("Stopped")),
+        "{:?}",
+        status.message
+    );
+    // Several more observations (1 s apart) and still no resume, no new attempt.
+    let reads = || {
+        counters(&sim)
+            .requests
+            .iter()
+            .filter(|(k, _)| k.starts_with("GET ") && k.contains("trainings"))
+            .map(|(_, n)| *n)
+            .sum::<u64>()
+    };
+    let seen = reads();
+    wait_for("three more observations", LONG, || async {
+        (reads() >= seen + 3).then_some(())
+    })
+    .await;
+    let resumes = |sim: &jobrelay::simulator::Handle| {
+        counters(sim)
+            .requests
+            .keys()
+            .filter(|k| k.contains("resume"))
+            .count()
+    };
+    assert_eq!(resumes(&sim), 0, "not resumed behind the person's back");
+    assert_eq!(counters(&sim).creates.values().sum::<u64>(), 1);
+    assert_eq!(
+        sim.state.lock().jobs[&id].frozen,
+        Some(jobrelay::simulator::jobs::Stage::Stopped)
+    );
+
+    // The documented way to have jobrelay resume it: suspend, then unsuspend the RemoteJob.
+    let suspend = |on: bool| {
+        kubectl_ok(&[
+            "patch",
+            "rjob",
+            "stopped",
+            "-n",
+            &ns.name,
+            "--type=merge",
+            "-p",
+            &format!("{{\"spec\":{{\"suspend\":{on}}}}}"),
+        ])
+    };
+    suspend(true);
+    wait_for("the stop taken over", LONG, || async {
+        jobs.get("stopped")
+            .await
+            .ok()
+            .filter(|j| j.status.as_ref().is_some_and(|s| s.stopped_by_operator))
+    })
+    .await;
+    suspend(false);
+    wait_for("the workload resumed", LONG, || async {
+        sim.state.lock().jobs[&id].frozen.is_none().then_some(())
+    })
+    .await;
+    wait_phase(&jobs, "stopped", RemoteJobPhase::Running).await;
 }

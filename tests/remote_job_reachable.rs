@@ -74,3 +74,91 @@ async fn a_throttling_platform_shows_as_throttled_once_then_answered() {
     assert_eq!(count("Throttled"), 1, "events: {reasons}");
     assert_eq!(count("RemoteReachable"), 1, "events: {reasons}");
 }
+
+/// A status read the platform does not offer (405 to both DAI reads) shows as RemoteReachable False
+/// with reason Unsupported and the reads tried, not only in remoteState; True again once it reads.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unsupported_status_read_shows_as_unsupported() {
+    let ns = support::TestNamespace::new("reach-405");
+    let sim = support::operator::simulator(None).await;
+    let _op = support::operator::Operator::start(&ns.name).await;
+    let manifest = support::operator::example("dai.yaml")
+        .replace("SIM_RUN_SECONDS: 5", "SIM_RUN_SECONDS: 600")
+        .replace(
+            "deletionPolicy: Cancel",
+            "deletionPolicy: Cancel\n  pollInterval: 1s",
+        );
+    apply(&ns.name, &manifest, Some(&sim));
+    let jobs: kube::Api<RemoteJob> = kube::Api::namespaced(support::client().await, &ns.name);
+    wait_for("RemoteReachable True", LONG, || async {
+        let j = jobs.get("dai-model-run").await.ok()?;
+        reachable(&j).filter(|r| r.0 == "True")
+    })
+    .await;
+    // Every read answers 405 until the faults are cleared (count 0: forever).
+    inject(
+        &sim,
+        Fault {
+            count: 0,
+            ..Fault::once("dai", "get", FaultKind::MethodNotAllowed)
+        },
+    );
+    let unsupported = wait_for("RemoteReachable False/Unsupported", LONG, || async {
+        let j = jobs.get("dai-model-run").await.ok()?;
+        reachable(&j).filter(|r| r.0 == "False" && r.1 == "Unsupported")
+    })
+    .await;
+    assert!(unsupported.2.contains("HTTP 405"), "{}", unsupported.2);
+    sim.state.lock().faults.clear();
+    wait_for("RemoteReachable True again", LONG, || async {
+        let j = jobs.get("dai-model-run").await.ok()?;
+        reachable(&j).filter(|r| r.0 == "True")
+    })
+    .await;
+}
+
+/// The token endpoint goes away while a job runs: RemoteReachable says the token endpoint failed
+/// (not that the platform refused the credentials), and True again once tokens come back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_endpoint_outage_shows_as_such_and_recovers() {
+    let (ns, sim, _op, jobs) =
+        runai_bed("reach-token", Some(std::time::Duration::from_secs(15))).await;
+    apply(
+        &ns.name,
+        &runai_job(
+            "tokened",
+            "  pollInterval: 1s\n",
+            &[("SIM_QUEUE_SECONDS", "0"), ("SIM_RUN_SECONDS", "3600")],
+        ),
+        None,
+    );
+    wait_phase(&jobs, "tokened", RemoteJobPhase::Running).await;
+    // Every token request answers 503 until the faults are cleared (count 0: forever).
+    inject(
+        &sim,
+        Fault {
+            count: 0,
+            ..Fault::once("runai", "token", FaultKind::Unavailable)
+        },
+    );
+    let down = wait_for(
+        "RemoteReachable False for the token endpoint",
+        LONG,
+        || async {
+            let j = jobs.get("tokened").await.ok()?;
+            reachable(&j).filter(|r| r.0 == "False")
+        },
+    )
+    .await;
+    assert_eq!(down.1, "Unreachable", "{down:?}");
+    assert!(
+        down.2.contains("token endpoint") && !down.2.contains("refused the credentials"),
+        "{down:?}"
+    );
+    sim.state.lock().faults.clear();
+    wait_for("RemoteReachable True again", LONG, || async {
+        let j = jobs.get("tokened").await.ok()?;
+        reachable(&j).filter(|r| r.0 == "True")
+    })
+    .await;
+}

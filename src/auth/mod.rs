@@ -6,6 +6,7 @@ pub mod cache;
 pub mod credentials;
 pub mod egress;
 pub mod http_client;
+pub mod ref_cache;
 pub mod service;
 pub mod sources;
 

@@ -9,6 +9,7 @@ use kube::{Api, ResourceExt};
 use secrecy::SecretString;
 
 use super::cache::TokenCache;
+use super::ref_cache::{Entry, RefCache};
 use super::{AuthError, Token, credentials, egress, http_client, sources};
 use crate::crd::{ApiClient, CaBundleKind};
 use crate::metrics::{Metrics, TokenRequestLabels};
@@ -19,6 +20,8 @@ pub struct TokenService {
     pub metrics: Arc<Metrics>,
     /// uid → (generation, CA bundle version, client)
     http: Mutex<HashMap<String, (String, reqwest::Client)>>,
+    /// CA bundles as the ApiClient controller's watches see them (a GET only on a miss).
+    pub refs: Arc<RefCache>,
 }
 
 /// What the ApiClient controller learns from a refresh.
@@ -28,6 +31,32 @@ pub struct Refreshed {
     pub secret_version: String,
 }
 
+/// A Secret's data as a [`RefCache`] entry.
+pub fn secret_entry(s: &Secret) -> Entry {
+    Entry {
+        version: s.resource_version().unwrap_or_default(),
+        data: s
+            .data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .collect(),
+    }
+}
+
+/// A ConfigMap's data as a [`RefCache`] entry.
+pub fn config_map_entry(c: &ConfigMap) -> Entry {
+    Entry {
+        version: c.resource_version().unwrap_or_default(),
+        data: c
+            .data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
+            .collect(),
+    }
+}
+
 impl TokenService {
     pub fn new(client: kube::Client, metrics: Arc<Metrics>) -> Self {
         TokenService {
@@ -35,6 +64,7 @@ impl TokenService {
             cache: TokenCache::default(),
             metrics,
             http: Mutex::new(HashMap::new()),
+            refs: Arc::default(),
         }
     }
 
@@ -81,39 +111,40 @@ impl TokenService {
                 ns, r.name, r.key
             ))
         };
-        let (version, bytes) = match r.kind {
-            CaBundleKind::Secret => {
-                let s = Api::<Secret>::namespaced(self.client.clone(), &ns)
-                    .get_opt(&r.name)
+        let key = (r.kind, ns.clone(), r.name.clone());
+        let entry = match self.refs.get(&key) {
+            Some(e) => e,
+            None => {
+                self.refs.want(&key);
+                let e = self
+                    .read_ref(r.kind, &ns, &r.name)
                     .await
-                    .ok()
-                    .flatten()
                     .ok_or_else(missing)?;
-                let b = s
-                    .data
-                    .as_ref()
-                    .and_then(|d| d.get(&r.key))
-                    .map(|b| b.0.clone())
-                    .ok_or_else(missing)?;
-                (s.resource_version().unwrap_or_default(), b)
-            }
-            CaBundleKind::ConfigMap => {
-                let c = Api::<ConfigMap>::namespaced(self.client.clone(), &ns)
-                    .get_opt(&r.name)
-                    .await
-                    .ok()
-                    .flatten()
-                    .ok_or_else(missing)?;
-                let b = c
-                    .data
-                    .as_ref()
-                    .and_then(|d| d.get(&r.key))
-                    .map(|s| s.as_bytes().to_vec())
-                    .ok_or_else(missing)?;
-                (c.resource_version().unwrap_or_default(), b)
+                self.refs.offer(&key, e.clone());
+                e
             }
         };
+        let bytes = entry.data.get(&r.key).cloned().ok_or_else(missing)?;
+        let version = entry.version;
         Ok(Some((version, bytes)))
+    }
+
+    /// A GET of a referenced Secret or ConfigMap (`None`: absent or unreadable).
+    async fn read_ref(&self, kind: CaBundleKind, ns: &str, name: &str) -> Option<Entry> {
+        match kind {
+            CaBundleKind::Secret => Api::<Secret>::namespaced(self.client.clone(), ns)
+                .get_opt(name)
+                .await
+                .ok()
+                .flatten()
+                .map(|s| secret_entry(&s)),
+            CaBundleKind::ConfigMap => Api::<ConfigMap>::namespaced(self.client.clone(), ns)
+                .get_opt(name)
+                .await
+                .ok()
+                .flatten()
+                .map(|c| config_map_entry(&c)),
+        }
     }
 
     /// The HTTP client of `apic` (rebuilt when its spec or CA bundle changes).

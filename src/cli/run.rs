@@ -283,6 +283,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let recorder = Recorder::new(client.clone(), reporter);
     let tokens = Arc::new(TokenService::new(client.clone(), metrics.clone()));
     let (refs, triggers) = api_client::ref_watches::RefWatches::new(client.clone());
+    let refs = refs.caching(tokens.refs.clone());
     let shared = Arc::new(crate::controller::in_use::Shared::new(
         args.namespaces.clone(),
     ));

@@ -59,6 +59,8 @@ pub mod reasons {
     pub const BACKOFF_LIMIT_EXCEEDED: &str = "BackoffLimitExceeded";
     pub const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
     pub const SUSPENDED: &str = "Suspended";
+    /// Someone stopped the remote job on the platform (not jobrelay): shown, and not resumed.
+    pub const STOPPED_ON_PLATFORM: &str = "StoppedOnPlatform";
     pub const COMPLETED: &str = "Completed";
     pub const REMOTE_FAILED: &str = "RemoteFailed";
     pub const CANCELLED: &str = "Cancelled";

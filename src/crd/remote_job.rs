@@ -188,6 +188,11 @@ pub struct RemoteJobStatus {
     /// it is retried with backoff until it does (a job the platform no longer has counts).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cancel_pending: bool,
+    /// jobrelay itself stopped the remote job (spec.suspend, on a platform that suspends in place). A
+    /// stop the platform shows without this mark was made by someone else there: it is shown (reason
+    /// StoppedOnPlatform) and not resumed behind their back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped_by_operator: bool,
     /// Submitted, Running, Complete, Failed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

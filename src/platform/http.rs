@@ -148,8 +148,13 @@ pub async fn send_checked(
         return Ok(Answer { status, body, date });
     }
     let message = message_of(&bytes);
+    let error = classify(status, retry_after, &message);
     Err(Failure {
-        error: classify(status, retry_after, &message),
+        error: if creates {
+            on_create(error, status)
+        } else {
+            error
+        },
         status: Some(status),
         message,
     })
@@ -238,6 +243,21 @@ pub fn classify(status: StatusCode, retry_after: Option<Duration>, message: &str
         _ => RemoteError::Permanent {
             message: format!("HTTP {}: {message}", status.as_u16()),
         },
+    }
+}
+
+/// Pure: what a refusal means when the request was a create. 500, 502, 504 and 408 come from a
+/// server or proxy that may have stored the job before failing to answer: the outcome is unknown (to
+/// be looked up, never created blindly). 429 and 503 (and 401, refreshed and retried) say the request
+/// was turned away: they stay clean, retriable refusals.
+pub fn on_create(err: RemoteError, status: StatusCode) -> RemoteError {
+    match (err, status.as_u16()) {
+        (RemoteError::Retriable { message, .. }, 408 | 500 | 502 | 504) => {
+            RemoteError::OutcomeUnknown {
+                message: format!("{message} (the job may have been created)"),
+            }
+        }
+        (err, _) => err,
     }
 }
 
@@ -346,6 +366,25 @@ mod tests {
             classify(s(429), ra, "slow").requeue_after(),
             Duration::from_secs(7)
         );
+    }
+
+    #[test]
+    fn a_create_refused_mid_way_has_an_unknown_outcome() {
+        let s = |c| StatusCode::from_u16(c).unwrap();
+        let on = |c| on_create(classify(s(c), None, "m"), s(c));
+        for c in [408, 500, 502, 504] {
+            assert!(
+                matches!(on(c), RemoteError::OutcomeUnknown { ref message } if message.contains(&format!("HTTP {c}"))),
+                "{c}"
+            );
+        }
+        for c in [429, 503] {
+            assert!(matches!(on(c), RemoteError::Retriable { .. }), "{c}");
+        }
+        assert!(matches!(on(401), RemoteError::Auth { .. }));
+        assert!(matches!(on(409), RemoteError::Conflict { .. }));
+        assert!(matches!(on(400), RemoteError::Permanent { .. }));
+        assert_eq!(on(404), RemoteError::NotFound);
     }
 }
 

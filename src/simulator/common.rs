@@ -205,7 +205,9 @@ pub async fn fault(state: &Shared, platform: &str, op: &str) -> Option<Response>
             "NotImplemented",
             "Not Implemented",
         )),
-        FaultKind::CommitThenDrop | FaultKind::DuplicateAsBadRequest => {
+        FaultKind::CommitThenDrop
+        | FaultKind::CommitThenBadGateway
+        | FaultKind::DuplicateAsBadRequest => {
             // Only creates commit (or meet a duplicate); put the fault back for the create it is for.
             state.lock().faults.insert(0, f);
             None
@@ -213,9 +215,18 @@ pub async fn fault(state: &Shared, platform: &str, op: &str) -> Option<Response>
     }
 }
 
-/// True when the next create of `platform` must be committed and its answer dropped.
-pub fn take_commit_then_drop(state: &State, platform: &str) -> bool {
-    take_create_fault(state, platform, FaultKind::CommitThenDrop)
+/// How the next create of `platform` loses its answer after it is stored, if a fault says so:
+/// `Some(answer)` is sent instead of the platform's own ([`drop_connection`] or a 502).
+pub fn take_commit_then_drop(state: &State, platform: &str) -> Option<fn() -> Response> {
+    if take_create_fault(state, platform, FaultKind::CommitThenDrop) {
+        return Some(drop_connection);
+    }
+    take_create_fault(state, platform, FaultKind::CommitThenBadGateway).then_some(bad_gateway)
+}
+
+/// A proxy's 502 in front of a platform that did store the job.
+fn bad_gateway() -> Response {
+    (StatusCode::BAD_GATEWAY, "Bad Gateway").into_response()
 }
 
 /// True (and the fault used once) when a create-time fault of `kind` is set for `platform`.

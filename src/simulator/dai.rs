@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::common::{Shared, admit, drop_connection, iso, take_commit_then_drop};
+use super::common::{Shared, admit, iso, take_commit_then_drop};
 use super::jobs::{Job, Stage, vars_from_object};
 use super::state::{State as Sim, now_ms};
 
@@ -85,8 +85,8 @@ pub async fn start(
         sim.record_create(&mut inner, job.clone(), format!("{P}/{key}"));
         job
     };
-    if drop_answer {
-        return drop_connection();
+    if let Some(lost) = drop_answer {
+        return lost();
     }
     (StatusCode::CREATED, axum::Json(execution(&job, &sim))).into_response()
 }

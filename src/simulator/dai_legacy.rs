@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::common::{Shared, admit, dai_legacy_time, drop_connection, take_commit_then_drop};
+use super::common::{Shared, admit, dai_legacy_time, take_commit_then_drop};
 use super::jobs::{Job, Stage};
 use super::state::{State as Sim, now_ms};
 use super::tokens::fields;
@@ -74,8 +74,8 @@ pub async fn start(
         sim.record_create(&mut inner, job.clone(), format!("{P}/{model}"));
         job
     };
-    if drop_answer {
-        return drop_connection();
+    if let Some(lost) = drop_answer {
+        return lost();
     }
     axum::Json(run(&job, &sim)).into_response()
 }

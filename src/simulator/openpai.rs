@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::common::{Shared, admit, drop_connection, error, take_commit_then_drop};
+use super::common::{Shared, admit, error, take_commit_then_drop};
 use super::jobs::{Job, Stage, vars_from_object};
 use super::state::{State as Sim, now_ms};
 
@@ -198,8 +198,8 @@ pub async fn submit(State(sim): State<Shared>, headers: HeaderMap, body: String)
             format!("{P}/{name}"),
         );
     }
-    if drop_answer {
-        return drop_connection();
+    if let Some(lost) = drop_answer {
+        return lost();
     }
     let msg = format!("Update job {name} for user {user} successfully.");
     (

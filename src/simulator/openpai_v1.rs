@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::common::{Shared, admit, drop_connection, error, take_commit_then_drop};
+use super::common::{Shared, admit, error, take_commit_then_drop};
 use super::jobs::{Job, Stage, vars_from_pairs};
 use super::state::now_ms;
 
@@ -117,8 +117,8 @@ pub async fn submit(
             format!("{P}/{name}"),
         );
     }
-    if drop_answer {
-        return drop_connection();
+    if let Some(lost) = drop_answer {
+        return lost();
     }
     (
         StatusCode::ACCEPTED,

@@ -7,9 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::common::{
-    Shared, admit, drop_connection, error, iso, take_commit_then_drop, take_create_fault,
-};
+use super::common::{Shared, admit, error, iso, take_commit_then_drop, take_create_fault};
 use super::jobs::{Job, Stage, vars_from_pairs};
 use super::state::FaultKind;
 use super::state::{State as Sim, now_ms};
@@ -131,8 +129,8 @@ pub async fn create(
         sim.record_create(&mut inner, job.clone(), format!("{P}/{name}"));
         job
     };
-    if drop_answer {
-        return drop_connection();
+    if let Some(lost) = drop_answer {
+        return lost();
     }
     (StatusCode::ACCEPTED, axum::Json(training(&job, &sim))).into_response()
 }

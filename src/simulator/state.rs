@@ -93,6 +93,9 @@ pub enum FaultKind {
     Unavailable,
     /// Store the create, then close the connection without a proper response.
     CommitThenDrop,
+    /// Store the create, then answer 502 Bad Gateway (a proxy that lost the platform's answer): a
+    /// 5xx on a create is no proof that nothing was created.
+    CommitThenBadGateway,
     /// Run:ai: the next create whose name is taken answers 400 (`SubmissionErrorV2`-shaped) instead of
     /// 409 — the trainings create documents 400 but not 409 (platforms.md §1.2).
     DuplicateAsBadRequest,

@@ -107,3 +107,21 @@ pub fn spec(body: serde_json::Value) -> jobrelay::crd::RemoteJobSpec {
         .extend(body.as_object().unwrap().clone());
     serde_json::from_value(v).unwrap()
 }
+
+/// The (status, reason) of condition `type_` of `job`.
+pub fn condition(job: &RemoteJob, type_: &str) -> Option<(String, String)> {
+    job.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+/// A generic ApiClient `rest` on the simulator's DAI execution service and a RemoteJob `name`
+/// without a lookup, its id at `id_pointer`, with `extra` spec lines.
+pub fn generic_job(name: &str, id_pointer: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: ids}}\nstringData: {{client_id: demo-client, client_secret: demo-secret}}\n---\napiVersion: jobrelay.io/v1alpha1\nkind: ApiClient\nmetadata: {{name: rest}}\nspec:\n  platform: generic\n  baseUrl: http://127.0.0.1:8090/dai\n  allowInsecureHttp: true\n  auth:\n    oauth2: {{tokenUrl: 'http://127.0.0.1:8090/dai/auth/realms/x/protocol/openid-connect/token'}}\n  credentialsSecretRef: {{name: ids}}\n---\napiVersion: jobrelay.io/v1alpha1\nkind: RemoteJob\nmetadata: {{name: {name}}}\nspec:\n  clientRef: {{name: rest}}\n  generic:\n    submitPath: /execution_service/api/v1/executions\n    body: {{model_id: m, SIM_RUN_SECONDS: 600}}\n    idPointer: {id_pointer}\n    statusPath: '/execution_service/api/v1/executions/{{id}}'\n    cancelPath: '/execution_service/api/v1/executions/{{id}}'\n{extra}"
+    )
+}

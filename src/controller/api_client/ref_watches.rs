@@ -14,16 +14,23 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
+use crate::auth::ref_cache::{Entry, RefCache};
+use crate::auth::service::{config_map_entry, secret_entry};
 use crate::crd::{ApiClient, CaBundleKind};
 
 /// A watched object: kind, namespace, name.
-type Key = (CaBundleKind, String, String);
+type Key = crate::auth::ref_cache::Key;
 
 pub struct RefWatches {
     client: kube::Client,
     tx: mpsc::UnboundedSender<ObjectRef<ApiClient>>,
     watched: Watched,
+    /// Where the watches keep the CA bundles they see (read by the platform sessions).
+    cache: Arc<RefCache>,
 }
+
+/// The cache a watch keeps its object in, and the object's key there.
+type Kept = (Arc<RefCache>, Key);
 
 type Watched = Arc<Mutex<HashMap<Key, (tokio::task::JoinHandle<()>, BTreeSet<String>)>>>;
 
@@ -59,9 +66,16 @@ impl RefWatches {
                 client,
                 tx,
                 watched: Arc::default(),
+                cache: Arc::default(),
             },
             stream,
         )
+    }
+
+    /// Keep what the watches see in `cache` (the token service's, see [`RefCache`]).
+    pub fn caching(mut self, cache: Arc<RefCache>) -> Self {
+        self.cache = cache;
+        self
     }
 
     /// A sender of ApiClients to reconcile (into the same stream as the watches').
@@ -84,6 +98,7 @@ impl RefWatches {
             let keep = !users.is_empty() || keys.contains(k);
             if !keep {
                 task.abort();
+                self.cache.unwatched(k);
             }
             keep
         });
@@ -93,13 +108,23 @@ impl RefWatches {
                 continue;
             }
             let (client, tx, w) = (self.client.clone(), self.tx.clone(), self.watched.clone());
+            let cache = (self.cache.clone(), key.clone());
+            self.cache.watching(&key);
             let task = match key.0 {
-                CaBundleKind::Secret => {
-                    tokio::spawn(watch_one::<Secret>(client, key.clone(), tx, w))
-                }
-                CaBundleKind::ConfigMap => {
-                    tokio::spawn(watch_one::<ConfigMap>(client, key.clone(), tx, w))
-                }
+                CaBundleKind::Secret => tokio::spawn(watch_one::<Secret>(
+                    client,
+                    key.clone(),
+                    tx,
+                    w,
+                    (cache, secret_entry),
+                )),
+                CaBundleKind::ConfigMap => tokio::spawn(watch_one::<ConfigMap>(
+                    client,
+                    key.clone(),
+                    tx,
+                    w,
+                    (cache, config_map_entry),
+                )),
             };
             watched.insert(key, (task, BTreeSet::from([apic.to_string()])));
         }
@@ -108,10 +133,11 @@ impl RefWatches {
     /// Keeps only the ApiClients `alive(namespace, name)` says still exist; stops watches nobody uses.
     pub fn retain_users(&self, alive: impl Fn(&str, &str) -> bool) {
         let mut watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
-        watched.retain(|(_, ns, _), (task, users)| {
-            users.retain(|apic| alive(ns, apic));
+        watched.retain(|key, (task, users)| {
+            users.retain(|apic| alive(&key.1, apic));
             if users.is_empty() {
                 task.abort();
+                self.cache.unwatched(key);
             }
             !users.is_empty()
         });
@@ -134,13 +160,14 @@ impl RefWatches {
 
 impl Drop for RefWatches {
     fn drop(&mut self) {
-        for (_, (task, _)) in self
+        for (key, (task, _)) in self
             .watched
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .drain()
         {
             task.abort();
+            self.cache.unwatched(&key);
         }
     }
 }
@@ -150,6 +177,7 @@ async fn watch_one<K>(
     (kind, ns, name): Key,
     tx: mpsc::UnboundedSender<ObjectRef<ApiClient>>,
     watched: Watched,
+    ((cache, cache_key), entry_of): (Kept, fn(&K) -> Entry),
 ) where
     K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
         + Clone
@@ -171,6 +199,14 @@ async fn watch_one<K>(
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let mut events = watcher(api, config).default_backoff().boxed();
     while let Some(event) = events.next().await {
+        // Kept before the ApiClients are woken, so that their reconcile reads the new bundle.
+        match &event {
+            Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                cache.observed(&cache_key, Some(entry_of(o)));
+            }
+            Ok(watcher::Event::Delete(_)) => cache.observed(&cache_key, None),
+            _ => {}
+        }
         // InitApply too: after a relist (an expired or broken watch) it is how a change made
         // during the gap arrives.
         if matches!(
@@ -224,5 +260,26 @@ mod tests {
         assert_eq!(w.len(), 1);
         w.retain_users(|_, _| false);
         assert!(w.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_cached_bundle_lives_only_as_long_as_its_watch() {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let cache = Arc::new(RefCache::default());
+        let (w, _stream) = RefWatches::new(kube::Client::try_from(config).unwrap());
+        let w = w.caching(cache.clone());
+        let key = (CaBundleKind::ConfigMap, "ns".to_string(), "ca".to_string());
+        let entry = Entry {
+            version: "1".into(),
+            data: Default::default(),
+        };
+        cache.want(&key);
+        cache.offer(&key, entry.clone());
+        assert_eq!(cache.get(&key), None, "not watched yet");
+        w.ensure("ns", "a", &[(CaBundleKind::ConfigMap, "ca".into())]);
+        cache.offer(&key, entry.clone());
+        assert_eq!(cache.get(&key), Some(entry));
+        w.forget("ns", "a");
+        assert_eq!(cache.get(&key), None, "its watch stopped");
     }
 }

@@ -4,7 +4,9 @@
 
 pub mod client_ref;
 pub mod context;
+mod deadline;
 pub mod decide;
+pub mod deletion;
 pub mod model;
 pub mod observe;
 pub mod plan;
@@ -12,6 +14,8 @@ pub mod platform_remote;
 pub mod reachability;
 pub mod runner;
 pub mod status_updates;
+mod stopped;
+mod submit;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +30,7 @@ use serde_json::json;
 use crate::crd::conditions::Stamp;
 use crate::crd::{RemoteJob, RemoteJobPhase, RemoteJobStatus};
 use crate::platform::{RemoteError, Session};
-use decide::{AfterCreate, AfterSearch};
+use decide::AfterSearch;
 use model::{Observed, Step};
 use plan::Input;
 
@@ -68,7 +72,12 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
         return Ok(Action::await_change());
     }
 
-    if let Some(left) = ctx.wait_left(&job.uid().unwrap_or_default()) {
+    // A deletion switched to Orphan makes no remote call: it need not wait out a failing cancel's backoff.
+    let orphaning = deleting && job.spec.deletion_policy == crate::crd::DeletionPolicy::Orphan;
+    if let Some(left) = ctx
+        .wait_left(&job.uid().unwrap_or_default())
+        .filter(|_| !orphaning)
+    {
         return Ok(Action::requeue(left));
     }
     // An open intent (Submitting) decides whether to create: decide on the apiserver's latest status,
@@ -82,7 +91,7 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
     } else {
         job
     };
-    let (client_state, remote) = client_ref::resolve(&ctx, &job, &ns).await?;
+    let (client_state, remote, no_token) = client_ref::resolve(&ctx, &job, &ns).await?;
     let status = job.status.clone().unwrap_or_default();
     let uid = job.uid().unwrap_or_default();
     let observed = match &remote {
@@ -127,12 +136,19 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
             p.step,
             Step::None | Step::DeleteObject | Step::RemoveFinalizer
         );
-        if no_call_follows && matches!(observed, Observed::Found { .. } | Observed::Absent) {
-            p.status = answered(&job, p.status);
+        match &observed {
+            Observed::Found { view, .. } if no_call_follows => {
+                set_reachability(&job, &mut p.status, &reachability::of_view(view));
+            }
+            Observed::Absent if no_call_follows => p.status = answered(&job, p.status),
+            _ => {}
         }
         if let model::ClientState::Unusable { message, .. } = &client_state {
-            // No call was made: the platform's reachability is not known (and not "answered").
-            let r = reachability::not_sent(message);
+            // No call was made: the platform is not known to answer — out of reach when the
+            // ApiClient has no token because its token endpoint fails, else not known.
+            let r = no_token
+                .clone()
+                .unwrap_or_else(|| reachability::not_sent(message));
             set_reachability(&job, &mut p.status, &r);
         }
         write_status(&ctx, &api, &job, &status, &p.status).await?;
@@ -144,7 +160,7 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
         };
         let on_id = p.status.remote_id.as_deref();
         let result = match (&p.step, on_id) {
-            (Step::Create, _) => match create(&ctx, &api, &job, remote, &p.status).await {
+            (Step::Create, _) => match submit::create(&ctx, &api, &job, remote, &p.status).await {
                 Ok(()) => Ok(()),
                 // The failure is recorded in status already (retrying, or outcome unknown).
                 Err((written, e)) => {
@@ -204,62 +220,6 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
     }
 }
 
-/// Sends the create for the intent already written to status, and records the answer. A failure
-/// is recorded too (Submitted: retrying, or outcome unknown); it comes back with the status written.
-async fn create(
-    ctx: &Context,
-    api: &Api<RemoteJob>,
-    job: &RemoteJob,
-    remote: &Session,
-    status: &RemoteJobStatus,
-) -> Result<(), (RemoteJobStatus, RemoteError)> {
-    let name = status.remote_name.clone().unwrap_or_default();
-    let answer = match decide::create_answer(remote.create(job.spec.job(), &name).await) {
-        AfterCreate::Record(outcome) => Ok(outcome),
-        AfterCreate::LookUp => remote
-            .lookup(job.spec.job(), &name)
-            .await
-            .and_then(decide::conflict_lookup),
-        AfterCreate::Fail(e) => Err(e),
-    };
-    let outcome = match answer {
-        Ok(outcome) => outcome,
-        Err(e) => {
-            let at = Stamp {
-                generation: job.metadata.generation,
-                now: Timestamp::now(),
-            };
-            let next = status_updates::after_create_failure(status, &e, at);
-            return match write_status(ctx, api, job, status, &next).await {
-                Ok(()) => Err((next, e)),
-                Err(_) => Err((status.clone(), e)),
-            };
-        }
-    };
-    let now = Timestamp::now();
-    if let (status_updates::CreateOutcome::Accepted(_), 1, Some(created)) = (
-        &outcome,
-        status.attempts,
-        job.metadata.creation_timestamp.as_ref(),
-    ) {
-        let secs = (now.as_millisecond() - created.0.as_millisecond()).max(0) as f64 / 1000.0;
-        ctx.metrics.submit_seconds.observe(secs);
-    }
-    let next = answered(
-        job,
-        status_updates::after_create(status, &outcome, job.metadata.generation, now),
-    );
-    write_status(ctx, api, job, status, &next)
-        .await
-        .map_err(|e| {
-            let err = RemoteError::Retriable {
-                message: e.to_string(),
-                retry_after: None,
-            };
-            (status.clone(), err)
-        })
-}
-
 async fn finish_step(
     ctx: &Context,
     api: &Api<RemoteJob>,
@@ -289,13 +249,17 @@ fn answered(job: &RemoteJob, mut status: RemoteJobStatus) -> RemoteJobStatus {
     status
 }
 
-fn set_reachability(job: &RemoteJob, status: &mut RemoteJobStatus, r: &reachability::Reachability) {
+fn stamp(job: &RemoteJob) -> Stamp {
     Stamp {
         generation: job.metadata.generation,
         now: Timestamp::now(),
     }
-    .on(&mut status.conditions)
-    .set(reachability::TYPE, r.status, r.reason, &r.message);
+}
+
+fn set_reachability(job: &RemoteJob, status: &mut RemoteJobStatus, r: &reachability::Reachability) {
+    stamp(job)
+        .on(&mut status.conditions)
+        .set(reachability::TYPE, r.status, r.reason, &r.message);
 }
 
 /// A remote call failed: say so in status (keeping the phase; RemoteReachable with the reason) and
@@ -314,6 +278,10 @@ async fn remote_trouble(
     let reach = reachability::of_error(err, token_failure.as_ref());
     let mut next = status.clone();
     next.message = Some(decide::trouble_message(status, &reach.message));
+    let deleted_at = job.meta().deletion_timestamp.as_ref().map(|t| t.0);
+    if let Some(held) = deletion::cancel_failing(&next, deleted_at, stamp(job), &reach.message) {
+        next = held;
+    }
     set_reachability(job, &mut next, &reach);
     write_status(ctx, api, job, status, &next).await?;
     Ok(Action::requeue(wait))
@@ -353,7 +321,8 @@ async fn write_status(
         publish_phase_event(ctx, job, new).await;
     }
     publish_reachability(ctx, job, old, new).await;
-    if let Some(c) = status_updates::held_back(old, new) {
+    let news = status_updates::held_back(old, new).or(deletion::newly_failing(old, new));
+    if let Some(c) = news {
         publish(ctx, job, EventType::Warning, &c.reason, &c.message).await;
     }
     Ok(())

@@ -17,6 +17,7 @@ use k8s_openapi::jiff::Timestamp;
 use crate::crd::conditions::{self, FALSE, Stamp, UNKNOWN, reasons, types};
 use crate::crd::{DeletionPolicy, RemoteJobPhase as Phase, RemoteJobSpec, RemoteJobStatus};
 
+use super::deadline;
 use super::model::{ClientState, Observed, Plan, Recovery, Step};
 use super::status_updates::{adopt, finish};
 use crate::platform::Capabilities;
@@ -106,8 +107,10 @@ pub fn plan(input: &Input) -> Plan {
         // A job already out there keeps its phase; we just cannot talk to the platform right now.
         return done(input, status, Step::None);
     }
-    if let Some(step) = deadline_exceeded(input, &mut status) {
-        return done(input, status, step);
+    if let Some((step, warning)) = deadline::exceeded(input, &mut status) {
+        let mut plan = done(input, status, step);
+        plan.warning = warning;
+        return plan;
     }
     match (&status.remote_id, input.observed) {
         // No remote job known and none found.
@@ -142,7 +145,7 @@ fn settle_cancel(status: &mut RemoteJobStatus, observed: &Observed) {
 }
 
 /// Did the last create for the open intent get an answer that proves nothing was created?
-fn submit_failed_cleanly(status: &RemoteJobStatus) -> bool {
+pub(super) fn submit_failed_cleanly(status: &RemoteJobStatus) -> bool {
     conditions::find(&status.conditions, types::SUBMITTED)
         .is_some_and(|c| c.reason == reasons::SUBMIT_RETRYING)
 }
@@ -207,26 +210,18 @@ fn outcome_unknown(input: &Input, mut status: RemoteJobStatus, attempt: i32) -> 
     );
     let mut plan = done(input, status, Step::None);
     // Nothing changes until a person annotates (a watched change) or the deadline passes.
-    plan.requeue = deadline_left(input);
+    plan.requeue = deadline::left(input);
     plan
-}
-
-/// Time left until activeDeadlineSeconds, if set.
-fn deadline_left(input: &Input) -> Option<Duration> {
-    let limit = input.spec.active_deadline_seconds?;
-    let started = input.status.start_time.as_ref()?.0;
-    let left = started
-        .as_second()
-        .saturating_add(limit)
-        .saturating_sub(input.at.now.as_second())
-        .max(1);
-    Some(Duration::from_secs(left as u64))
 }
 
 fn plan_running(input: &Input, mut status: RemoteJobStatus) -> Plan {
     let Observed::Found { view, .. } = input.observed else {
         return done(input, status, Step::None);
     };
+    if !input.spec.suspend && view.phase != Phase::Suspended {
+        // Running again (resumed by us or on the platform): a later stop is not ours until we make it.
+        status.stopped_by_operator = false;
+    }
     match view.phase {
         Phase::Succeeded => {
             finish(
@@ -311,11 +306,20 @@ fn plan_running(input: &Input, mut status: RemoteJobStatus) -> Plan {
         _ if input.spec.suspend && view.phase != Phase::Suspended => {
             status.message = Some("suspending".into());
             let step = if input.caps.suspend_resume {
+                status.stopped_by_operator = true;
                 Step::Suspend
             } else {
                 Step::Cancel
             };
             done(input, status, step)
+        }
+        // Stopped, and spec.suspend wants it so: the stop is ours to undo from now on.
+        Phase::Suspended if input.spec.suspend => {
+            status.stopped_by_operator = true;
+            done(input, status, Step::None)
+        }
+        Phase::Suspended if input.caps.suspend_resume && !status.stopped_by_operator => {
+            super::stopped::on_platform(input, status, view)
         }
         Phase::Suspended if !input.spec.suspend => {
             if input.caps.suspend_resume {
@@ -338,8 +342,13 @@ fn plan_deletion(input: &Input, mut status: RemoteJobStatus) -> Plan {
     let never_submitted = status.remote_id.is_none() && status.phase != Phase::Submitting;
     // Suspended by cancelling (no in-place suspend): nothing runs remotely.
     let stopped = status.phase == Phase::Suspended && !input.caps.suspend_resume;
-    if input.spec.deletion_policy == DeletionPolicy::Orphan
-        || (status.phase.is_terminal() && !status.cancel_pending)
+    if input.spec.deletion_policy == DeletionPolicy::Orphan {
+        let left = super::deletion::orphaned(&status).filter(|_| !observed_terminal && !gone);
+        let mut plan = done(input, status, Step::RemoveFinalizer);
+        plan.warning = left.map(|m| (super::deletion::ORPHANED, m));
+        return plan;
+    }
+    if (status.phase.is_terminal() && !status.cancel_pending)
         || observed_terminal
         || gone
         || never_submitted
@@ -432,25 +441,6 @@ fn plan_finished(input: &Input, status: RemoteJobStatus) -> Plan {
     }
 }
 
-fn deadline_exceeded(input: &Input, status: &mut RemoteJobStatus) -> Option<Step> {
-    let limit = input.spec.active_deadline_seconds?;
-    let started = status.start_time.as_ref()?.0;
-    if input.at.now.as_second() - started.as_second() < limit {
-        return None;
-    }
-    let msg = format!("activeDeadlineSeconds ({limit}s) exceeded");
-    let had_remote = status.remote_id.is_some();
-    finish(
-        status,
-        input.at,
-        input.observed,
-        Phase::Failed,
-        reasons::DEADLINE_EXCEEDED,
-        &msg,
-    );
-    Some(if had_remote { Step::Cancel } else { Step::None })
-}
-
 fn done(input: &Input, mut status: RemoteJobStatus, step: Step) -> Plan {
     if step == Step::Cancel {
         // Until the platform confirms (the call succeeds, or the job shows finished or gone).
@@ -473,3 +463,7 @@ pub fn granted(client_ns: &str, allowed: &[String], job_ns: &str) -> bool {
 #[cfg(test)]
 #[path = "plan_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "plan_holes_tests.rs"]
+mod holes_tests;

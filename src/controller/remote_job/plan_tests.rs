@@ -8,11 +8,11 @@ use crate::crd::conditions;
 use crate::crd::{ClientRef, RemoteJobSpec, RunaiJob};
 use crate::platform::RemoteView;
 
-fn ts(s: i64) -> Timestamp {
+pub(super) fn ts(s: i64) -> Timestamp {
     Timestamp::from_second(1_700_000_000 + s).unwrap()
 }
 
-fn spec() -> RemoteJobSpec {
+pub(super) fn spec() -> RemoteJobSpec {
     serde_json::from_value(serde_json::json!({
         "clientRef": {"name": "c"},
         "runai": {"projectId": "p", "clusterId": "c", "image": "i"}
@@ -20,20 +20,20 @@ fn spec() -> RemoteJobSpec {
     .unwrap()
 }
 
-fn name(n: i32) -> String {
+pub(super) fn name(n: i32) -> String {
     format!("ns-job-abcd-{n}")
 }
 
-const CAPS: Capabilities = Capabilities {
+pub(super) const CAPS: Capabilities = Capabilities {
     lookup_by_name: true,
     suspend_resume: true,
 };
-const NO_NAMES: Capabilities = Capabilities {
+pub(super) const NO_NAMES: Capabilities = Capabilities {
     lookup_by_name: false,
     suspend_resume: false,
 };
 
-fn view(phase: Phase) -> RemoteView {
+pub(super) fn view(phase: Phase) -> RemoteView {
     RemoteView {
         id: "rid-1".into(),
         phase,
@@ -44,28 +44,28 @@ fn view(phase: Phase) -> RemoteView {
     }
 }
 
-fn found(phase: Phase, attempt: i32) -> Observed {
+pub(super) fn found(phase: Phase, attempt: i32) -> Observed {
     Observed::Found {
         view: view(phase),
         attempt,
     }
 }
 
-struct Case<'a> {
-    spec: RemoteJobSpec,
-    status: RemoteJobStatus,
-    deleting: bool,
-    client: ClientState,
-    caps: Capabilities,
-    observed: Observed,
-    now: i64,
-    confirm: Option<String>,
-    deleted_at: Option<i64>,
-    _p: std::marker::PhantomData<&'a ()>,
+pub(super) struct Case<'a> {
+    pub(super) spec: RemoteJobSpec,
+    pub(super) status: RemoteJobStatus,
+    pub(super) deleting: bool,
+    pub(super) client: ClientState,
+    pub(super) caps: Capabilities,
+    pub(super) observed: Observed,
+    pub(super) now: i64,
+    pub(super) confirm: Option<String>,
+    pub(super) deleted_at: Option<i64>,
+    pub(super) _p: std::marker::PhantomData<&'a ()>,
 }
 
 impl Case<'_> {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Case {
             spec: spec(),
             status: RemoteJobStatus::default(),
@@ -79,13 +79,25 @@ impl Case<'_> {
             _p: Default::default(),
         }
     }
-    fn at_now(&self) -> Stamp {
+    /// Sets `status`'s Submitted condition (as the IO records a create's answer) and plans on it.
+    pub(super) fn with_submitted(
+        &mut self,
+        mut status: RemoteJobStatus,
+        value: &str,
+        reason: &str,
+    ) {
+        self.at_now()
+            .on(&mut status.conditions)
+            .set(types::SUBMITTED, value, reason, "m");
+        self.status = status;
+    }
+    pub(super) fn at_now(&self) -> Stamp {
         Stamp {
             generation: Some(1),
             now: ts(self.now),
         }
     }
-    fn run(&self) -> Plan {
+    pub(super) fn run(&self) -> Plan {
         plan(&Input {
             spec: &self.spec,
             status: &self.status,
@@ -104,7 +116,7 @@ impl Case<'_> {
     }
 }
 
-fn submitted(phase: Phase, attempts: i32) -> RemoteJobStatus {
+pub(super) fn submitted(phase: Phase, attempts: i32) -> RemoteJobStatus {
     RemoteJobStatus {
         phase,
         remote_id: Some("rid-1".into()),
@@ -349,10 +361,13 @@ fn suspend_and_resume_follow_capabilities() {
     assert_eq!(c.run().step, Step::Suspend);
     c.caps = NO_NAMES;
     assert_eq!(c.run().step, Step::Cancel);
-    // Resume in place where the platform can.
+    // Resume in place where the platform can (a stop jobrelay made: see stopped.rs).
     c.caps = CAPS;
     c.spec.suspend = false;
-    c.status = submitted(Phase::Suspended, 1);
+    c.status = RemoteJobStatus {
+        stopped_by_operator: true,
+        ..submitted(Phase::Suspended, 1)
+    };
     c.observed = found(Phase::Suspended, 1);
     assert_eq!(c.run().step, Step::Resume);
 }
@@ -628,7 +643,7 @@ fn every_cancel_is_marked_pending() {
     assert!(p.status.cancel_pending, "deletion");
 }
 
-fn generic_spec(lookup: bool) -> RemoteJobSpec {
+pub(super) fn generic_spec(lookup: bool) -> RemoteJobSpec {
     let mut g = serde_json::json!({"submitPath": "/jobs", "statusPath": "/jobs/{id}"});
     if lookup {
         g["lookup"] = serde_json::json!({"path": "/jobs?name={name}", "idPointer": "/0/id"});
@@ -685,14 +700,11 @@ fn an_unknown_generic_outcome_waits_for_a_person() {
         c.confirm = None;
     }
     // A submit refused with an answer (503): sent again without a person.
-    let mut status = intent.status.clone();
-    c.at_now().on(&mut status.conditions).set(
-        types::SUBMITTED,
+    c.with_submitted(
+        intent.status.clone(),
         conditions::FALSE,
         reasons::SUBMIT_RETRYING,
-        "503",
     );
-    c.status = status;
     let p = c.run();
     assert_eq!((p.step, p.status.attempts), (Step::Create, 1));
     // With a lookup the name is observed instead (absent → create).

@@ -7,7 +7,7 @@
 
 use crate::auth::AuthError;
 use crate::crd::conditions::{FALSE, TRUE, UNKNOWN};
-use crate::platform::RemoteError;
+use crate::platform::{RemoteError, RemoteView, STATUS_READ_UNSUPPORTED};
 
 /// The condition type.
 pub const TYPE: &str = "RemoteReachable";
@@ -54,6 +54,29 @@ pub fn not_sent(why: &str) -> Reachability {
         reason: reasons::NOT_SENT,
         message: format!("no call was made to the platform: {why}"),
     }
+}
+
+/// Pure: a RemoteJob whose ApiClient `client` is not Ready for its Ready condition's `reason` and
+/// `message`: when that is the token endpoint failing or refusing, the platform is out of reach for
+/// that reason (False, worded as the token endpoint's); `None` otherwise (see [`not_sent`]).
+pub fn of_client_not_ready(client: &str, reason: &str, message: &str) -> Option<Reachability> {
+    use crate::crd::conditions::reasons as r;
+    let (reason, what) = match reason {
+        r::TOKEN_ENDPOINT_UNREACHABLE
+        | r::TLS_ERROR
+        | r::INVALID_TOKEN_RESPONSE
+        | r::DISCOVERY_FAILED => (reasons::UNREACHABLE, "failed"),
+        r::INVALID_CREDENTIALS => (reasons::UNAUTHORIZED, "refused the credentials"),
+        _ => return None,
+    };
+    Some(Reachability {
+        status: FALSE,
+        reason,
+        message: format!(
+            "no token: the token endpoint of ApiClient {client} {what} ({message}); nothing was \
+             sent to the platform"
+        ),
+    })
 }
 
 /// The HTTP status at the start of a classified message ("HTTP 429: …").
@@ -128,6 +151,12 @@ pub fn of_error(err: &RemoteError, token_failure: Option<&AuthError>) -> Reachab
                 format!("no answer from the platform: {message}"),
             ),
         },
+        // A 5xx to a create ("HTTP 502: …"): the platform failed, though it may have stored the job.
+        RemoteError::OutcomeUnknown { message } if http_status(message).is_some() => r(
+            FALSE,
+            UNREACHABLE,
+            format!("the platform failed: {message}"),
+        ),
         RemoteError::OutcomeUnknown { message } => r(
             FALSE,
             UNREACHABLE,
@@ -151,9 +180,58 @@ pub fn of_error(err: &RemoteError, token_failure: Option<&AuthError>) -> Reachab
     }
 }
 
+/// Pure: what an observation that was answered says: True, unless the platform offers no status
+/// read for the job (an observation [`crate::platform::status_read_unsupported`] made), which is
+/// False with reason Unsupported and the reads tried.
+pub fn of_view(view: &RemoteView) -> Reachability {
+    if view.state != STATUS_READ_UNSUPPORTED {
+        return Reachability::answered();
+    }
+    Reachability {
+        status: FALSE,
+        reason: reasons::UNSUPPORTED,
+        message: view
+            .shown_message()
+            .unwrap_or_else(|| "the platform offers no status read for this job".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_api_client_without_a_token_says_whose_failure_it_is() {
+        use crate::crd::conditions::reasons as r;
+        let down = of_client_not_ready("ns/c", r::TOKEN_ENDPOINT_UNREACHABLE, "HTTP 503").unwrap();
+        assert_eq!((down.status, down.reason), (FALSE, reasons::UNREACHABLE));
+        assert!(
+            down.message
+                .contains("token endpoint of ApiClient ns/c failed (HTTP 503)")
+        );
+        assert!(!down.message.contains("platform refused"));
+        let refused =
+            of_client_not_ready("ns/c", r::INVALID_CREDENTIALS, "invalid_client").unwrap();
+        assert_eq!(refused.reason, reasons::UNAUTHORIZED);
+        assert_eq!(
+            of_client_not_ready("ns/c", r::SECRET_NOT_FOUND, "gone"),
+            None
+        );
+    }
+
+    #[test]
+    fn an_unsupported_status_read_is_not_reachable() {
+        let tried = ["GET /x answered HTTP 405".to_string()];
+        let r = of_view(&crate::platform::status_read_unsupported("7", &tried));
+        assert_eq!((r.status, r.reason), (FALSE, reasons::UNSUPPORTED));
+        assert!(r.message.contains("HTTP 405"), "{}", r.message);
+        let running = RemoteView {
+            id: "7".into(),
+            state: "Running".into(),
+            ..Default::default()
+        };
+        assert_eq!(of_view(&running), Reachability::answered());
+    }
 
     fn retriable(m: &str) -> RemoteError {
         RemoteError::Retriable {
@@ -208,6 +286,15 @@ mod tests {
                 FALSE,
                 reasons::UNREACHABLE,
                 "lost",
+            ),
+            (
+                RemoteError::OutcomeUnknown {
+                    message: "HTTP 502: Bad Gateway (the job may have been created)".into(),
+                },
+                None,
+                FALSE,
+                reasons::UNREACHABLE,
+                "the platform failed: HTTP 502",
             ),
             (
                 auth.clone(),
