@@ -9,6 +9,7 @@ use super::http::{Endpoint, send};
 use super::model::{
     self, Bearer, Call, Capabilities, Job, Platform, RemoteError, RemoteResult, RemoteView, Search,
 };
+use super::runai_deleted;
 use crate::jobspec::{RemoteJobPhase as Phase, RunaiJob};
 use crate::transport::sanitize;
 
@@ -86,7 +87,7 @@ pub fn create_body(job: &RunaiJob, name: &str) -> Value {
 
 impl Runai {
     /// A training or a generic workload object → our view.
-    fn view(&self, v: &Value) -> RemoteResult<RemoteView> {
+    pub(super) fn view(&self, v: &Value) -> RemoteResult<RemoteView> {
         let id = v
             .get("workloadId")
             .or_else(|| v.get("id"))
@@ -124,6 +125,50 @@ impl Runai {
 
     fn body(spec: Job<'_>) -> RemoteResult<&RunaiJob> {
         model::body(spec.runai, "runai")
+    }
+
+    /// Every workload `filter` selects, live or (`deleted`) only deleted ones: pages of 500, at most
+    /// 20 pages.
+    async fn workloads(&self, t: &Bearer, filter: &str, deleted: bool) -> RemoteResult<Vec<Value>> {
+        let mut out = Vec::new();
+        let mut offset = 0u64;
+        for _ in 0..20 {
+            let mut query = vec![
+                ("filterBy", filter.to_string()),
+                ("limit", "500".to_string()),
+                ("offset", offset.to_string()),
+            ];
+            if deleted {
+                query.push(("deleted", "true".to_string()));
+            }
+            let req = self.0.get("/api/v1/workloads").query(&query);
+            let ans = send(req, t, false).await?;
+            if let Some(page) = ans.body.get("workloads").and_then(Value::as_array) {
+                out.extend(page.iter().cloned());
+            }
+            match ans.body.get("next").and_then(Value::as_u64) {
+                Some(next) if next > offset => offset = next,
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Workload `id` answered 404: look it up among the project's deleted workloads (the name is not
+    /// known here, so by project and id). Not there either: gone, as the 404 said.
+    async fn deleted(&self, t: &Bearer, spec: Job<'_>, id: &str) -> RemoteResult<RemoteView> {
+        let filter = format!("projectId=={}", Self::body(spec)?.project_id);
+        let listed = self
+            .workloads(t, &filter, true)
+            .await
+            .map_err(runai_deleted::lookup_failed)?;
+        match listed.iter().find(|w| runai_deleted::is_workload(w, id)) {
+            Some(w) => Ok(runai_deleted::after_deletion(
+                self.view(w)?,
+                w.get("deletedAt"),
+            )),
+            None => Err(RemoteError::NotFound),
+        }
     }
 
     /// A call on training `id` (`then`: a sub-path such as `/suspend`) whose answer we do not need.
@@ -167,10 +212,15 @@ impl Platform for Runai {
         .boxed()
     }
 
-    fn get<'a>(&'a self, t: &'a Bearer, _spec: Job<'a>, id: &'a str) -> Call<'a, RemoteView> {
+    fn get<'a>(&'a self, t: &'a Bearer, spec: Job<'a>, id: &'a str) -> Call<'a, RemoteView> {
         async move {
             let req = self.0.get(&format!("/api/v1/workloads/trainings/{id}"));
-            self.view(&send(req, t, false).await?.body)
+            match send(req, t, false).await {
+                Ok(ans) => self.view(&ans.body),
+                // Deleted on the platform: it may have finished first (runai_deleted).
+                Err(RemoteError::NotFound) => self.deleted(t, spec, id).await,
+                Err(e) => Err(e),
+            }
         }
         .boxed()
     }
@@ -204,34 +254,12 @@ impl Platform for Runai {
             .map(|r| format!("project/{}", r.project_id))
     }
 
-    /// Every workload of the job's project (pages of 500, at most 20 pages).
+    /// Every workload of the job's project.
     fn list<'a>(&'a self, t: &'a Bearer, spec: Job<'a>) -> Call<'a, Vec<RemoteView>> {
         async move {
             let filter = format!("projectId=={}", Self::body(spec)?.project_id);
-            let mut out = Vec::new();
-            let mut offset = 0u64;
-            for _ in 0..20 {
-                let req = self.0.get("/api/v1/workloads").query(&[
-                    ("filterBy", filter.as_str()),
-                    ("limit", "500"),
-                    ("offset", offset.to_string().as_str()),
-                ]);
-                let ans = send(req, t, false).await?;
-                for w in ans
-                    .body
-                    .get("workloads")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    out.push(self.view(w)?);
-                }
-                match ans.body.get("next").and_then(Value::as_u64) {
-                    Some(next) if next > offset => offset = next,
-                    _ => break,
-                }
-            }
-            Ok(out)
+            let listed = self.workloads(t, &filter, false).await?;
+            listed.iter().map(|w| self.view(w)).collect()
         }
         .boxed()
     }
