@@ -1,0 +1,91 @@
+//! Issue 11 item 6, end to end: Run:ai deletes workloads (a person, or
+//! `autoDeletionTimeAfterCompletionSeconds`); after that the workload answers 404 by id and is listed
+//! only under `?deleted=true`. A job that completed keeps its outcome; one deleted while it ran was
+//! cancelled on the platform, and says so.
+
+mod support;
+
+use jobrelay::crd::RemoteJobPhase;
+use support::fixtures::*;
+use support::operator::{apply, counters};
+use support::wait_for;
+
+/// In one step under the simulator's lock, so the operator cannot have seen the end before the
+/// deletion: the workload `id` ends now (`finish`) or keeps running, and is deleted on the platform.
+fn delete_on_platform(sim: &jobrelay::simulator::Handle, id: &str, finish: bool) {
+    let mut inner = sim.state.lock();
+    let paused = inner.paused_at;
+    let now = jobrelay::simulator::state::now_ms();
+    let job = inner.jobs.get_mut(id).expect("the workload exists");
+    if finish {
+        job.run_ms = (now - job.started_ms()).max(0);
+    }
+    job.delete(now, paused);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_finished_workload_deleted_on_the_platform_keeps_its_outcome() {
+    let (ns, sim, _op, jobs) = runai_bed("runai-deleted", None).await;
+    let long_run = [("SIM_QUEUE_SECONDS", "0"), ("SIM_RUN_SECONDS", "600")];
+    for name in ["done", "dropped"] {
+        apply(
+            &ns.name,
+            &runai_job(name, "  pollInterval: 1s\n", &long_run),
+            None,
+        );
+    }
+    let done = running_id(&jobs, "done").await;
+    let dropped = running_id(&jobs, "dropped").await;
+
+    // Completed and deleted between two polls: the 404 by id is not the end of the story.
+    delete_on_platform(&sim, &done, true);
+    let ended = wait_for("done to end", LONG, || async {
+        jobs.get("done")
+            .await
+            .ok()
+            .filter(|j| j.status.as_ref().is_some_and(|s| s.phase.is_terminal()))
+    })
+    .await;
+    let status = ended.status.unwrap();
+    assert_eq!(
+        status.phase,
+        RemoteJobPhase::Succeeded,
+        "{:?}",
+        status.message
+    );
+    assert_eq!(status.attempts, 1, "not submitted again");
+
+    // Deleted by a person while it ran: cancelled there, and the message says so.
+    delete_on_platform(&sim, &dropped, false);
+    let ended = wait_for("dropped to end", LONG, || async {
+        jobs.get("dropped")
+            .await
+            .ok()
+            .filter(|j| j.status.as_ref().is_some_and(|s| s.phase.is_terminal()))
+    })
+    .await;
+    let status = ended.status.unwrap();
+    assert_eq!(
+        status.phase,
+        RemoteJobPhase::Cancelled,
+        "{:?}",
+        status.message
+    );
+    let message = status.message.unwrap_or_default();
+    assert!(
+        message.contains("deleted on the platform at ") && message.contains("in phase Deleting"),
+        "{message}"
+    );
+
+    let deleted_reads = counters(&sim)
+        .requests
+        .iter()
+        .filter(|(k, _)| k.starts_with("GET /runai/api/v1/workloads 200"))
+        .map(|(_, n)| *n)
+        .sum::<u64>();
+    assert!(
+        deleted_reads >= 2,
+        "looked up among deleted workloads: {deleted_reads}"
+    );
+    assert_eq!(counters(&sim).creates.values().sum::<u64>(), 2);
+}
