@@ -402,7 +402,7 @@ fn plan_deletion(input: &Input, mut status: RemoteJobStatus) -> Plan {
         };
         return done(input, status, step);
     }
-    status.message = Some("cancelling the remote job before deletion".into());
+    status.message = Some(super::deletion::cancelling_message(&status));
     done(input, status, Step::Cancel)
 }
 
