@@ -183,10 +183,21 @@ async fn a_deletion_held_by_a_failing_cancel_says_so_and_orphan_releases_it() {
             .map(|(_, n)| *n)
             .sum::<u64>()
     };
-    wait_for("three refused cancels", LONG, || async {
-        (cancels() >= 3).then_some(())
+    let written = held.metadata.resource_version.clone();
+    let seen = cancels();
+    wait_for("three more refused cancels", LONG, || async {
+        (cancels() >= seen + 3).then_some(())
     })
     .await;
+    // Each retry failed as the last one did: no status write (the message no longer flips to
+    // "cancelling" and back, nor counts minutes).
+    let now = jobs.get("held").await.unwrap();
+    assert_eq!(
+        now.metadata.resource_version,
+        written,
+        "{:?}",
+        now.status.and_then(|s| s.message)
+    );
     let events = |reason: &str| {
         kubectl_ok(&[
             "get",
