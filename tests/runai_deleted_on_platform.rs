@@ -5,9 +5,9 @@
 
 mod support;
 
-use jobrelay::crd::RemoteJobPhase;
+use jobrelay::crd::{RemoteJobPhase, RemoteJobStatus};
 use support::fixtures::*;
-use support::operator::{apply, counters};
+use support::operator::{apply, counters, requests};
 use support::wait_for;
 
 /// In one step under the simulator's lock, so the operator cannot have seen the end before the
@@ -21,6 +21,18 @@ fn delete_on_platform(sim: &jobrelay::simulator::Handle, id: &str, finish: bool)
         job.run_ms = (now - job.started_ms()).max(0);
     }
     job.delete(now, paused);
+}
+
+/// Waits until RemoteJob `name` has ended; its status.
+async fn ended(jobs: &kube::Api<jobrelay::crd::RemoteJob>, name: &str) -> RemoteJobStatus {
+    let job = wait_for(&format!("{name} to end"), LONG, || async {
+        jobs.get(name)
+            .await
+            .ok()
+            .filter(|j| j.status.as_ref().is_some_and(|s| s.phase.is_terminal()))
+    })
+    .await;
+    job.status.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -39,14 +51,7 @@ async fn a_finished_workload_deleted_on_the_platform_keeps_its_outcome() {
 
     // Completed and deleted between two polls: the 404 by id is not the end of the story.
     delete_on_platform(&sim, &done, true);
-    let ended = wait_for("done to end", LONG, || async {
-        jobs.get("done")
-            .await
-            .ok()
-            .filter(|j| j.status.as_ref().is_some_and(|s| s.phase.is_terminal()))
-    })
-    .await;
-    let status = ended.status.unwrap();
+    let status = ended(&jobs, "done").await;
     assert_eq!(
         status.phase,
         RemoteJobPhase::Succeeded,
@@ -57,14 +62,7 @@ async fn a_finished_workload_deleted_on_the_platform_keeps_its_outcome() {
 
     // Deleted by a person while it ran: cancelled there, and the message says so.
     delete_on_platform(&sim, &dropped, false);
-    let ended = wait_for("dropped to end", LONG, || async {
-        jobs.get("dropped")
-            .await
-            .ok()
-            .filter(|j| j.status.as_ref().is_some_and(|s| s.phase.is_terminal()))
-    })
-    .await;
-    let status = ended.status.unwrap();
+    let status = ended(&jobs, "dropped").await;
     assert_eq!(
         status.phase,
         RemoteJobPhase::Cancelled,
@@ -77,12 +75,7 @@ async fn a_finished_workload_deleted_on_the_platform_keeps_its_outcome() {
         "{message}"
     );
 
-    let deleted_reads = counters(&sim)
-        .requests
-        .iter()
-        .filter(|(k, _)| k.starts_with("GET /runai/api/v1/workloads 200"))
-        .map(|(_, n)| *n)
-        .sum::<u64>();
+    let deleted_reads = requests(&sim, "GET /runai/api/v1/workloads 200");
     assert!(
         deleted_reads >= 2,
         "looked up among deleted workloads: {deleted_reads}"
