@@ -157,7 +157,11 @@ impl Runai {
     /// Workload `id` answered 404: look it up among the project's deleted workloads (the name is not
     /// known here, so by project and id). Not there either: gone, as the 404 said.
     async fn deleted(&self, t: &Bearer, spec: Job<'_>, id: &str) -> RemoteResult<RemoteView> {
-        let filter = format!("projectId=={}", Self::body(spec)?.project_id);
+        // Without the job's Run:ai section there is no project to look in: the 404 stands.
+        let Ok(job) = Self::body(spec) else {
+            return Err(RemoteError::NotFound);
+        };
+        let filter = format!("projectId=={}", job.project_id);
         let listed = self
             .workloads(t, &filter, true)
             .await
