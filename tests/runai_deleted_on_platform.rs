@@ -11,15 +11,13 @@ use support::operator::{apply, counters, requests};
 use support::wait_for;
 
 /// In one step under the simulator's lock, so the operator cannot have seen the end before the
-/// deletion: the workload `id` ends now (`finish`) or keeps running, and is deleted on the platform.
-fn delete_on_platform(sim: &jobrelay::simulator::Handle, id: &str, finish: bool) {
+/// deletion: the workload `id` ends now and is deleted on the platform.
+fn complete_and_delete(sim: &jobrelay::simulator::Handle, id: &str) {
     let mut inner = sim.state.lock();
     let paused = inner.paused_at;
     let now = jobrelay::simulator::state::now_ms();
     let job = inner.jobs.get_mut(id).expect("the workload exists");
-    if finish {
-        job.run_ms = (now - job.started_ms()).max(0);
-    }
+    job.run_ms = (now - job.started_ms()).max(0);
     job.delete(now, paused);
 }
 
@@ -50,7 +48,7 @@ async fn a_finished_workload_deleted_on_the_platform_keeps_its_outcome() {
     let dropped = running_id(&jobs, "dropped").await;
 
     // Completed and deleted between two polls: the 404 by id is not the end of the story.
-    delete_on_platform(&sim, &done, true);
+    complete_and_delete(&sim, &done);
     let status = ended(&jobs, "done").await;
     assert_eq!(
         status.phase,
@@ -61,7 +59,10 @@ async fn a_finished_workload_deleted_on_the_platform_keeps_its_outcome() {
     assert_eq!(status.attempts, 1, "not submitted again");
 
     // Deleted by a person while it ran: cancelled there, and the message says so.
-    delete_on_platform(&sim, &dropped, false);
+    // Through the simulator's admin call, as a person deleting it in the Run:ai UI.
+    let url = format!("http://{}/_admin/jobs/{dropped}/delete", sim.addr);
+    let answer = reqwest::Client::new().post(&url).send().await.unwrap();
+    assert!(answer.status().is_success(), "{answer:?}");
     let status = ended(&jobs, "dropped").await;
     assert_eq!(
         status.phase,
