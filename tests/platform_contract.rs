@@ -186,6 +186,26 @@ async fn runai_operations_and_error_classes() {
         Err(RemoteError::NotFound),
         "a deleted training 404s"
     );
+    // With the job's project known, a deleted workload is found among the deleted ones: deleted
+    // while it ran, it was cancelled there; deleted after it completed, it still succeeded.
+    let gone = a.get(&t, s2.job(), &v.id).await.unwrap();
+    assert_eq!(
+        (gone.phase, gone.state.as_str()),
+        (Phase::Cancelled, "Deleting")
+    );
+    assert!(
+        gone.message
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("deleted on the platform at "),
+        "{gone:?}"
+    );
+    a.cancel(&t, ANY, &created.id).await.unwrap();
+    let kept = a.get(&t, s.job(), &created.id).await.unwrap();
+    assert_eq!(
+        (kept.phase, kept.state.as_str()),
+        (Phase::Succeeded, "Completed")
+    );
     // Error classes.
     let bad = spec(json!({"runai": {"projectId": "5", "clusterId": "c", "image": ""}}));
     assert!(

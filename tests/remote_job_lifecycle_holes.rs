@@ -9,7 +9,7 @@ use std::time::Duration;
 use jobrelay::crd::RemoteJobPhase;
 use jobrelay::simulator::{Fault, FaultKind};
 use support::fixtures::*;
-use support::operator::{apply, counters, inject};
+use support::operator::{apply, counters, inject, requests};
 use support::{kubectl_ok, wait_for};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -54,12 +54,7 @@ async fn a_deadline_cancel_is_retried_until_the_platform_confirms() {
     })
     .await;
     assert_eq!(settled.status.unwrap().phase, RemoteJobPhase::Failed);
-    let cancels = counters(&sim)
-        .requests
-        .iter()
-        .filter(|(k, _)| k.starts_with("DELETE "))
-        .map(|(_, n)| *n)
-        .sum::<u64>();
+    let cancels = requests(&sim, "DELETE ");
     assert!(
         cancels >= 4,
         "three refused cancels and one that worked: {cancels}"
@@ -175,18 +170,22 @@ async fn a_deletion_held_by_a_failing_cancel_says_so_and_orphan_releases_it() {
         "{message}"
     );
     // Retried (not given up) and reported once, not once per retry.
-    let cancels = || {
-        counters(&sim)
-            .requests
-            .iter()
-            .filter(|(k, _)| k.starts_with("DELETE "))
-            .map(|(_, n)| *n)
-            .sum::<u64>()
-    };
-    wait_for("three refused cancels", LONG, || async {
-        (cancels() >= 3).then_some(())
+    let cancels = || requests(&sim, "DELETE ");
+    let written = held.metadata.resource_version.clone();
+    let seen = cancels();
+    wait_for("three more refused cancels", LONG, || async {
+        (cancels() >= seen + 3).then_some(())
     })
     .await;
+    // Each retry failed as the last one did: no status write (the message no longer flips to
+    // "cancelling" and back, nor counts minutes).
+    let now = jobs.get("held").await.unwrap();
+    assert_eq!(
+        now.metadata.resource_version,
+        written,
+        "{:?}",
+        now.status.and_then(|s| s.message)
+    );
     let events = |reason: &str| {
         kubectl_ok(&[
             "get",

@@ -36,6 +36,7 @@ pub mod http;
 pub mod model;
 pub mod openpai;
 pub mod runai;
+pub mod runai_deleted;
 pub mod session;
 pub mod throttle;
 

@@ -9,6 +9,7 @@ use super::http::{Endpoint, send};
 use super::model::{
     self, Bearer, Call, Capabilities, Job, Platform, RemoteError, RemoteResult, RemoteView, Search,
 };
+use super::runai_deleted;
 use crate::jobspec::{RemoteJobPhase as Phase, RunaiJob};
 use crate::transport::sanitize;
 
@@ -86,7 +87,7 @@ pub fn create_body(job: &RunaiJob, name: &str) -> Value {
 
 impl Runai {
     /// A training or a generic workload object → our view.
-    fn view(&self, v: &Value) -> RemoteResult<RemoteView> {
+    pub(super) fn view(&self, v: &Value) -> RemoteResult<RemoteView> {
         let id = v
             .get("workloadId")
             .or_else(|| v.get("id"))
@@ -124,6 +125,54 @@ impl Runai {
 
     fn body(spec: Job<'_>) -> RemoteResult<&RunaiJob> {
         model::body(spec.runai, "runai")
+    }
+
+    /// Every workload `filter` selects, live or (`deleted`) only deleted ones: pages of 500, at most
+    /// 20 pages.
+    async fn workloads(&self, t: &Bearer, filter: &str, deleted: bool) -> RemoteResult<Vec<Value>> {
+        let mut out = Vec::new();
+        let mut offset = 0u64;
+        for _ in 0..20 {
+            let mut query = vec![
+                ("filterBy", filter.to_string()),
+                ("limit", "500".to_string()),
+                ("offset", offset.to_string()),
+            ];
+            if deleted {
+                query.push(("deleted", "true".to_string()));
+            }
+            let req = self.0.get("/api/v1/workloads").query(&query);
+            let ans = send(req, t, false).await?;
+            if let Some(page) = ans.body.get("workloads").and_then(Value::as_array) {
+                out.extend(page.iter().cloned());
+            }
+            match ans.body.get("next").and_then(Value::as_u64) {
+                Some(next) if next > offset => offset = next,
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Workload `id` answered 404: look it up among the project's deleted workloads (the name is not
+    /// known here, so by project and id). Not there either: gone, as the 404 said.
+    async fn deleted(&self, t: &Bearer, spec: Job<'_>, id: &str) -> RemoteResult<RemoteView> {
+        // Without the job's Run:ai section there is no project to look in: the 404 stands.
+        let Ok(job) = Self::body(spec) else {
+            return Err(RemoteError::NotFound);
+        };
+        let filter = format!("projectId=={}", job.project_id);
+        let listed = self
+            .workloads(t, &filter, true)
+            .await
+            .map_err(runai_deleted::lookup_failed)?;
+        match listed.iter().find(|w| runai_deleted::is_workload(w, id)) {
+            Some(w) => Ok(runai_deleted::after_deletion(
+                self.view(w)?,
+                w.get("deletedAt"),
+            )),
+            None => Err(RemoteError::NotFound),
+        }
     }
 
     /// A call on training `id` (`then`: a sub-path such as `/suspend`) whose answer we do not need.
@@ -167,10 +216,15 @@ impl Platform for Runai {
         .boxed()
     }
 
-    fn get<'a>(&'a self, t: &'a Bearer, _spec: Job<'a>, id: &'a str) -> Call<'a, RemoteView> {
+    fn get<'a>(&'a self, t: &'a Bearer, spec: Job<'a>, id: &'a str) -> Call<'a, RemoteView> {
         async move {
             let req = self.0.get(&format!("/api/v1/workloads/trainings/{id}"));
-            self.view(&send(req, t, false).await?.body)
+            match send(req, t, false).await {
+                Ok(ans) => self.view(&ans.body),
+                // Deleted on the platform: it may have finished first (runai_deleted).
+                Err(RemoteError::NotFound) => self.deleted(t, spec, id).await,
+                Err(e) => Err(e),
+            }
         }
         .boxed()
     }
@@ -204,34 +258,12 @@ impl Platform for Runai {
             .map(|r| format!("project/{}", r.project_id))
     }
 
-    /// Every workload of the job's project (pages of 500, at most 20 pages).
+    /// Every workload of the job's project.
     fn list<'a>(&'a self, t: &'a Bearer, spec: Job<'a>) -> Call<'a, Vec<RemoteView>> {
         async move {
             let filter = format!("projectId=={}", Self::body(spec)?.project_id);
-            let mut out = Vec::new();
-            let mut offset = 0u64;
-            for _ in 0..20 {
-                let req = self.0.get("/api/v1/workloads").query(&[
-                    ("filterBy", filter.as_str()),
-                    ("limit", "500"),
-                    ("offset", offset.to_string().as_str()),
-                ]);
-                let ans = send(req, t, false).await?;
-                for w in ans
-                    .body
-                    .get("workloads")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    out.push(self.view(w)?);
-                }
-                match ans.body.get("next").and_then(Value::as_u64) {
-                    Some(next) if next > offset => offset = next,
-                    _ => break,
-                }
-            }
-            Ok(out)
+            let listed = self.workloads(t, &filter, false).await?;
+            listed.iter().map(|w| self.view(w)).collect()
         }
         .boxed()
     }
@@ -311,105 +343,5 @@ mod props {
 
 /// Against responses shaped as Run:ai publishes them (tests/fixtures/runai, README names the sources).
 #[cfg(test)]
-mod recorded {
-    use super::*;
-    use crate::platform::http::classify_recorded as class;
-    use crate::platform::{fixture, fixture_bytes};
-
-    fn runai() -> Runai {
-        Runai(Endpoint::new(
-            reqwest::Client::new(),
-            "https://tenant.run.ai",
-        ))
-    }
-
-    #[test]
-    fn a_created_training_is_queued_under_its_workload_id() {
-        let v = runai()
-            .view(&fixture!("runai/training-create-202.json"))
-            .unwrap();
-        assert_eq!(v.id, "6f1c2a8e-4b1d-4f0a-9d55-0a7c1e2b3c4d");
-        assert_eq!((v.phase, v.state.as_str()), (Phase::Queued, "Creating"));
-        let v = runai()
-            .view(&fixture!("runai/training-running.json"))
-            .unwrap();
-        assert_eq!((v.phase, v.state.as_str()), (Phase::Running, "Running"));
-    }
-
-    #[test]
-    fn an_unrecognized_phase_is_shown_with_its_word() {
-        let mut w = fixture!("runai/training-running.json");
-        w["actualPhase"] = "Hibernating".into();
-        let v = runai().view(&w).unwrap();
-        assert_eq!((v.phase, v.state.as_str()), (Phase::Unknown, "Hibernating"));
-        assert!(
-            v.message
-                .as_deref()
-                .unwrap()
-                .starts_with("unrecognized state 'Hibernating' from the platform"),
-            "{v:?}"
-        );
-        // Documented words that map to Unknown (going away, not gone) say nothing of the kind.
-        w["actualPhase"] = "Deleting".into();
-        let v = runai().view(&w).unwrap();
-        assert!(!v.message.unwrap_or_default().contains("unrecognized"));
-    }
-
-    #[test]
-    fn listed_workloads_carry_id_phase_message_and_end() {
-        let list = fixture!("runai/workloads-list.json");
-        let views: Vec<RemoteView> = list["workloads"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|w| runai().view(w).unwrap())
-            .collect();
-        assert_eq!(views[0].id, "6f1c2a8e-4b1d-4f0a-9d55-0a7c1e2b3c4d");
-        assert_eq!(views[0].phase, Phase::Succeeded);
-        assert_eq!(
-            views[0].message, None,
-            "an empty phaseMessage is no message"
-        );
-        assert_eq!(
-            views[0].finished_at.map(|t| t.to_string()).as_deref(),
-            Some("2024-03-01T10:42:10Z")
-        );
-        assert_eq!(views[1].phase, Phase::Failed);
-        assert_eq!(
-            views[1].message.as_deref(),
-            Some("Error: container exited with code 1")
-        );
-        assert_eq!(list["next"], 2, "the pagination cursor is where we read it");
-    }
-
-    #[test]
-    fn going_away_is_not_terminal_and_a_stop_is_a_suspension() {
-        let v = runai()
-            .view(&fixture!("runai/training-deleting.json"))
-            .unwrap();
-        assert_eq!((v.phase, v.state.as_str()), (Phase::Unknown, "Deleting"));
-        assert!(!v.phase.is_terminal());
-        let v = runai()
-            .view(&fixture!("runai/training-stopped.json"))
-            .unwrap();
-        assert_eq!((v.phase, v.state.as_str()), (Phase::Suspended, "Stopped"));
-    }
-
-    #[test]
-    fn documented_errors_classify() {
-        assert_eq!(
-            class(409, fixture_bytes!("runai/error-409-conflict.json")),
-            RemoteError::Conflict {
-                message: "Resource with this name already exists".into()
-            }
-        );
-        assert!(matches!(
-            class(400, fixture_bytes!("runai/error-400-submission.json")),
-            RemoteError::Permanent { message } if message.contains("already exists")
-        ));
-        assert_eq!(
-            class(404, fixture_bytes!("runai/error-404.json")),
-            RemoteError::NotFound
-        );
-    }
-}
+#[path = "runai_recorded.rs"]
+mod recorded;

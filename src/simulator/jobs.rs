@@ -41,6 +41,10 @@ pub struct Job {
     pub frozen: Option<Stage>,
     /// Progress is measured from here (moves on resume).
     pub epoch_ms: i64,
+    /// When it was deleted (cancelled), and the stage it was in then: a platform that lists deleted
+    /// jobs (Run:ai `?deleted=true`) shows that stage and time.
+    #[serde(default)]
+    pub deleted: Option<(i64, Stage)>,
     /// The request body as received, for inspection by tests.
     pub body: serde_json::Value,
 }
@@ -69,6 +73,7 @@ impl Job {
                 .is_some_and(|o| o.eq_ignore_ascii_case("fail")),
             frozen: None,
             epoch_ms: now_ms,
+            deleted: None,
             body,
         }
     }
@@ -104,6 +109,15 @@ impl Job {
         let s = self.stage(now_ms, paused_at);
         if matches!(s, Stage::Queued | Stage::Running) {
             self.frozen = Some(Stage::Stopped);
+        }
+    }
+
+    /// Deletes the job (a cancel, or a person deleting it on the platform), whatever its stage; it
+    /// remembers the stage it was in. A job already deleted stays as it was.
+    pub fn delete(&mut self, now_ms: i64, paused_at: Option<i64>) {
+        if self.frozen != Some(Stage::Deleted) {
+            self.deleted = Some((now_ms, self.stage(now_ms, paused_at)));
+            self.frozen = Some(Stage::Deleted);
         }
     }
 

@@ -8,6 +8,8 @@
 //! - `POST /_admin/faults` with a [`Fault`] (or a list) adds faults; `DELETE /_admin/faults` clears them.
 //! - `POST /_admin/pause` / `POST /_admin/resume`: freeze / unfreeze every job's progress.
 //! - `GET /_admin/jobs`: every job as stored.
+//! - `POST /_admin/jobs/{id}/delete`: a person (or Run:ai's auto-deletion) deletes the job on the
+//!   platform, finished or not; Run:ai then answers 404 by id and lists it under `?deleted=true`.
 //! - `GET /_admin/requests`: the latest 10,000 requests with their arrival times (pacing checks).
 //!
 //! `Config::clock_skew_seconds` (`--clock-skew`) runs the platforms' clock ahead of (or behind) the
@@ -29,7 +31,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Path, Request, State};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -94,6 +97,7 @@ pub fn router(state: Shared) -> Router {
         .route("/_admin/pause", post(pause))
         .route("/_admin/resume", post(resume))
         .route("/_admin/jobs", get(all_jobs))
+        .route("/_admin/jobs/{id}/delete", post(delete_job))
         .route("/_admin/requests", get(request_log))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -211,6 +215,17 @@ async fn request_log(State(state): State<Shared>) -> Response {
 async fn all_jobs(State(state): State<Shared>) -> Response {
     let jobs: Vec<_> = state.lock().jobs.values().cloned().collect();
     axum::Json(jobs).into_response()
+}
+
+async fn delete_job(State(state): State<Shared>, Path(id): Path<String>) -> Response {
+    let mut inner = state.lock();
+    let paused = inner.paused_at;
+    let Some(job) = inner.jobs.get_mut(&id) else {
+        return (StatusCode::NOT_FOUND, axum::Json(json!({"deleted": false}))).into_response();
+    };
+    job.delete(state::now_ms(), paused);
+    state.persist(&inner);
+    axum::Json(json!({"deleted": true})).into_response()
 }
 
 /// A running simulator.

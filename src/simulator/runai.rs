@@ -45,12 +45,18 @@ fn training(job: &Job, sim: &Sim) -> Value {
     })
 }
 
+/// A generic workload; a deleted one (listed only under `?deleted=true`) shows `deletedAt` and the
+/// phase it had when deleted if it had ended, else Deleting.
 fn workload(job: &Job, sim: &Sim) -> Value {
     let now = now_ms();
-    let stage = job.stage(now, sim.lock().paused_at);
+    let stage = match job.deleted {
+        Some((_, last @ (Stage::Succeeded | Stage::Failed))) => last,
+        _ => job.stage(now, sim.lock().paused_at),
+    };
     let mut w = json!({
         "id": job.id, "name": job.name, "type": "runai-job", "phase": phase(job, stage, now),
         "projectId": job.owner, "createdAt": iso(job.created_ms),
+        "deletedAt": job.deleted.map(|(at, _)| iso(at)),
     });
     if matches!(stage, Stage::Succeeded | Stage::Failed) {
         w["completedAt"] = Value::String(iso(job.finished_ms()));
@@ -241,7 +247,7 @@ async fn action(sim: Shared, headers: HeaderMap, id: String, op: &str) -> Respon
     match op {
         "suspend" => job.stop(now, paused),
         "resume" => job.resume(now),
-        _ => job.frozen = Some(Stage::Deleted),
+        _ => job.delete(now, paused),
     }
     sim.persist(&inner);
     (

@@ -201,6 +201,16 @@ pub fn counters(sim: &simulator::Handle) -> Counters {
     sim.state.lock().counters.clone()
 }
 
+/// How many requests the simulator counted whose `METHOD /route STATUS` key starts with `prefix`.
+pub fn requests(sim: &simulator::Handle, prefix: &str) -> u64 {
+    counters(sim)
+        .requests
+        .iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .map(|(_, n)| *n)
+        .sum()
+}
+
 pub fn inject(sim: &simulator::Handle, fault: Fault) {
     sim.state.lock().faults.push(fault);
 }

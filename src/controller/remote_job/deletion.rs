@@ -18,8 +18,10 @@ pub const CANCEL_FAILING: &str = "CancelFailing";
 pub const ORPHANED: &str = "RemoteJobOrphaned";
 
 /// Pure: `status` after a failed cancel of a RemoteJob deleted at `deleted_at`: the CancelPending
-/// condition naming the remote id, the minutes since deletion and `why`. `None` when the failure was
-/// not a deletion's cancel.
+/// condition naming the remote id, when the deletion was asked for, and `why`. `None` when the
+/// failure was not a deletion's cancel. The text holds nothing that changes from one retry to the
+/// next (no running count of minutes: the deletion time says how long), so a retry that fails as the
+/// last one did writes no status.
 pub fn cancel_failing(
     status: &RemoteJobStatus,
     deleted_at: Option<Timestamp>,
@@ -31,15 +33,9 @@ pub fn cancel_failing(
         .remote_id
         .as_deref()
         .filter(|_| status.cancel_pending)?;
-    let minutes = at
-        .now
-        .as_second()
-        .saturating_sub(deleted_at.as_second())
-        .max(0)
-        / 60;
     let message = format!(
-        "deletion waits for the cancel of remote job {id}, which has failed for {minutes} min \
-         ({why}); it is retried until the platform confirms. To delete the RemoteJob without \
+        "deletion (asked for at {deleted_at}) waits for the cancel of remote job {id}, which keeps \
+         failing ({why}); it is retried until the platform confirms. To delete the RemoteJob without \
          cancelling, set spec.deletionPolicy: Orphan (the remote job is then left running)"
     );
     let mut next = status.clone();
@@ -48,6 +44,21 @@ pub fn cancel_failing(
         .set(TYPE, TRUE, CANCEL_FAILING, &message);
     Some(next)
 }
+
+/// Pure: `status.message` while a deletion sends (again) the cancel: the CancelFailing text stays
+/// while the condition says the cancel is failing, so a retry does not flip the message to
+/// "cancelling" and back (two status writes per retry).
+pub fn cancelling_message(status: &RemoteJobStatus) -> String {
+    let failing = conditions::find(&status.conditions, TYPE)
+        .filter(|c| c.reason == CANCEL_FAILING && c.status == TRUE);
+    match (failing, &status.message) {
+        (Some(_), Some(m)) => m.clone(),
+        _ => CANCELLING.to_string(),
+    }
+}
+
+/// The message of a deletion's first cancel.
+pub const CANCELLING: &str = "cancelling the remote job before deletion";
 
 /// Pure: the CancelPending condition when it newly says the cancel is failing — worth one Warning
 /// event per deletion, not one per retry.
@@ -99,7 +110,7 @@ mod tests {
         );
         for part in [
             "rid-7",
-            "for 3 min",
+            "asked for at 2023-11-14T22:13:20Z",
             "HTTP 503: busy",
             "deletionPolicy: Orphan",
         ] {
@@ -118,6 +129,36 @@ mod tests {
             ..cancelling()
         };
         assert!(cancel_failing(&unknown, Some(ts(0)), at, "x").is_none());
+    }
+
+    #[test]
+    fn a_retry_that_fails_alike_leaves_the_status_as_it_was() {
+        let at = |s| Stamp {
+            generation: Some(1),
+            now: ts(s),
+        };
+        let first = cancel_failing(&cancelling(), Some(ts(0)), at(61), "HTTP 503: busy").unwrap();
+        // (what the last retry left, seconds since deletion, why this one failed) → status unchanged?
+        let table = [
+            (first.clone(), 125, "HTTP 503: busy", true),
+            (first.clone(), 3_600 * 5, "HTTP 503: busy", true),
+            (first.clone(), 125, "HTTP 429: slow down", false),
+        ];
+        for (before, secs, why, same) in table {
+            // The retry: the plan's message for the cancel, then the cancel's failure.
+            let mut planned = before.clone();
+            planned.message = Some(cancelling_message(&planned));
+            assert_eq!(planned, before, "the plan keeps the failing text");
+            let after = cancel_failing(&planned, Some(ts(0)), at(secs), why).unwrap();
+            assert_eq!(after == before, same, "{secs}s, {why}: {:?}", after.message);
+        }
+        // Before any failure the plan says it is cancelling.
+        assert_eq!(cancelling_message(&cancelling()), CANCELLING);
+        let stale = RemoteJobStatus {
+            message: Some("running".into()),
+            ..cancelling()
+        };
+        assert_eq!(cancelling_message(&stale), CANCELLING);
     }
 
     #[test]

@@ -293,13 +293,18 @@ fn plan_running(input: &Input, mut status: RemoteJobStatus) -> Plan {
             done(input, status, Step::None)
         }
         Phase::Cancelled => {
+            // The platform's word on it, where it says more (e.g. deleted there, when, in what phase).
+            let msg = view.message.as_deref().map_or_else(
+                || "the remote job was cancelled".to_string(),
+                |m| format!("the remote job was cancelled: {m}"),
+            );
             finish(
                 &mut status,
                 input.at,
                 input.observed,
                 Phase::Cancelled,
                 reasons::CANCELLED,
-                "the remote job was cancelled",
+                &msg,
             );
             done(input, status, Step::None)
         }
@@ -397,7 +402,7 @@ fn plan_deletion(input: &Input, mut status: RemoteJobStatus) -> Plan {
         };
         return done(input, status, step);
     }
-    status.message = Some("cancelling the remote job before deletion".into());
+    status.message = Some(super::deletion::cancelling_message(&status));
     done(input, status, Step::Cancel)
 }
 

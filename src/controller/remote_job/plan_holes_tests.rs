@@ -1,5 +1,5 @@
 //! Table tests of the plan for issue 11's remaining holes: a deadline while a submission's outcome
-//! is unknown.
+//! is unknown; what a platform says of a job it cancelled (deleted there).
 
 use super::tests::*;
 use super::*;
@@ -133,4 +133,29 @@ fn jobrelay_resumes_only_the_stops_it_made() {
     c.status = p.status;
     c.spec.suspend = false;
     assert_eq!(c.run().step, Step::Resume);
+}
+
+#[test]
+fn a_cancel_on_the_platform_keeps_what_the_platform_said_of_it() {
+    let mut c = Case::new();
+    c.status = submitted(Phase::Running, 1);
+    // (the view's message) → status.message
+    let table = [
+        (None, "the remote job was cancelled"),
+        (
+            Some("deleted on the platform at 2024-03-01T12:20:00Z, in phase Deleting"),
+            "the remote job was cancelled: deleted on the platform at 2024-03-01T12:20:00Z, in phase Deleting",
+        ),
+    ];
+    for (said, want) in table {
+        let mut v = view(Phase::Cancelled);
+        v.message = said.map(Into::into);
+        c.observed = Observed::Found {
+            view: v,
+            attempt: 1,
+        };
+        let p = c.run();
+        assert_eq!(p.status.phase, Phase::Cancelled);
+        assert_eq!(p.status.message.as_deref(), Some(want));
+    }
 }
