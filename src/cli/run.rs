@@ -308,6 +308,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         recorder,
         metrics: metrics.clone(),
         not_before: Default::default(),
+        written: Default::default(),
         shared,
     });
 

@@ -43,6 +43,8 @@ pub struct Context {
     /// Per RemoteJob uid: no remote call before this instant (a platform's Retry-After, or our backoff).
     /// Our own status write would otherwise re-trigger a reconcile at once and ignore the wait.
     pub not_before: Backoffs,
+    /// The settled statuses this process wrote: no look-up by name for those (see [`observe::Written`]).
+    pub written: observe::Written,
     /// ApiClients from the ApiClient controller's caches, and in-use protection.
     pub shared: Arc<crate::controller::in_use::Shared>,
 }
@@ -116,11 +118,27 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
     let ns = job.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<RemoteJob> = Api::namespaced(ctx.client.clone(), &ns);
     let deleting = job.meta().deletion_timestamp.is_some();
-    if !deleting && !job.finalizers().iter().any(|f| f == FINALIZER) {
-        add_finalizer(&api, &job).await?;
+    // The finalizer is added under the object's resourceVersion, so its success proves the status
+    // we saw is the stored one; go on with the answer in the same pass (no extra round).
+    let job = if !deleting && !job.finalizers().iter().any(|f| f == FINALIZER) {
+        let patched = add_finalizer(&api, &job).await?;
         wake_client(&ctx, &job);
-        return Ok(Action::await_change());
-    }
+        if patched
+            .status
+            .as_ref()
+            .is_none_or(|s| *s == RemoteJobStatus::default())
+        {
+            // Never handled (no finalizer, no status): nothing of it can be on the platform.
+            ctx.written.wrote(
+                &patched.uid().unwrap_or_default(),
+                patched.resource_version(),
+                &RemoteJobStatus::default(),
+            );
+        }
+        Arc::new(patched)
+    } else {
+        job
+    };
     if deleting && !job.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(Action::await_change());
     }
@@ -142,8 +160,9 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
     let (client_state, remote) = client_ref::resolve(&ctx, &job, &ns).await?;
     let status = job.status.clone().unwrap_or_default();
     let uid = job.uid().unwrap_or_default();
+    let known = ctx.written.known(&uid, job.resource_version().as_deref());
     let observed = match &remote {
-        Some(r) => match observe::observe(r.as_ref(), &job, &status).await {
+        Some(r) => match observe::observe(r.as_ref(), &job, &status, known).await {
             Ok(o) => o,
             Err(e) => return remote_trouble(&ctx, &api, &job, &status, &e, Some(r)).await,
         },
@@ -326,6 +345,7 @@ async fn finish_step(
             Ok(Action::await_change())
         }
         Step::RemoveFinalizer => {
+            ctx.written.forget(&job.uid().unwrap_or_default());
             remove_finalizer(api, job).await?;
             wake_client(ctx, job);
             Ok(Action::await_change())
@@ -383,12 +403,17 @@ async fn write_status(
         return Ok(());
     }
     let patch = json!({"apiVersion": "jobrelay.io/v1alpha1", "kind": "RemoteJob", "status": new});
-    api.patch_status(
-        &job.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    let uid = job.uid().unwrap_or_default();
+    // Until the answer is in, what is stored is not known to be ours.
+    ctx.written.forget(&uid);
+    let stored = api
+        .patch_status(
+            &job.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    ctx.written.wrote(&uid, stored.resource_version(), new);
     if holding(job, old) != holding(job, new) {
         wake_client(ctx, job);
     }
@@ -403,7 +428,15 @@ async fn write_status(
                 phase: new.phase.as_str().into(),
             })
             .inc();
-        publish_phase_event(ctx, job, new).await;
+    }
+    if let Some((warning, reason)) = status_updates::phase_event(old, new) {
+        let type_ = if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        let note = new.message.clone().unwrap_or_default();
+        publish(ctx, job, type_, reason, &note).await;
     }
     publish_reachability(ctx, job, old, new).await;
     if let Some(c) = status_updates::held_back(old, new) {
@@ -443,16 +476,6 @@ async fn publish_reachability(
     }
 }
 
-async fn publish_phase_event(ctx: &Context, job: &RemoteJob, status: &RemoteJobStatus) {
-    let type_ = if status.phase == RemoteJobPhase::Failed {
-        EventType::Warning
-    } else {
-        EventType::Normal
-    };
-    let note = status.message.clone().unwrap_or_default();
-    publish(ctx, job, type_, status.phase.as_str(), &note).await;
-}
-
 async fn publish(ctx: &Context, job: &RemoteJob, type_: EventType, reason: &str, note: &str) {
     let event = Event {
         type_,
@@ -466,18 +489,18 @@ async fn publish(ctx: &Context, job: &RemoteJob, type_: EventType, reason: &str,
     }
 }
 
-async fn add_finalizer(api: &Api<RemoteJob>, job: &RemoteJob) -> Result<(), Error> {
+async fn add_finalizer(api: &Api<RemoteJob>, job: &RemoteJob) -> Result<RemoteJob, Error> {
     let mut finalizers = job.finalizers().to_vec();
     finalizers.push(FINALIZER.to_string());
     let patch =
         json!({"metadata": {"finalizers": finalizers, "resourceVersion": job.resource_version()}});
-    api.patch(
-        &job.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await?;
-    Ok(())
+    Ok(api
+        .patch(
+            &job.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?)
 }
 
 async fn remove_finalizer(api: &Api<RemoteJob>, job: &RemoteJob) -> Result<(), Error> {

@@ -1,4 +1,13 @@
 //! What to look at on the platform before planning, and looking at it.
+//!
+//! A look-up by name is how a lost create is found again; it is needed only when this process cannot
+//! know whether a create of the open intent happened (a crash, a lost answer, another leader, a
+//! status wiped). [`Written`] remembers, per RemoteJob, the resourceVersion of the last status this
+//! process wrote while no create could be in flight; a reconcile that finds the object at exactly
+//! that version knows the status is its own and skips the look-up ([`target`]'s `known`).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use kube::ResourceExt;
 
@@ -30,15 +39,22 @@ pub enum Target {
 }
 
 /// Pure: the observation target for a status. A finished job is not looked at again unless a
-/// cancel is pending (its observation confirms the cancel).
-pub fn target(status: &RemoteJobStatus, lookup_by_name: bool, max_attempts: i32) -> Target {
+/// cancel is pending (its observation confirms the cancel). `known`: the status is one this process
+/// wrote with no create in flight and nothing changed the object since (see [`Written`]), so there
+/// is nothing to find by name.
+pub fn target(
+    status: &RemoteJobStatus,
+    lookup_by_name: bool,
+    max_attempts: i32,
+    known: bool,
+) -> Target {
     if status.phase.is_terminal() && !status.cancel_pending {
         return Target::Nothing;
     }
     if let Some(id) = &status.remote_id {
         return Target::Id(id.clone());
     }
-    if !lookup_by_name {
+    if !lookup_by_name || known {
         return Target::Nothing;
     }
     match (&status.remote_name, status.phase) {
@@ -50,15 +66,53 @@ pub fn target(status: &RemoteJobStatus, lookup_by_name: bool, max_attempts: i32)
     }
 }
 
+/// Pure: no create of this status's intent can be in flight or have happened unseen: no intent is
+/// open, or the last create of the open one was refused with an answer that proves nothing was
+/// created (Submitted False, SubmitRetrying). An unknown outcome is not settled.
+pub fn settled(status: &RemoteJobStatus) -> bool {
+    status.remote_id.is_some()
+        || status.phase != RemoteJobPhase::Submitting
+        || super::plan::submit_failed_cleanly(status)
+}
+
+/// Per RemoteJob uid: the resourceVersion of the last settled status this process wrote. Empty in a
+/// new process or leader, which therefore looks up whatever intent it finds.
+#[derive(Default)]
+pub struct Written(Mutex<HashMap<String, String>>);
+
+impl Written {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// This process wrote `status`, which the apiserver stored as `version`.
+    pub fn wrote(&self, uid: &str, version: Option<String>, status: &RemoteJobStatus) {
+        match version.filter(|_| settled(status)) {
+            Some(v) => self.map().insert(uid.to_string(), v),
+            None => self.map().remove(uid),
+        };
+    }
+
+    pub fn forget(&self, uid: &str) {
+        self.map().remove(uid);
+    }
+
+    /// Whether the object at `version` is exactly what this process last wrote (settled).
+    pub fn known(&self, uid: &str, version: Option<&str>) -> bool {
+        version.is_some_and(|v| self.map().get(uid).is_some_and(|w| w == v))
+    }
+}
+
 pub async fn observe(
     remote: &Session,
     job: &RemoteJob,
     status: &RemoteJobStatus,
+    known: bool,
 ) -> Result<Observed, RemoteError> {
     let max_attempts = job.spec.backoff_limit + 1;
     let by_name =
         super::plan::recovery(&job.spec, remote.capabilities()) == super::model::Recovery::ByName;
-    match target(status, by_name, max_attempts) {
+    match target(status, by_name, max_attempts, known) {
         Target::Nothing => Ok(Observed::Nothing),
         Target::Id(id) => match remote
             .get(&job.spec, &job.uid().unwrap_or_default(), &id)
@@ -98,36 +152,126 @@ mod tests {
     #[test]
     fn targets() {
         let empty = RemoteJobStatus::default();
-        assert_eq!(target(&empty, true, 3), Target::Attempts(3));
-        assert_eq!(target(&empty, false, 3), Target::Nothing);
+        assert_eq!(target(&empty, true, 3, false), Target::Attempts(3));
+        assert_eq!(target(&empty, false, 3, false), Target::Nothing);
         let intent = RemoteJobStatus {
             phase: RemoteJobPhase::Submitting,
             remote_name: Some("n-1".into()),
             attempts: 1,
             ..Default::default()
         };
-        assert_eq!(target(&intent, true, 1), Target::Name("n-1".into()));
-        assert_eq!(target(&intent, false, 1), Target::Nothing);
+        assert_eq!(target(&intent, true, 1, false), Target::Name("n-1".into()));
+        assert_eq!(target(&intent, false, 1, false), Target::Nothing);
         let known = RemoteJobStatus {
             remote_id: Some("42".into()),
             ..intent.clone()
         };
-        assert_eq!(target(&known, false, 1), Target::Id("42".into()));
+        assert_eq!(target(&known, false, 1, false), Target::Id("42".into()));
         let suspended_early = RemoteJobStatus {
             phase: RemoteJobPhase::Suspended,
             ..Default::default()
         };
-        assert_eq!(target(&suspended_early, true, 1), Target::Nothing);
+        assert_eq!(target(&suspended_early, true, 1, false), Target::Nothing);
         let finished = RemoteJobStatus {
             phase: RemoteJobPhase::Succeeded,
             ..known.clone()
         };
-        assert_eq!(target(&finished, true, 1), Target::Nothing, "not polled");
+        assert_eq!(
+            target(&finished, true, 1, false),
+            Target::Nothing,
+            "not polled"
+        );
         let cancelling = RemoteJobStatus {
             phase: RemoteJobPhase::Failed,
             cancel_pending: true,
             ..known.clone()
         };
-        assert_eq!(target(&cancelling, true, 1), Target::Id("42".into()));
+        assert_eq!(target(&cancelling, true, 1, false), Target::Id("42".into()));
+    }
+
+    #[test]
+    fn a_status_this_process_wrote_is_not_looked_up() {
+        let empty = RemoteJobStatus::default();
+        let intent = RemoteJobStatus {
+            phase: RemoteJobPhase::Submitting,
+            remote_name: Some("n-1".into()),
+            attempts: 1,
+            ..Default::default()
+        };
+        assert_eq!(target(&empty, true, 3, true), Target::Nothing);
+        assert_eq!(target(&intent, true, 1, true), Target::Nothing);
+        let known = RemoteJobStatus {
+            remote_id: Some("42".into()),
+            ..intent.clone()
+        };
+        assert_eq!(target(&known, true, 1, true), Target::Id("42".into()));
+    }
+
+    fn submitted(status: &str, reason: &str) -> RemoteJobStatus {
+        let mut s = RemoteJobStatus {
+            phase: RemoteJobPhase::Submitting,
+            remote_name: Some("n-1".into()),
+            attempts: 1,
+            ..Default::default()
+        };
+        let at = crate::crd::conditions::Stamp {
+            generation: Some(1),
+            now: k8s_openapi::jiff::Timestamp::now(),
+        };
+        at.on(&mut s.conditions).set(
+            crate::crd::conditions::types::SUBMITTED,
+            status,
+            reason,
+            "m",
+        );
+        s
+    }
+
+    #[test]
+    fn settled_statuses() {
+        use crate::crd::conditions::{FALSE, UNKNOWN, reasons};
+        let table = [
+            (RemoteJobStatus::default(), true),
+            (submitted(FALSE, reasons::SUBMITTING), false),
+            (submitted(FALSE, reasons::SUBMIT_RETRYING), true),
+            (submitted(UNKNOWN, reasons::OUTCOME_UNKNOWN), false),
+            (
+                RemoteJobStatus {
+                    remote_id: Some("42".into()),
+                    ..submitted(FALSE, reasons::SUBMITTING)
+                },
+                true,
+            ),
+        ];
+        for (status, want) in table {
+            assert_eq!(settled(&status), want, "{status:?}");
+        }
+    }
+
+    #[test]
+    fn written_versions() {
+        use crate::crd::conditions::{FALSE, reasons};
+        let w = Written::default();
+        assert!(!w.known("u", Some("1")), "a new process knows nothing");
+        w.wrote("u", Some("5".into()), &RemoteJobStatus::default());
+        assert!(w.known("u", Some("5")));
+        assert!(!w.known("u", Some("6")), "changed since");
+        assert!(!w.known("v", Some("5")));
+        assert!(!w.known("u", None));
+        // The intent is written before the create: from then on its outcome is not ours to assume.
+        w.wrote(
+            "u",
+            Some("6".into()),
+            &submitted(FALSE, reasons::SUBMITTING),
+        );
+        assert!(!w.known("u", Some("6")));
+        w.wrote(
+            "u",
+            Some("7".into()),
+            &submitted(FALSE, reasons::SUBMIT_RETRYING),
+        );
+        assert!(w.known("u", Some("7")));
+        w.forget("u");
+        assert!(!w.known("u", Some("7")));
     }
 }

@@ -142,7 +142,7 @@ fn settle_cancel(status: &mut RemoteJobStatus, observed: &Observed) {
 }
 
 /// Did the last create for the open intent get an answer that proves nothing was created?
-fn submit_failed_cleanly(status: &RemoteJobStatus) -> bool {
+pub(super) fn submit_failed_cleanly(status: &RemoteJobStatus) -> bool {
     conditions::find(&status.conditions, types::SUBMITTED)
         .is_some_and(|c| c.reason == reasons::SUBMIT_RETRYING)
 }
