@@ -99,17 +99,17 @@ async fn reconcile_inner(apic: &ApiClient, ctx: &Context) -> Result<Action, Erro
         namespace: ns.clone(),
         apiclient: name.clone(),
     };
-    let left = p
-        .status
-        .token_expires_at
-        .as_ref()
-        .map(|t| t.0.as_second() - now.as_second())
-        .unwrap_or(0);
+    let expires = refreshed.as_ref().ok().and_then(|r| r.token.expires_at);
+    let left = expires.map_or(0, |t| t.as_second() - now.as_second());
     ctx.metrics.client_seen(&ns, &name);
     ctx.metrics
         .token_expiry_seconds
         .get_or_create(&labels)
         .set(left);
+    ctx.metrics
+        .token_expiry_timestamp_seconds
+        .get_or_create(&labels)
+        .set(expires.map_or(0, |t| t.as_second()));
 
     if p.status != old || apic.status.is_none() {
         let api: Api<ApiClient> = Api::namespaced(ctx.client.clone(), &ns);
