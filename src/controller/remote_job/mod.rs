@@ -149,9 +149,16 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
     // An open intent (Submitting) decides whether to create: decide on the apiserver's latest status,
     // not on a cache that may not have seen this process's own last write yet — a plan made from the
     // intent alone would overwrite the accepted create's remote id (status is server-side applied).
-    let job = if job.status.as_ref().map(|s| s.phase) == Some(RemoteJobPhase::Submitting) {
+    // The same for any object the cache shows at another version than this process last wrote: a
+    // plan on an older status writes it back (one step further) and looks up what is already known.
+    let uid = job.uid().unwrap_or_default();
+    let open_intent = job.status.as_ref().map(|s| s.phase) == Some(RemoteJobPhase::Submitting);
+    let job = if open_intent || ctx.written.behind(&uid, job.resource_version().as_deref()) {
         match api.get_opt(&job.name_any()).await? {
-            Some(fresh) if fresh.uid() == job.uid() => Arc::new(fresh),
+            Some(fresh) if fresh.uid() == job.uid() => {
+                ctx.written.read(&uid, fresh.resource_version());
+                Arc::new(fresh)
+            }
             _ => return Ok(Action::await_change()),
         }
     } else {
@@ -159,7 +166,6 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
     };
     let (client_state, remote) = client_ref::resolve(&ctx, &job, &ns).await?;
     let status = job.status.clone().unwrap_or_default();
-    let uid = job.uid().unwrap_or_default();
     let known = ctx.written.known(&uid, job.resource_version().as_deref());
     let observed = match &remote {
         Some(r) => match observe::observe(r.as_ref(), &job, &status, known).await {

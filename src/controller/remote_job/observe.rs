@@ -3,8 +3,11 @@
 //! A look-up by name is how a lost create is found again; it is needed only when this process cannot
 //! know whether a create of the open intent happened (a crash, a lost answer, another leader, a
 //! status wiped). [`Written`] remembers, per RemoteJob, the resourceVersion of the last status this
-//! process wrote while no create could be in flight; a reconcile that finds the object at exactly
-//! that version knows the status is its own and skips the look-up ([`target`]'s `known`).
+//! process wrote and whether a create could be in flight then; a reconcile that finds the object at
+//! exactly that version with none in flight knows the status is its own and skips the look-up
+//! ([`target`]'s `known`). One that finds another version plans on a fresh read: the cache may not
+//! have caught up with this process's last write (a plan on the older status would write that old
+//! status back with one more step, and look up a job it has just created).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -75,22 +78,33 @@ pub fn settled(status: &RemoteJobStatus) -> bool {
         || super::plan::submit_failed_cleanly(status)
 }
 
-/// Per RemoteJob uid: the resourceVersion of the last settled status this process wrote. Empty in a
-/// new process or leader, which therefore looks up whatever intent it finds.
+/// Per RemoteJob uid: the resourceVersion of the last status this process wrote (or read fresh),
+/// and whether it was its own and settled. Empty in a new process or leader, which therefore looks
+/// up whatever intent it finds.
 #[derive(Default)]
-pub struct Written(Mutex<HashMap<String, String>>);
+pub struct Written(Mutex<HashMap<String, (String, bool)>>);
 
 impl Written {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, bool)>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// This process wrote `status`, which the apiserver stored as `version`.
     pub fn wrote(&self, uid: &str, version: Option<String>, status: &RemoteJobStatus) {
-        match version.filter(|_| settled(status)) {
-            Some(v) => self.map().insert(uid.to_string(), v),
+        match version {
+            Some(v) => self.map().insert(uid.to_string(), (v, settled(status))),
             None => self.map().remove(uid),
         };
+    }
+
+    /// Read fresh at `version`: if that is not this process's last write, someone else wrote since
+    /// (not ours to trust, but no reason to read it again either).
+    pub fn read(&self, uid: &str, version: Option<String>) {
+        let mut map = self.map();
+        match (map.get_mut(uid), version) {
+            (Some(w), Some(v)) if w.0 != v => *w = (v, false),
+            _ => {}
+        }
     }
 
     pub fn forget(&self, uid: &str) {
@@ -99,7 +113,15 @@ impl Written {
 
     /// Whether the object at `version` is exactly what this process last wrote (settled).
     pub fn known(&self, uid: &str, version: Option<&str>) -> bool {
-        version.is_some_and(|v| self.map().get(uid).is_some_and(|w| w == v))
+        version.is_some_and(|v| self.map().get(uid).is_some_and(|w| w.0 == v && w.1))
+    }
+
+    /// Whether this process last wrote (or read) another version than `version`: the cache may be
+    /// behind its own write.
+    pub fn behind(&self, uid: &str, version: Option<&str>) -> bool {
+        self.map()
+            .get(uid)
+            .is_some_and(|w| version != Some(w.0.as_str()))
     }
 }
 
@@ -258,6 +280,11 @@ mod tests {
         assert!(!w.known("u", Some("6")), "changed since");
         assert!(!w.known("v", Some("5")));
         assert!(!w.known("u", None));
+        assert!(
+            !w.behind("v", Some("5")),
+            "nothing written, nothing to catch up with"
+        );
+        assert!(!w.behind("u", Some("5")));
         // The intent is written before the create: from then on its outcome is not ours to assume.
         w.wrote(
             "u",
@@ -265,12 +292,21 @@ mod tests {
             &submitted(FALSE, reasons::SUBMITTING),
         );
         assert!(!w.known("u", Some("6")));
+        assert!(
+            w.behind("u", Some("5")),
+            "the cache has not seen the intent yet"
+        );
+        assert!(!w.behind("u", Some("6")));
         w.wrote(
             "u",
             Some("7".into()),
             &submitted(FALSE, reasons::SUBMIT_RETRYING),
         );
         assert!(w.known("u", Some("7")));
+        // Someone else wrote since: read fresh once, then neither known nor behind.
+        assert!(w.behind("u", Some("8")));
+        w.read("u", Some("8".into()));
+        assert!(!w.known("u", Some("8")) && !w.behind("u", Some("8")));
         w.forget("u");
         assert!(!w.known("u", Some("7")));
     }
