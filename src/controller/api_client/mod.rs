@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
@@ -234,7 +233,7 @@ pub async fn run(
     let shutdown = futures::FutureExt::shared(shutdown);
     let controllers: Vec<_> = crate::controller::scope::apis::<ApiClient>(&ctx.client, &namespaces)
         .into_iter()
-        .map(|api| Controller::new(api, watcher::Config::default().any_semantic()))
+        .map(crate::controller::scope::lean_controller)
         .collect();
     let stores: Vec<_> = controllers.iter().map(|c| c.store()).collect();
     ctx.shared.set_client_stores(stores);
