@@ -356,9 +356,14 @@ async fn finish_step(
             wake_client(ctx, job);
             Ok(Action::await_change())
         }
-        _ => Ok(requeue
-            .map(Action::requeue)
-            .unwrap_or_else(Action::await_change)),
+        _ => {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            Ok(requeue
+                .map(|d| Action::requeue(observe::poll_wait(d, now_ms)))
+                .unwrap_or_else(Action::await_change))
+        }
     }
 }
 

@@ -69,6 +69,21 @@ pub fn target(
     }
 }
 
+/// Pure: the wait until the next poll, `interval` long but ending on the wall-clock grid of
+/// `interval` (`now_ms` since the Unix epoch), so that the jobs polled at one interval come due
+/// together and one batched list per ApiClient serves them (spread out, a list served a few jobs).
+/// Never longer than `interval`; at least 1 s (a reconcile just before a grid point waits for the next
+/// one only if that is more than a second away).
+pub fn poll_wait(interval: std::time::Duration, now_ms: u128) -> std::time::Duration {
+    let step = interval.as_millis();
+    if step < 2_000 {
+        return interval;
+    }
+    let left = step - now_ms % step;
+    let left = if left < 1_000 { left + step } else { left };
+    std::time::Duration::from_millis(left.min(step) as u64).max(std::time::Duration::from_secs(1))
+}
+
 /// Pure: no create of this status's intent can be in flight or have happened unseen: no intent is
 /// open, or the last create of the open one was refused with an answer that proves nothing was
 /// created (Submitted False, SubmitRetrying). An unknown outcome is not settled.
@@ -247,6 +262,25 @@ mod tests {
             "m",
         );
         s
+    }
+
+    #[test]
+    fn polls_come_due_on_the_interval_grid() {
+        use std::time::Duration;
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        let table = [
+            // (interval, now ms, wait)
+            (s(10), 100_000, s(10)),
+            (s(10), 103_500, ms(6_500)),
+            (s(10), 109_999, s(10)), // a moment before a grid point: the one after, at most interval
+            (s(10), 109_200, s(10)), // 0.8 s to the grid: capped at one interval
+            (s(1), 123_456, s(1)),   // short intervals are not aligned
+            (s(3), 7_000, s(2)),
+        ];
+        for (interval, now, want) in table {
+            assert_eq!(poll_wait(interval, now), want, "{interval:?} at {now}");
+        }
     }
 
     #[test]
