@@ -65,6 +65,8 @@ pub struct Metrics {
     pub registry: Registry,
     pub token_requests: Family<TokenRequestLabels, Counter>,
     pub token_expiry_seconds: Family<ClientLabels, Gauge>,
+    /// When the current token expires (Unix seconds; 0 without one): the expiry is not in status.
+    pub token_expiry_timestamp_seconds: Family<ClientLabels, Gauge>,
     pub reconciles: Family<ReconcileLabels, Counter>,
     pub reconcile_seconds: Family<ReconcileLabels, Histogram>,
     pub remote_calls: Family<RemoteCallLabels, Counter>,
@@ -90,6 +92,7 @@ impl Default for Metrics {
         let m = Metrics {
             token_requests: Family::default(),
             token_expiry_seconds: Family::default(),
+            token_expiry_timestamp_seconds: Family::default(),
             reconciles: Family::default(),
             reconcile_seconds: Family::new_with_constructor(latency_histogram),
             remote_calls: Family::default(),
@@ -112,6 +115,11 @@ impl Default for Metrics {
             "token_expiry_seconds",
             "Seconds until the current token of an ApiClient expires",
             m.token_expiry_seconds.clone(),
+        );
+        registry.register(
+            "token_expiry_timestamp_seconds",
+            "When the current token of an ApiClient expires (Unix seconds, 0 without a token)",
+            m.token_expiry_timestamp_seconds.clone(),
         );
         registry.register(
             "reconciles",
@@ -199,6 +207,7 @@ impl Metrics {
                 apiclient: apiclient.clone(),
             };
             self.token_expiry_seconds.remove(&labels);
+            self.token_expiry_timestamp_seconds.remove(&labels);
             self.throttled_seconds.remove(&labels);
             for result in TOKEN_RESULTS {
                 self.token_requests.remove(&TokenRequestLabels {

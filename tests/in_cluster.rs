@@ -27,7 +27,7 @@ fn chart() -> String {
     repo_root().join("charts/jobrelay").display().to_string()
 }
 
-fn helm_ok(args: &[&str]) -> String {
+fn helm_ok<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S]) -> String {
     let out = helm(args);
     assert!(
         out.status.success(),
@@ -160,27 +160,19 @@ async fn helm_install_runs_remote_jobs_in_cluster_and_survives_a_leader_change()
     let sim = simulator_service(&ns.name).await;
 
     // 1. A plain install serving this namespace; --wait means Running and Ready pods.
-    let served = format!("watchNamespaces={{{}}}", ns.name);
     // --take-ownership: the other node test may have applied the CRDs without helm (as a user who
     // had applied crds/ would have; README: Install with Helm).
-    helm_ok(&[
-        "install",
-        "jr",
-        &chart(),
-        "-n",
+    helm_ok(&support::node::chart_args(
+        &[
+            "install",
+            "jr",
+            &chart(),
+            "-n",
+            &ns.name,
+            "--take-ownership",
+        ],
         &ns.name,
-        "--take-ownership",
-        "--set",
-        &served,
-        // The simulator speaks plain http behind a Service in the test bed's Service range.
-        "--set",
-        "security.permitInsecure=true",
-        "--set",
-        "egress.allow={10.0.0.0/24}",
-        "--wait",
-        "--timeout",
-        "5m",
-    ]);
+    ));
     let pods = ready_operator_pods(&ns.name);
     assert_eq!(pods.len(), 1, "{pods:?}");
     let user = kubectl_ok(&[
@@ -344,7 +336,6 @@ async fn deleting_a_namespace_with_running_jobs_cancels_them_and_completes() {
     let doomed = TestNamespace::new("jr-doomed");
     let _diag = Diagnostics(&ns.name);
     let sim = simulator_service(&ns.name).await;
-    let served = format!("watchNamespaces={{{},{}}}", ns.name, doomed.name);
     // Its own release name and no CRDs in the release: the other node test's release `jr` may own
     // them and its cluster-wide objects.
     kubectl_ok(&[
@@ -354,24 +345,19 @@ async fn deleting_a_namespace_with_running_jobs_cancels_them_and_completes() {
         "-f",
         repo_root().join("crds").to_str().unwrap(),
     ]);
-    helm_ok(&[
-        "install",
-        "jrdel",
-        &chart(),
-        "-n",
-        &ns.name,
-        "--set",
-        "crds.enabled=false",
-        "--set",
+    let served = format!("{},{}", ns.name, doomed.name);
+    helm_ok(&support::node::chart_args(
+        &[
+            "install",
+            "jrdel",
+            &chart(),
+            "-n",
+            &ns.name,
+            "--set",
+            "crds.enabled=false",
+        ],
         &served,
-        "--set",
-        "security.permitInsecure=true",
-        "--set",
-        "egress.allow={10.0.0.0/24}",
-        "--wait",
-        "--timeout",
-        "5m",
-    ]);
+    ));
     let runai = std::fs::read_to_string(repo_root().join("examples/runai.yaml")).unwrap();
     let client: String = runai
         .split("\n---\n")

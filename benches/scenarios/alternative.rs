@@ -89,24 +89,10 @@ pub async fn alternative(scale: Scale, audit: &Audit, r: &mut Report) {
     let alt = TestNamespace::new("bench-alt-jobs");
     let sim = crate::support::node::simulator_service(&jr.name);
     let chart = repo_root().join("charts/jobrelay");
-    let served = format!("watchNamespaces={{{}}}", jr.name);
-    let out = helm(&[
-        "install",
-        "jr",
-        chart.to_str().unwrap(),
-        "-n",
+    let out = helm(&crate::support::node::chart_args(
+        &["install", "jr", chart.to_str().unwrap(), "-n", &jr.name],
         &jr.name,
-        "--set",
-        &served,
-        // The simulator speaks plain http behind a Service in the test bed's Service range.
-        "--set",
-        "security.permitInsecure=true",
-        "--set",
-        "egress.allow={10.0.0.0/24}",
-        "--wait",
-        "--timeout",
-        "5m",
-    ]);
+    ));
     assert!(
         out.status.success(),
         "helm install: {}",

@@ -115,22 +115,19 @@ async fn round(
 pub async fn failover(scale: Scale, c: &kube::Client, ns: &str, r: &mut Report) {
     let n = scale.n(300).max(20);
     let chart = crate::support::repo_root().join("charts/jobrelay");
-    let served = format!("watchNamespaces={{{ns}}}");
-    let out = helm(&[
-        "upgrade",
-        "jr",
-        chart.to_str().unwrap(),
-        "-n",
+    let out = helm(&crate::support::node::chart_args(
+        &[
+            "upgrade",
+            "jr",
+            chart.to_str().unwrap(),
+            "-n",
+            ns,
+            "--reuse-values",
+            "--set",
+            "replicas=2",
+        ],
         ns,
-        "--set",
-        &served,
-        "--reuse-values",
-        "--set",
-        "replicas=2",
-        "--wait",
-        "--timeout",
-        "5m",
-    ]);
+    ));
     assert!(
         out.status.success(),
         "helm upgrade: {}",

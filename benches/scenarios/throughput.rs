@@ -36,6 +36,16 @@ pub async fn clients_ready(c: &kube::Client, ns: &str, n: usize) {
     .await
 }
 
+/// Job `i` of a scenario's load: `<prefix><i>`, on the ApiClients in turn, 1 s of remote run.
+fn load_job(prefix: &str, i: usize, clients: &[String]) -> serde_json::Value {
+    job(
+        &format!("{prefix}{i}"),
+        &clients[i % clients.len()],
+        1.0,
+        json!({}),
+    )
+}
+
 fn secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 100.0).round() / 100.0
 }
@@ -67,9 +77,7 @@ pub async fn burst(scale: Scale, audit: &Audit, r: &mut Report) {
     let tracker = Tracker::start(&c, &ns.name).await;
     let api: Api<RemoteJob> = Api::namespaced(c.clone(), &ns.name);
     let (mark, calls0) = (audit.mark(), proxy.snapshot());
-    let objs = (0..n)
-        .map(|i| job(&format!("b{i}"), &clients[i % k], 1.0, json!({})))
-        .collect();
+    let objs = (0..n).map(|i| load_job("b", i, &clients)).collect();
     let t0 = Instant::now();
     let created = create_all(&api, objs, 64).await;
     let created_s = t0.elapsed();
@@ -279,8 +287,7 @@ pub async fn steady(scale: Scale, r: &mut Report) {
     for i in 0..n {
         tick.tick().await;
         let (api, made) = (api.clone(), created.clone());
-        let obj: RemoteJob =
-            serde_json::from_value(job(&format!("s{i}"), &clients[i % k], 1.0, json!({}))).unwrap();
+        let obj: RemoteJob = serde_json::from_value(load_job("s", i, &clients)).unwrap();
         tasks.push(tokio::spawn(async move {
             api.create(&Default::default(), &obj).await.expect("create");
             made.lock().unwrap().insert(format!("s{i}"), Instant::now());
@@ -343,9 +350,7 @@ pub async fn backlog(scale: Scale, r: &mut Report) {
     let clients = api_clients(&c, &ns.name, k, proxy.addr).await;
     let tracker = Tracker::start(&c, &ns.name).await;
     let api: Api<RemoteJob> = Api::namespaced(c.clone(), &ns.name);
-    let objs = (0..n)
-        .map(|i| job(&format!("q{i}"), &clients[i % k], 1.0, json!({})))
-        .collect();
+    let objs = (0..n).map(|i| load_job("q", i, &clients)).collect();
     create_all(&api, objs, 64).await;
     let calls0 = proxy.snapshot();
     let t0 = Instant::now();

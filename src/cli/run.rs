@@ -309,6 +309,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         recorder,
         metrics: metrics.clone(),
         not_before: Default::default(),
+        written: Default::default(),
         shared,
     });
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
@@ -53,11 +53,6 @@ impl Platform {
         name = "Ready",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
-    ),
-    printcolumn(
-        name = "Expires",
-        type_ = "string",
-        json_path = ".status.tokenExpiresAt"
     ),
     printcolumn(
         name = "Age",
@@ -358,12 +353,6 @@ pub struct ApiClientStatus {
     /// `Ready` tells whether a valid token could be obtained.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
-    /// When the current token expires.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token_expires_at: Option<Time>,
-    /// When a token was last obtained.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_refresh_time: Option<Time>,
     /// The generation of the spec this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,

@@ -195,6 +195,9 @@ pub async fn list(
                 .collect()
         })
         .unwrap_or_default();
+    if filters.iter().any(|(k, _)| k == "name") {
+        *sim.lock().counters.lookups.entry(P.into()).or_default() += 1;
+    }
     let deleted = q.get("deleted").is_some_and(|d| d == "true");
     let offset: usize = q.get("offset").and_then(|o| o.parse().ok()).unwrap_or(0);
     let limit: usize = q

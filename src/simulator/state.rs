@@ -118,6 +118,10 @@ pub struct Counters {
     pub token_requests: BTreeMap<String, u64>,
     /// Requests per `METHOD /route STATUS`.
     pub requests: BTreeMap<String, u64>,
+    /// Look-ups by remote name per platform (Run:ai's `filterBy=name==…`; a route count cannot tell
+    /// them from the project lists on the same route).
+    #[serde(default)]
+    pub lookups: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

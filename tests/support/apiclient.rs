@@ -94,3 +94,23 @@ pub fn ready_message(c: &ApiClient) -> String {
         .message
         .clone()
 }
+
+/// The token lifetime the Ready message shows ("tokens live N s"; 5 s steps), if any.
+pub fn shown_lifetime(c: &ApiClient) -> Option<i64> {
+    let m = ready_message(c);
+    let rest = m.split("tokens live ").nth(1)?;
+    rest.split(' ').next()?.parse().ok()
+}
+
+/// `jobrelay_token_expiry_timestamp_seconds` of ApiClient `ns/name` in a /metrics text: when its
+/// current token expires (Unix seconds; 0 without a token). The expiry is not in status.
+pub fn token_expiry(metrics: &str, ns: &str, name: &str) -> Option<i64> {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("jobrelay_token_expiry_timestamp_seconds{"))
+        .find(|l| {
+            l.contains(&format!("namespace=\"{ns}\""))
+                && l.contains(&format!("apiclient=\"{name}\""))
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}

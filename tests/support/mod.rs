@@ -61,7 +61,7 @@ pub fn helm_path() -> PathBuf {
 }
 
 /// Runs helm against the test control plane, with its own config and cache directories.
-pub fn helm(args: &[&str]) -> Output {
+pub fn helm<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
     let cp = control_plane();
     let home = std::env::temp_dir().join("jobrelay-helm");
     Command::new(helm_path())

@@ -1,7 +1,29 @@
-//! What the tests and benches on the node test bed share: the in-cluster simulator and the leader's
-//! name from the chart's Lease.
+//! What the tests and benches on the node test bed share: the chart's values for the bed, the
+//! in-cluster simulator and the leader's name from the chart's Lease.
 
 use super::{kubectl, kubectl_ok, repo_root};
+
+/// `head` (`install|upgrade <release> <chart> -n <ns> …`) followed by the node bed's chart values:
+/// the chart serving `served` (comma-separated namespaces) only, the consent to the simulator's
+/// plain http behind a Service in the bed's Service range, and waiting for Ready pods.
+pub fn chart_args(head: &[&str], served: &str) -> Vec<String> {
+    let mut args: Vec<String> = head.iter().map(|a| a.to_string()).collect();
+    args.extend(
+        [
+            "--set",
+            &format!("watchNamespaces={{{served}}}"),
+            "--set",
+            "security.permitInsecure=true",
+            "--set",
+            "egress.allow={10.0.0.0/24}",
+            "--wait",
+            "--timeout",
+            "5m",
+        ]
+        .map(String::from),
+    );
+    args
+}
 
 /// examples/simulator.yaml (a Deployment + Service of the operator's image) in `ns`, rolled out;
 /// returns its `http://<cluster IP>:8090` (no cluster DNS runs in the test bed).

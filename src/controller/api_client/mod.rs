@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
@@ -99,17 +98,17 @@ async fn reconcile_inner(apic: &ApiClient, ctx: &Context) -> Result<Action, Erro
         namespace: ns.clone(),
         apiclient: name.clone(),
     };
-    let left = p
-        .status
-        .token_expires_at
-        .as_ref()
-        .map(|t| t.0.as_second() - now.as_second())
-        .unwrap_or(0);
+    let expires = refreshed.as_ref().ok().and_then(|r| r.token.expires_at);
+    let left = expires.map_or(0, |t| t.as_second() - now.as_second());
     ctx.metrics.client_seen(&ns, &name);
     ctx.metrics
         .token_expiry_seconds
         .get_or_create(&labels)
         .set(left);
+    ctx.metrics
+        .token_expiry_timestamp_seconds
+        .get_or_create(&labels)
+        .set(expires.map_or(0, |t| t.as_second()));
 
     if p.status != old || apic.status.is_none() {
         let api: Api<ApiClient> = Api::namespaced(ctx.client.clone(), &ns);
@@ -234,7 +233,7 @@ pub async fn run(
     let shutdown = futures::FutureExt::shared(shutdown);
     let controllers: Vec<_> = crate::controller::scope::apis::<ApiClient>(&ctx.client, &namespaces)
         .into_iter()
-        .map(|api| Controller::new(api, watcher::Config::default().any_semantic()))
+        .map(crate::controller::scope::lean_controller)
         .collect();
     let stores: Vec<_> = controllers.iter().map(|c| c.store()).collect();
     ctx.shared.set_client_stores(stores);

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 #[cfg(test)]
@@ -50,6 +49,13 @@ pub fn plan(
     p
 }
 
+/// Pure: a token's lifetime as shown in status, coarse (5 s steps) so that the jitter of a
+/// lifetime computed from the platform's own expiry does not make every refresh a status write.
+pub fn lifetime(obtained: Timestamp, expires: Timestamp) -> i64 {
+    let secs = (expires.as_second() - obtained.as_second()).max(0);
+    (secs + 2) / 5 * 5
+}
+
 fn plan_inner(
     old: &ApiClientStatus,
     generation: Option<i64>,
@@ -65,8 +71,8 @@ fn plan_inner(
             token,
             secret_version,
         }) => {
-            status.token_expires_at = token.expires_at.map(Time);
-            status.last_refresh_time = Some(Time(token.obtained_at));
+            // No per-token times in status: each refresh would be a write (with 60 s tokens, one
+            // per ApiClient a minute while nothing happens). The expiry is a metric.
             status.credentials_version = Some(secret_version.to_string());
             let due = refresh_at(token, refresh_before);
             let mut reason = reasons::READY;
@@ -89,7 +95,10 @@ fn plan_inner(
                         .map(|a| (a.as_second() - now.as_second()).max(1) as u64)
                         .unwrap_or(60);
                     (
-                        format!("token valid until {exp}"),
+                        format!(
+                            "token obtained; tokens live {} s and are refreshed ahead of expiry",
+                            lifetime(token.obtained_at, exp)
+                        ),
                         Duration::from_secs(wait).min(Duration::from_secs(3600)),
                     )
                 }
@@ -109,7 +118,6 @@ fn plan_inner(
                 .map_or(Duration::ZERO, |c| {
                     secs_between(c.last_transition_time.0, now)
                 });
-            status.token_expires_at = None;
             at.on(&mut status.conditions)
                 .set(types::READY, FALSE, err.reason(), &err.to_string());
             Plan {
@@ -162,7 +170,11 @@ mod tests {
             (ready.status.as_str(), ready.reason.as_str()),
             (TRUE, reasons::READY)
         );
-        assert_eq!(p.status.token_expires_at, Some(Time(ts(4_600))));
+        assert!(
+            ready.message.contains("tokens live 3600 s"),
+            "{}",
+            ready.message
+        );
         assert_eq!(p.status.credentials_version.as_deref(), Some("7"));
         assert_eq!(p.status.observed_generation, Some(2));
         assert_eq!(p.requeue, Duration::from_secs(3600 - 300));
@@ -207,7 +219,6 @@ mod tests {
                 (FALSE, reason)
             );
             assert_eq!(p.requeue, requeue, "{reason}");
-            assert!(p.status.token_expires_at.is_none());
         }
     }
 
@@ -334,5 +345,43 @@ mod tests {
         )
         .status;
         assert_eq!(first, again, "nothing to write");
+    }
+
+    #[test]
+    fn a_refresh_with_the_same_lifetime_writes_nothing() {
+        let first = token(1_000, Some(60));
+        let old = plan(
+            &ApiClientStatus::default(),
+            Some(1),
+            Ok(Success {
+                token: &first,
+                secret_version: "7",
+            }),
+            None,
+            None,
+            ts(1_000),
+        )
+        .status;
+        // The next token, 50 s later, a second shorter by the platform's clock.
+        let next = token(1_050, Some(59));
+        let p = plan(
+            &old,
+            Some(1),
+            Ok(Success {
+                token: &next,
+                secret_version: "7",
+            }),
+            None,
+            None,
+            ts(1_050),
+        );
+        assert_eq!(p.status, old, "a routine refresh changes no status");
+    }
+
+    #[test]
+    fn lifetimes_are_coarse() {
+        for (secs, shown) in [(60, 60), (59, 60), (62, 60), (63, 65), (300, 300), (0, 0)] {
+            assert_eq!(lifetime(ts(0), ts(secs)), shown, "{secs}");
+        }
     }
 }

@@ -19,6 +19,8 @@ pub struct Context {
     /// Per RemoteJob uid: no remote call before this instant (a platform's Retry-After, or our backoff).
     /// Our own status write would otherwise re-trigger a reconcile at once and ignore the wait.
     pub not_before: Backoffs,
+    /// The statuses this process wrote: no look-up by name for those (see [`super::observe::Written`]).
+    pub written: super::observe::Written,
     /// ApiClients from the ApiClient controller's caches, and in-use protection.
     pub shared: Arc<crate::controller::in_use::Shared>,
 }

@@ -63,11 +63,27 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
     let ns = job.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<RemoteJob> = Api::namespaced(ctx.client.clone(), &ns);
     let deleting = job.meta().deletion_timestamp.is_some();
-    if !deleting && !job.finalizers().iter().any(|f| f == FINALIZER) {
-        add_finalizer(&api, &job).await?;
+    // The finalizer is added under the object's resourceVersion, so its success proves the status
+    // we saw is the stored one; go on with the answer in the same pass (no extra round).
+    let job = if !deleting && !job.finalizers().iter().any(|f| f == FINALIZER) {
+        let patched = add_finalizer(&api, &job).await?;
         wake_client(&ctx, &job);
-        return Ok(Action::await_change());
-    }
+        if patched
+            .status
+            .as_ref()
+            .is_none_or(|s| *s == RemoteJobStatus::default())
+        {
+            // Never handled (no finalizer, no status): nothing of it can be on the platform.
+            ctx.written.wrote(
+                &patched.uid().unwrap_or_default(),
+                patched.resource_version(),
+                &RemoteJobStatus::default(),
+            );
+        }
+        Arc::new(patched)
+    } else {
+        job
+    };
     if deleting && !job.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(Action::await_change());
     }
@@ -83,9 +99,16 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
     // An open intent (Submitting) decides whether to create: decide on the apiserver's latest status,
     // not on a cache that may not have seen this process's own last write yet — a plan made from the
     // intent alone would overwrite the accepted create's remote id (status is server-side applied).
-    let job = if job.status.as_ref().map(|s| s.phase) == Some(RemoteJobPhase::Submitting) {
+    // The same for any object the cache shows at another version than this process last wrote: a
+    // plan on an older status writes it back (one step further) and looks up what is already known.
+    let uid = job.uid().unwrap_or_default();
+    let open_intent = job.status.as_ref().map(|s| s.phase) == Some(RemoteJobPhase::Submitting);
+    let job = if open_intent || ctx.written.behind(&uid, job.resource_version().as_deref()) {
         match api.get_opt(&job.name_any()).await? {
-            Some(fresh) if fresh.uid() == job.uid() => Arc::new(fresh),
+            Some(fresh) if fresh.uid() == job.uid() => {
+                ctx.written.read(&uid, fresh.resource_version());
+                Arc::new(fresh)
+            }
             _ => return Ok(Action::await_change()),
         }
     } else {
@@ -93,9 +116,9 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
     };
     let (client_state, remote, no_token) = client_ref::resolve(&ctx, &job, &ns).await?;
     let status = job.status.clone().unwrap_or_default();
-    let uid = job.uid().unwrap_or_default();
+    let known = ctx.written.known(&uid, job.resource_version().as_deref());
     let observed = match &remote {
-        Some(r) => match observe::observe(r.as_ref(), &job, &status).await {
+        Some(r) => match observe::observe(r.as_ref(), &job, &status, known).await {
             Ok(o) => o,
             Err(e) => return remote_trouble(&ctx, &api, &job, &status, &e, Some(r)).await,
         },
@@ -233,13 +256,19 @@ async fn finish_step(
             Ok(Action::await_change())
         }
         Step::RemoveFinalizer => {
+            ctx.written.forget(&job.uid().unwrap_or_default());
             remove_finalizer(api, job).await?;
             wake_client(ctx, job);
             Ok(Action::await_change())
         }
-        _ => Ok(requeue
-            .map(Action::requeue)
-            .unwrap_or_else(Action::await_change)),
+        _ => {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            Ok(requeue
+                .map(|d| Action::requeue(observe::poll_wait(d, now_ms)))
+                .unwrap_or_else(Action::await_change))
+        }
     }
 }
 
@@ -298,12 +327,17 @@ async fn write_status(
         return Ok(());
     }
     let patch = json!({"apiVersion": "jobrelay.io/v1alpha1", "kind": "RemoteJob", "status": new});
-    api.patch_status(
-        &job.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    let uid = job.uid().unwrap_or_default();
+    // Until the answer is in, what is stored is not known to be ours.
+    ctx.written.forget(&uid);
+    let stored = api
+        .patch_status(
+            &job.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    ctx.written.wrote(&uid, stored.resource_version(), new);
     if holding(job, old) != holding(job, new) {
         wake_client(ctx, job);
     }
@@ -318,7 +352,15 @@ async fn write_status(
                 phase: new.phase.as_str().into(),
             })
             .inc();
-        publish_phase_event(ctx, job, new).await;
+    }
+    if let Some((warning, reason)) = status_updates::phase_event(old, new) {
+        let type_ = if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        let note = new.message.clone().unwrap_or_default();
+        publish(ctx, job, type_, reason, &note).await;
     }
     publish_reachability(ctx, job, old, new).await;
     let news = status_updates::held_back(old, new).or(deletion::newly_failing(old, new));
@@ -359,16 +401,6 @@ async fn publish_reachability(
     }
 }
 
-async fn publish_phase_event(ctx: &Context, job: &RemoteJob, status: &RemoteJobStatus) {
-    let type_ = if status.phase == RemoteJobPhase::Failed {
-        EventType::Warning
-    } else {
-        EventType::Normal
-    };
-    let note = status.message.clone().unwrap_or_default();
-    publish(ctx, job, type_, status.phase.as_str(), &note).await;
-}
-
 async fn publish(ctx: &Context, job: &RemoteJob, type_: EventType, reason: &str, note: &str) {
     let event = Event {
         type_,
@@ -382,18 +414,18 @@ async fn publish(ctx: &Context, job: &RemoteJob, type_: EventType, reason: &str,
     }
 }
 
-async fn add_finalizer(api: &Api<RemoteJob>, job: &RemoteJob) -> Result<(), Error> {
+async fn add_finalizer(api: &Api<RemoteJob>, job: &RemoteJob) -> Result<RemoteJob, Error> {
     let mut finalizers = job.finalizers().to_vec();
     finalizers.push(FINALIZER.to_string());
     let patch =
         json!({"metadata": {"finalizers": finalizers, "resourceVersion": job.resource_version()}});
-    api.patch(
-        &job.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await?;
-    Ok(())
+    Ok(api
+        .patch(
+            &job.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?)
 }
 
 async fn remove_finalizer(api: &Api<RemoteJob>, job: &RemoteJob) -> Result<(), Error> {

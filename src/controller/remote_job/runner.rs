@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kube::ResourceExt;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 
@@ -25,7 +25,7 @@ pub async fn run(
     let shutdown = futures::FutureExt::shared(shutdown);
     let controllers: Vec<_> = scope::apis::<RemoteJob>(&ctx.client, &namespaces)
         .into_iter()
-        .map(|api| Controller::new(api, watcher::Config::default().any_semantic()))
+        .map(scope::lean_controller)
         .collect();
     let stores: Vec<_> = controllers.iter().map(|c| c.store()).collect();
     ctx.shared.set_job_stores(stores.clone());

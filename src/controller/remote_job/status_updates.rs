@@ -176,6 +176,19 @@ pub fn held_back<'a>(old: &RemoteJobStatus, new: &'a RemoteJobStatus) -> Option<
     (!same).then_some(now)
 }
 
+/// Pure: the one event a status change is worth, if any, as (is a Warning, reason): the job reached
+/// the platform (Normal `Submitted`, once per attempt) or finished (its phase; a failure is a
+/// Warning). Submitting, Queued, Running are in status and its conditions: an event each cost as
+/// many apiserver writes as the status itself.
+pub fn phase_event(old: &RemoteJobStatus, new: &RemoteJobStatus) -> Option<(bool, &'static str)> {
+    if new.phase.is_terminal() {
+        return (old.phase != new.phase)
+            .then_some((new.phase == Phase::Failed, new.phase.as_str()));
+    }
+    let submitted = new.remote_id.is_some() && old.remote_id != new.remote_id;
+    submitted.then_some((false, reasons::SUBMITTED))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,6 +280,63 @@ mod tests {
                 "{err:?}"
             );
             assert_eq!(next.phase, intent.phase);
+        }
+    }
+
+    #[test]
+    fn events_only_when_submitted_and_finished() {
+        let st = |phase: Phase, id: Option<&str>| RemoteJobStatus {
+            phase,
+            remote_id: id.map(str::to_string),
+            ..Default::default()
+        };
+        let table = [
+            (st(Phase::Pending, None), st(Phase::Submitting, None), None),
+            (
+                st(Phase::Submitting, None),
+                st(Phase::Queued, Some("1")),
+                Some((false, "Submitted")),
+            ),
+            (
+                st(Phase::Queued, Some("1")),
+                st(Phase::Running, Some("1")),
+                None,
+            ),
+            (
+                st(Phase::Running, Some("1")),
+                st(Phase::Succeeded, Some("1")),
+                Some((false, "Succeeded")),
+            ),
+            (
+                st(Phase::Running, Some("1")),
+                st(Phase::Failed, Some("1")),
+                Some((true, "Failed")),
+            ),
+            (
+                st(Phase::Failed, Some("1")),
+                st(Phase::Failed, Some("1")),
+                None,
+            ),
+            // Rejected at create: only the failure.
+            (
+                st(Phase::Submitting, None),
+                st(Phase::Failed, None),
+                Some((true, "Failed")),
+            ),
+            // A retried attempt's new remote job is news again.
+            (
+                st(Phase::Submitting, Some("1")),
+                st(Phase::Queued, Some("2")),
+                Some((false, "Submitted")),
+            ),
+            (
+                st(Phase::Running, Some("1")),
+                st(Phase::Suspended, Some("1")),
+                None,
+            ),
+        ];
+        for (old, new, want) in table {
+            assert_eq!(phase_event(&old, &new), want, "{old:?} -> {new:?}");
         }
     }
 }
