@@ -206,7 +206,7 @@ fn explain_and_printer_columns_work() {
     let header: Vec<&str> = apics.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
-        ["NAME", "PLATFORM", "READY", "EXPIRES", "AGE"],
+        ["NAME", "PLATFORM", "READY", "AGE"],
         "{apics}"
     );
     // Short names and the category resolve.
