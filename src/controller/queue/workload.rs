@@ -43,6 +43,9 @@ pub struct WorkloadSpec {
     pub queue_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority_class_ref: Option<PriorityClassRef>,
+    /// The priority class's value (Kueue orders and preempts by it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active: Option<bool>,
 }

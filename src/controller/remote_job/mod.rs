@@ -82,6 +82,11 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
     } else {
         job
     };
+    let queued = match ctx.kueue {
+        true => crate::controller::queue::sync::sync(&ctx.client, &job).await?,
+        false => crate::controller::queue::sync::Outcome::not_queued(),
+    };
+    let spec = queued.effective_spec(&job.spec);
     let (client_state, remote) = client_ref::resolve(&ctx, &job, &ns).await?;
     let status = job.status.clone().unwrap_or_default();
     let uid = job.uid().unwrap_or_default();
@@ -105,7 +110,7 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
     let mut observed = observed;
     loop {
         let p = plan::plan(&Input {
-            spec: &job.spec,
+            spec: &spec,
             status: &status,
             at: Stamp {
                 generation: job.metadata.generation,
@@ -123,6 +128,22 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
             deleted_at: job.meta().deletion_timestamp.as_ref().map(|t| t.0),
         });
         let mut p = p;
+        queued.report(
+            &mut p.status,
+            Stamp {
+                generation: job.metadata.generation,
+                now: Timestamp::now(),
+            },
+        );
+        if queued.holds && p.step == Step::RemoveFinalizer {
+            // The Workload goes first (Finished, its finalizer dropped): see queue::plan.
+            p.step = Step::None;
+            p.requeue = Some(queued.requeue.unwrap_or(Duration::from_secs(1)));
+        }
+        p.requeue = match (p.requeue, queued.requeue) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let no_call_follows = matches!(
             p.step,
             Step::None | Step::DeleteObject | Step::RemoveFinalizer
@@ -136,6 +157,16 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
             set_reachability(&job, &mut p.status, &r);
         }
         write_status(&ctx, &api, &job, &status, &p.status).await?;
+        if let Some((warning, reason, note)) =
+            crate::controller::queue::sync::event(&status, &p.status)
+        {
+            let type_ = if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            };
+            publish(&ctx, &job, type_, &reason, &note).await;
+        }
         if let Some((reason, message)) = &p.warning {
             publish(&ctx, &job, EventType::Warning, reason, message).await;
         }
