@@ -1,0 +1,301 @@
+//! Kueue admits RemoteJobs (issue 14) end to end: the real apiserver, a real Kueue (v0.17.0, out of
+//! cluster, see tests/support/kueue.rs), the real operator process and the platform simulator.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use jobrelay::controller::queue::workload::Workload;
+use jobrelay::crd::{RemoteJob, RemoteJobPhase};
+use jobrelay::simulator::{self, jobs::Stage};
+use kube::Api;
+use kube::api::ListParams;
+use support::fixtures::*;
+use support::operator::{apply, counters};
+use support::{kubectl_ok, wait_for};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+/// A ResourceFlavor, a ClusterQueue with `gpus` Run:ai GPUs (and room for many jobs) that preempts
+/// lower priorities, and LocalQueue `lq` in `ns` pointing at it; names unique to `ns`.
+fn queues(ns: &str, gpus: u32) {
+    let yaml = format!(
+        r#"apiVersion: kueue.x-k8s.io/v1beta2
+kind: ResourceFlavor
+metadata: {{name: runai-{ns}}}
+---
+apiVersion: kueue.x-k8s.io/v1beta2
+kind: ClusterQueue
+metadata: {{name: cq-{ns}}}
+spec:
+  namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {ns}}}}}
+  preemption: {{withinClusterQueue: LowerPriority}}
+  resourceGroups:
+    - coveredResources: [jobrelay.io/runai-gpu, jobrelay.io/runai-jobs]
+      flavors:
+        - name: runai-{ns}
+          resources:
+            - {{name: jobrelay.io/runai-gpu, nominalQuota: {gpus}}}
+            - {{name: jobrelay.io/runai-jobs, nominalQuota: 100}}
+---
+apiVersion: kueue.x-k8s.io/v1beta2
+kind: LocalQueue
+metadata: {{name: lq}}
+spec: {{clusterQueue: cq-{ns}}}
+"#
+    );
+    apply(ns, &yaml, None);
+}
+
+/// A queued Run:ai RemoteJob of one GPU running `secs` seconds on the simulator.
+fn queued_job(name: &str, secs: &str, labels: &str) -> String {
+    runai_job(
+        name,
+        "    gpuDevicesRequest: 1\n",
+        &[("SIM_RUN_SECONDS", secs), ("SIM_QUEUE_SECONDS", "0")],
+    )
+    .replacen(
+        "metadata:\n",
+        &format!("metadata:\n  labels: {{kueue.x-k8s.io/queue-name: lq{labels}}}\n"),
+        1,
+    )
+}
+
+/// Remote ids of the simulator's Run:ai jobs that are queued or running remotely.
+fn active_remote(sim: &simulator::Handle) -> BTreeSet<String> {
+    let inner = sim.state.lock();
+    let now = simulator::state::now_ms();
+    inner
+        .jobs
+        .values()
+        .filter(|j| j.platform == "runai")
+        .filter(|j| matches!(j.stage(now, inner.paused_at), Stage::Queued | Stage::Running))
+        .map(|j| j.id.clone())
+        .collect()
+}
+
+/// Remote ids of the RemoteJobs whose Workload is admitted now.
+async fn admitted_remote(jobs: &Api<RemoteJob>, wls: &Api<Workload>) -> BTreeSet<String> {
+    let admitted: BTreeSet<String> = wls
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|w| w.status.as_ref().is_some_and(|s| s.is_true("Admitted")))
+        .flat_map(|w| w.metadata.owner_references.unwrap_or_default())
+        .map(|o| o.uid)
+        .collect();
+    jobs.list(&ListParams::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| admitted.contains(j.metadata.uid.as_deref().unwrap_or_default()))
+        .filter_map(|j| j.status.and_then(|s| s.remote_id))
+        .collect()
+}
+
+/// Samples every 100 ms until stopped: the most remote jobs active at once, and every remote job
+/// seen active whose Workload was admitted neither just before nor just after the sample.
+struct Sampler {
+    stop: Arc<AtomicBool>,
+    max: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<Vec<String>>,
+}
+
+impl Sampler {
+    fn start(sim: &simulator::Handle, jobs: &Api<RemoteJob>, wls: &Api<Workload>) -> Sampler {
+        let (stop, max) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+        let (state, jobs, wls) = (sim.state.clone(), jobs.clone(), wls.clone());
+        let (s, m) = (stop.clone(), max.clone());
+        let task = tokio::spawn(async move {
+            let mut unadmitted = Vec::new();
+            let handle_less = |state: &simulator::state::Shared| {
+                let inner = state.lock();
+                let now = simulator::state::now_ms();
+                inner
+                    .jobs
+                    .values()
+                    .filter(|j| j.platform == "runai")
+                    .filter(|j| {
+                        matches!(j.stage(now, inner.paused_at), Stage::Queued | Stage::Running)
+                    })
+                    .map(|j| j.id.clone())
+                    .collect::<BTreeSet<_>>()
+            };
+            while !s.load(Ordering::Relaxed) {
+                let before = admitted_remote(&jobs, &wls).await;
+                let active = handle_less(&state);
+                let after = admitted_remote(&jobs, &wls).await;
+                m.fetch_max(active.len(), Ordering::Relaxed);
+                for id in active {
+                    if !before.contains(&id) && !after.contains(&id) {
+                        unadmitted.push(id);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            unadmitted
+        });
+        Sampler { stop, max, task }
+    }
+
+    /// (most active at once, remote ids seen active without an admitted Workload)
+    async fn finish(self) -> (usize, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let unadmitted = self.task.await.unwrap();
+        (self.max.load(Ordering::Relaxed), unadmitted)
+    }
+}
+
+fn condition(job: &RemoteJob, type_: &str) -> Option<(String, String, String)> {
+    let c = job
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)?;
+    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quota_of_two_gpus_runs_five_jobs_two_at_a_time() {
+    support::kueue::ensure();
+    let (ns, sim, _op, jobs) = runai_bed("kueue-quota", None).await;
+    let wls: Api<Workload> = Api::namespaced(support::client().await, &ns.name);
+    queues(&ns.name, 2);
+    let sampler = Sampler::start(&sim, &jobs, &wls);
+    let names: Vec<String> = (1..=5).map(|i| format!("q{i}")).collect();
+    for n in &names {
+        apply(&ns.name, &queued_job(n, "3", ""), Some(&sim));
+    }
+    // Three wait, and say why.
+    let waiting = wait_for("a job waiting for quota", WAIT, || async {
+        let list = jobs.list(&ListParams::default()).await.ok()?;
+        list.into_iter()
+            .filter_map(|j| condition(&j, "Admitted"))
+            .find(|(s, reason, _)| s == "False" && reason == "WaitingForQuota")
+    })
+    .await;
+    assert!(
+        waiting.2.contains("LocalQueue lq") && waiting.2.contains("jobrelay.io/runai-gpu"),
+        "{waiting:?}"
+    );
+    for n in &names {
+        wait_for(&format!("{n} to succeed"), WAIT, || async {
+            let j = jobs.get(n).await.ok()?;
+            (j.status?.phase == RemoteJobPhase::Succeeded).then_some(())
+        })
+        .await;
+    }
+    let (max, unadmitted) = sampler.finish().await;
+    assert!(max >= 1 && max <= 2, "at most 2 remote jobs at once, saw {max}");
+    assert!(unadmitted.is_empty(), "ran without admission: {unadmitted:?}");
+    let c = counters(&sim);
+    assert_eq!(c.creates.values().sum::<u64>(), 5, "one create each: {:?}", c.creates);
+    // Every Workload finished and released.
+    wait_for("finished Workloads without Kueue's finalizer", WAIT, || async {
+        let list = wls.list(&ListParams::default()).await.ok()?;
+        let done = list.iter().filter(|w| {
+            w.status.as_ref().is_some_and(|s| s.is_true("Finished"))
+                && !w.metadata.finalizers.iter().flatten().any(|f| f.contains("resource-in-use"))
+        });
+        (done.count() == 5).then_some(())
+    })
+    .await;
+    // kubectl shows the queue and the admission; events say when a job waited and was admitted.
+    let table = kubectl_ok(&["get", "rjob", "q1", "-n", &ns.name]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    let col = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
+    assert_eq!((col("QUEUE"), col("ADMITTED")), ("lq", "True"), "{table}");
+    let events = kubectl_ok(&[
+        "get", "events", "-n", &ns.name, "-o",
+        "jsonpath={range .items[*]}{.reason}: {.note}{\"\\n\"}{end}",
+    ]);
+    assert!(events.contains("WaitingForQuota: waiting for quota in LocalQueue lq"), "{events}");
+    assert!(events.contains(&format!("Admitted: admitted by ClusterQueue cq-{}", ns.name)), "{events}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_higher_priority_job_preempts_a_running_one() {
+    support::kueue::ensure();
+    let (ns, sim, _op, jobs) = runai_bed("kueue-preempt", None).await;
+    let wls: Api<Workload> = Api::namespaced(support::client().await, &ns.name);
+    queues(&ns.name, 1);
+    let class = format!("urgent-{}", ns.name);
+    apply(
+        &ns.name,
+        &format!(
+            "apiVersion: kueue.x-k8s.io/v1beta2\nkind: WorkloadPriorityClass\nmetadata: {{name: {class}}}\nvalue: 1000\n"
+        ),
+        None,
+    );
+    let sampler = Sampler::start(&sim, &jobs, &wls);
+    apply(&ns.name, &queued_job("low", "8", ""), Some(&sim));
+    let low_id = running_id(&jobs, "low").await;
+    let urgent = format!(", kueue.x-k8s.io/priority-class: {class}");
+    apply(&ns.name, &queued_job("high", "2", &urgent), Some(&sim));
+    // The low one is evicted: stopped remotely, then its quota is released and it is requeued.
+    wait_for("low's Workload released and requeued", WAIT, || async {
+        let list = wls.list(&ListParams::default()).await.ok()?;
+        let low = jobs.get("low").await.ok()?;
+        let w = list.iter().find(|w| {
+            w.metadata.owner_references.iter().flatten().any(|o| Some(&o.uid) == low.metadata.uid.as_ref())
+        })?;
+        let s = w.status.as_ref()?;
+        let released = !s.is_true("QuotaReserved") && s.is_true("Requeued") && s.admission.is_none();
+        released.then_some(())
+    })
+    .await;
+    assert!(!active_remote(&sim).contains(&low_id), "low stopped remotely");
+    let low = jobs.get("low").await.unwrap();
+    let (_, reason, message) = condition(&low, "Admitted").unwrap();
+    assert!(reason == "Evicted" || reason == "WaitingForQuota", "{reason}: {message}");
+    wait_phase(&jobs, "high", RemoteJobPhase::Succeeded).await;
+    let low = wait_for("low to finish after its requeue", WAIT, || async {
+        let j = jobs.get("low").await.ok()?;
+        (j.status.as_ref()?.phase == RemoteJobPhase::Succeeded).then_some(j)
+    })
+    .await;
+    let (max, unadmitted) = sampler.finish().await;
+    assert_eq!(max, 1, "one GPU: one remote job at a time");
+    assert!(unadmitted.is_empty(), "ran without admission: {unadmitted:?}");
+    assert!(low.status.unwrap().attempts >= 1);
+    let events = kubectl_ok(&[
+        "get", "events", "-n", &ns.name, "--field-selector", "involvedObject.name=low", "-o",
+        "jsonpath={range .items[*]}{.reason}: {.note}{\"\\n\"}{end}",
+    ]);
+    assert!(events.contains("Evicted: evicted: evicted by Kueue (Preempted)"), "{events}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_queued_and_running_jobs_frees_quota_and_leaves_no_workload() {
+    support::kueue::ensure();
+    let (ns, sim, _op, jobs) = runai_bed("kueue-delete", None).await;
+    let wls: Api<Workload> = Api::namespaced(support::client().await, &ns.name);
+    queues(&ns.name, 1);
+    apply(&ns.name, &queued_job("running", "600", ""), Some(&sim));
+    let id = running_id(&jobs, "running").await;
+    apply(&ns.name, &queued_job("queued", "600", ""), Some(&sim));
+    wait_for("two Workloads", WAIT, || async {
+        (wls.list(&ListParams::default()).await.ok()?.items.len() == 2).then_some(())
+    })
+    .await;
+    delete_jobs(&ns.name, &["running", "queued"]);
+    assert!(!active_remote(&sim).contains(&id), "the running one was cancelled");
+    let left = wait_for("no Workload left", WAIT, || async {
+        let list = wls.list(&ListParams::default()).await.ok()?;
+        list.items.is_empty().then_some(())
+    })
+    .await;
+    let _ = left;
+    // The quota is free: a new job is admitted and runs.
+    apply(&ns.name, &queued_job("next", "1", ""), Some(&sim));
+    wait_phase(&jobs, "next", RemoteJobPhase::Succeeded).await;
+    let c = counters(&sim);
+    let creates: BTreeMap<_, _> = c.creates.into_iter().collect();
+    assert_eq!(creates.values().sum::<u64>(), 2, "the queued one never ran: {creates:?}");
+}
