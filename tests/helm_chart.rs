@@ -427,7 +427,7 @@ fn variants_render_what_they_say() {
         .yaml
         .clone();
     for rule in [
-        "resources: [workloads]\n    verbs: [get, list, watch, create, patch]",
+        "resources: [workloads]\n    verbs: [get, list, watch, create, patch, delete]",
         "resources: [workloads/status]\n    verbs: [patch]",
         "resources: [workloadpriorityclasses]\n    verbs: [get]",
     ] {
@@ -792,12 +792,13 @@ fn helm_install_serves_only_its_namespaces() {
             ("patch", apics, "", ns, true),
             ("patch", "secrets", "status", ns, false),
         ]);
-        // Kueue (kueue.enabled): Workloads created, watched and patched, never deleted.
+        // Kueue (kueue.enabled): Workloads created, watched, patched and deleted; status patched.
         kueue_checks.extend([
             ("create", "workloads", "", ns, true),
             ("watch", "workloads", "", ns, true),
             ("patch", "workloads", "status", ns, true),
-            ("delete", "workloads", "", ns, false),
+            ("delete", "workloads", "", ns, true),
+            ("update", "workloads", "", ns, false),
             ("update", "workloads", "status", ns, false),
         ]);
     }

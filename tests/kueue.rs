@@ -65,14 +65,19 @@ fn queued_job(name: &str, secs: &str, labels: &str) -> String {
 }
 
 /// Remote ids of the simulator's Run:ai jobs that are queued or running remotely.
-fn active_remote(sim: &simulator::Handle) -> BTreeSet<String> {
-    let inner = sim.state.lock();
+fn active_remote(state: &simulator::common::Shared) -> BTreeSet<String> {
+    let inner = state.lock();
     let now = simulator::state::now_ms();
     inner
         .jobs
         .values()
         .filter(|j| j.platform == "runai")
-        .filter(|j| matches!(j.stage(now, inner.paused_at), Stage::Queued | Stage::Running))
+        .filter(|j| {
+            matches!(
+                j.stage(now, inner.paused_at),
+                Stage::Queued | Stage::Running
+            )
+        })
         .map(|j| j.id.clone())
         .collect()
 }
@@ -107,27 +112,17 @@ struct Sampler {
 
 impl Sampler {
     fn start(sim: &simulator::Handle, jobs: &Api<RemoteJob>, wls: &Api<Workload>) -> Sampler {
-        let (stop, max) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+        let (stop, max) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicUsize::new(0)),
+        );
         let (state, jobs, wls) = (sim.state.clone(), jobs.clone(), wls.clone());
         let (s, m) = (stop.clone(), max.clone());
         let task = tokio::spawn(async move {
             let mut unadmitted = Vec::new();
-            let handle_less = |state: &simulator::state::Shared| {
-                let inner = state.lock();
-                let now = simulator::state::now_ms();
-                inner
-                    .jobs
-                    .values()
-                    .filter(|j| j.platform == "runai")
-                    .filter(|j| {
-                        matches!(j.stage(now, inner.paused_at), Stage::Queued | Stage::Running)
-                    })
-                    .map(|j| j.id.clone())
-                    .collect::<BTreeSet<_>>()
-            };
             while !s.load(Ordering::Relaxed) {
                 let before = admitted_remote(&jobs, &wls).await;
-                let active = handle_less(&state);
+                let active = active_remote(&state);
                 let after = admitted_remote(&jobs, &wls).await;
                 m.fetch_max(active.len(), Ordering::Relaxed);
                 for id in active {
@@ -191,19 +186,39 @@ async fn quota_of_two_gpus_runs_five_jobs_two_at_a_time() {
         .await;
     }
     let (max, unadmitted) = sampler.finish().await;
-    assert!(max >= 1 && max <= 2, "at most 2 remote jobs at once, saw {max}");
-    assert!(unadmitted.is_empty(), "ran without admission: {unadmitted:?}");
+    assert!(
+        max >= 1 && max <= 2,
+        "at most 2 remote jobs at once, saw {max}"
+    );
+    assert!(
+        unadmitted.is_empty(),
+        "ran without admission: {unadmitted:?}"
+    );
     let c = counters(&sim);
-    assert_eq!(c.creates.values().sum::<u64>(), 5, "one create each: {:?}", c.creates);
+    assert_eq!(
+        c.creates.values().sum::<u64>(),
+        5,
+        "one create each: {:?}",
+        c.creates
+    );
     // Every Workload finished and released.
-    wait_for("finished Workloads without Kueue's finalizer", WAIT, || async {
-        let list = wls.list(&ListParams::default()).await.ok()?;
-        let done = list.iter().filter(|w| {
-            w.status.as_ref().is_some_and(|s| s.is_true("Finished"))
-                && !w.metadata.finalizers.iter().flatten().any(|f| f.contains("resource-in-use"))
-        });
-        (done.count() == 5).then_some(())
-    })
+    wait_for(
+        "finished Workloads without Kueue's finalizer",
+        WAIT,
+        || async {
+            let list = wls.list(&ListParams::default()).await.ok()?;
+            let done = list.iter().filter(|w| {
+                w.status.as_ref().is_some_and(|s| s.is_true("Finished"))
+                    && !w
+                        .metadata
+                        .finalizers
+                        .iter()
+                        .flatten()
+                        .any(|f| f.contains("resource-in-use"))
+            });
+            (done.count() == 5).then_some(())
+        },
+    )
     .await;
     // kubectl shows the queue and the admission; events say when a job waited and was admitted.
     let table = kubectl_ok(&["get", "rjob", "q1", "-n", &ns.name]);
@@ -212,11 +227,24 @@ async fn quota_of_two_gpus_runs_five_jobs_two_at_a_time() {
     let col = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
     assert_eq!((col("QUEUE"), col("ADMITTED")), ("lq", "True"), "{table}");
     let events = kubectl_ok(&[
-        "get", "events", "-n", &ns.name, "-o",
-        "jsonpath={range .items[*]}{.reason}: {.note}{\"\\n\"}{end}",
+        "get",
+        "events",
+        "-n",
+        &ns.name,
+        "-o",
+        "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
     ]);
-    assert!(events.contains("WaitingForQuota: waiting for quota in LocalQueue lq"), "{events}");
-    assert!(events.contains(&format!("Admitted: admitted by ClusterQueue cq-{}", ns.name)), "{events}");
+    assert!(
+        events.contains("WaitingForQuota: waiting for quota in LocalQueue lq"),
+        "{events}"
+    );
+    assert!(
+        events.contains(&format!(
+            "Admitted: admitted by ClusterQueue cq-{}",
+            ns.name
+        )),
+        "{events}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -243,17 +271,28 @@ async fn a_higher_priority_job_preempts_a_running_one() {
         let list = wls.list(&ListParams::default()).await.ok()?;
         let low = jobs.get("low").await.ok()?;
         let w = list.iter().find(|w| {
-            w.metadata.owner_references.iter().flatten().any(|o| Some(&o.uid) == low.metadata.uid.as_ref())
+            w.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| Some(&o.uid) == low.metadata.uid.as_ref())
         })?;
         let s = w.status.as_ref()?;
-        let released = !s.is_true("QuotaReserved") && s.is_true("Requeued") && s.admission.is_none();
+        let released =
+            !s.is_true("QuotaReserved") && s.is_true("Requeued") && s.admission.is_none();
         released.then_some(())
     })
     .await;
-    assert!(!active_remote(&sim).contains(&low_id), "low stopped remotely");
+    assert!(
+        !active_remote(&sim.state).contains(&low_id),
+        "low stopped remotely"
+    );
     let low = jobs.get("low").await.unwrap();
     let (_, reason, message) = condition(&low, "Admitted").unwrap();
-    assert!(reason == "Evicted" || reason == "WaitingForQuota", "{reason}: {message}");
+    assert!(
+        reason == "Evicted" || reason == "WaitingForQuota",
+        "{reason}: {message}"
+    );
     wait_phase(&jobs, "high", RemoteJobPhase::Succeeded).await;
     let low = wait_for("low to finish after its requeue", WAIT, || async {
         let j = jobs.get("low").await.ok()?;
@@ -262,13 +301,25 @@ async fn a_higher_priority_job_preempts_a_running_one() {
     .await;
     let (max, unadmitted) = sampler.finish().await;
     assert_eq!(max, 1, "one GPU: one remote job at a time");
-    assert!(unadmitted.is_empty(), "ran without admission: {unadmitted:?}");
+    assert!(
+        unadmitted.is_empty(),
+        "ran without admission: {unadmitted:?}"
+    );
     assert!(low.status.unwrap().attempts >= 1);
     let events = kubectl_ok(&[
-        "get", "events", "-n", &ns.name, "--field-selector", "involvedObject.name=low", "-o",
-        "jsonpath={range .items[*]}{.reason}: {.note}{\"\\n\"}{end}",
+        "get",
+        "events",
+        "-n",
+        &ns.name,
+        "--field-selector",
+        "involvedObject.name=low",
+        "-o",
+        "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
     ]);
-    assert!(events.contains("Evicted: evicted: evicted by Kueue (Preempted)"), "{events}");
+    assert!(
+        events.contains("Evicted: evicted: evicted by Kueue (Preempted)"),
+        "{events}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -285,7 +336,10 @@ async fn deleting_queued_and_running_jobs_frees_quota_and_leaves_no_workload() {
     })
     .await;
     delete_jobs(&ns.name, &["running", "queued"]);
-    assert!(!active_remote(&sim).contains(&id), "the running one was cancelled");
+    assert!(
+        !active_remote(&sim.state).contains(&id),
+        "the running one was cancelled"
+    );
     let left = wait_for("no Workload left", WAIT, || async {
         let list = wls.list(&ListParams::default()).await.ok()?;
         list.items.is_empty().then_some(())
@@ -297,5 +351,9 @@ async fn deleting_queued_and_running_jobs_frees_quota_and_leaves_no_workload() {
     wait_phase(&jobs, "next", RemoteJobPhase::Succeeded).await;
     let c = counters(&sim);
     let creates: BTreeMap<_, _> = c.creates.into_iter().collect();
-    assert_eq!(creates.values().sum::<u64>(), 2, "the queued one never ran: {creates:?}");
+    assert_eq!(
+        creates.values().sum::<u64>(),
+        2,
+        "the queued one never ran: {creates:?}"
+    );
 }

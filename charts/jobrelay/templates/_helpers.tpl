@@ -122,11 +122,11 @@ watchNamespaces entry), or cluster-wide when it serves every namespace.
   verbs: [create, patch]
 {{- if .Values.kueue.enabled }}
 # Kueue: the Workloads of queued RemoteJobs are created, watched and patched (queue name, Kueue's
-# finalizer; status: Finished, PodsReady, the quota released after an eviction). Never deleted:
-# the garbage collector does that through the owner reference.
+# finalizer; status: Finished, PodsReady, the quota released after an eviction), and deleted with
+# their RemoteJob once finished and released.
 - apiGroups: [kueue.x-k8s.io]
   resources: [workloads]
-  verbs: [get, list, watch, create, patch]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [kueue.x-k8s.io]
   resources: [workloads/status]
   verbs: [patch]

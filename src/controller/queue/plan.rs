@@ -62,6 +62,10 @@ pub enum Step {
     },
     /// Drop `kueue.x-k8s.io/resource-in-use`.
     RemoveFinalizer,
+    /// Delete the finished, released Workload of a deleted RemoteJob (the garbage collector would,
+    /// through the owner reference, but only where kube-controller-manager runs, and only after
+    /// the RemoteJob is gone: deleting it here leaves nothing behind either way).
+    Delete,
     /// After an eviction, with the remote job stopped: clear the admission so Kueue can requeue it.
     ReleaseQuota {
         requeue: bool,
@@ -102,6 +106,8 @@ pub fn plan(job: &JobView, wl: Option<&WorkloadView>) -> (Gate, Step) {
             Step::Finish { success, message }
         } else if wl.has_finalizer {
             Step::RemoveFinalizer
+        } else if job.deleting && !wl.deleting {
+            Step::Delete
         } else {
             Step::Nothing
         };
@@ -414,6 +420,17 @@ mod tests {
                 Some(released),
                 false,
                 Step::Nothing,
+            ),
+            (
+                "deleted, finished and released: delete it",
+                gone.clone(),
+                Some(WorkloadView {
+                    finished: true,
+                    has_finalizer: false,
+                    ..admitted()
+                }),
+                false,
+                Step::Delete,
             ),
             (
                 "deleted while running: keep quota until cancelled",

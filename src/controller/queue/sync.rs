@@ -69,9 +69,16 @@ pub async fn detect(client: &kube::Client) -> bool {
 pub use report::event;
 
 /// Brings `job`'s Workload one step on (a few when one change leads straight to the next, e.g.
-/// Finished then the finalizer dropped) and says what the job may do.
-pub async fn sync(client: &kube::Client, job: &RemoteJob) -> Result<Outcome, kube::Error> {
-    let view = job_view(job);
+/// Finished then the finalizer dropped) and says what the job may do. `remote_done`: the RemoteJob
+/// plan found nothing left running remotely (a deleted job whose cancel the platform confirmed,
+/// while its status still shows the last phase seen).
+pub async fn sync(
+    client: &kube::Client,
+    job: &RemoteJob,
+    remote_done: bool,
+) -> Result<Outcome, kube::Error> {
+    let mut view = job_view(job);
+    view.active &= !remote_done;
     let was_queued = job
         .status
         .as_ref()
@@ -138,6 +145,14 @@ pub async fn sync(client: &kube::Client, job: &RemoteJob) -> Result<Outcome, kub
                     api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                         .await,
                 )?
+            }
+            Step::Delete => {
+                match api.delete(&name, &Default::default()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => return Err(e),
+                }
+                None
             }
             Step::SetQueue(q) => {
                 let patch = json!({"spec": {"queueName": q}});

@@ -83,7 +83,7 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
         job
     };
     let queued = match ctx.kueue {
-        true => crate::controller::queue::sync::sync(&ctx.client, &job).await?,
+        true => crate::controller::queue::sync::sync(&ctx.client, &job, false).await?,
         false => crate::controller::queue::sync::Outcome::not_queued(),
     };
     let spec = queued.effective_spec(&job.spec);
@@ -136,9 +136,12 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
             },
         );
         if queued.holds && p.step == Step::RemoveFinalizer {
-            // The Workload goes first (Finished, its finalizer dropped): see queue::plan.
-            p.step = Step::None;
-            p.requeue = Some(queued.requeue.unwrap_or(Duration::from_secs(1)));
+            // The Workload goes first (Finished, its finalizer dropped), now that nothing runs remotely.
+            let released = crate::controller::queue::sync::sync(&ctx.client, &job, true).await?;
+            if released.holds {
+                p.step = Step::None;
+                p.requeue = Some(Duration::from_secs(1));
+            }
         }
         p.requeue = match (p.requeue, queued.requeue) {
             (Some(a), Some(b)) => Some(a.min(b)),
