@@ -351,6 +351,10 @@ async fn deleting_queued_and_running_jobs_frees_quota_and_leaves_no_workload() {
     wait_phase(&jobs, "next", RemoteJobPhase::Succeeded).await;
     let c = counters(&sim);
     let creates: BTreeMap<_, _> = c.creates.into_iter().collect();
+    // The README's example is accepted by Kueue's API and ours (server-side dry run: nothing stays).
+    let example = support::repo_root().join("examples/kueue/quota.yaml");
+    let path = example.display().to_string();
+    kubectl_ok(&["apply", "--dry-run=server", "-n", &ns.name, "-f", &path]);
     assert_eq!(
         creates.values().sum::<u64>(),
         2,
