@@ -13,8 +13,9 @@ use jobrelay::crd::{RemoteJob, RemoteJobPhase};
 use jobrelay::simulator::{self, jobs::Stage};
 use kube::Api;
 use kube::api::ListParams;
+use support::TestNamespace;
 use support::fixtures::*;
-use support::operator::{apply, counters};
+use support::operator::{Operator, apply, counters};
 use support::{kubectl_ok, wait_for};
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -48,6 +49,25 @@ spec: {{clusterQueue: cq-{ns}}}
 "#
     );
     apply(ns, &yaml, None);
+}
+
+/// Kueue running, a Run:ai bed (namespace, simulator, operator, RemoteJobs), the namespace's
+/// Workloads, and [`queues`] with `gpus` GPUs.
+async fn queued_bed(
+    prefix: &str,
+    gpus: u32,
+) -> (
+    TestNamespace,
+    simulator::Handle,
+    Operator,
+    Api<RemoteJob>,
+    Api<Workload>,
+) {
+    support::kueue::ensure();
+    let (ns, sim, op, jobs) = runai_bed(prefix, None).await;
+    let wls = Api::namespaced(support::client().await, &ns.name);
+    queues(&ns.name, gpus);
+    (ns, sim, op, jobs, wls)
 }
 
 /// A queued Run:ai RemoteJob of one GPU running `secs` seconds on the simulator.
@@ -145,6 +165,22 @@ impl Sampler {
     }
 }
 
+/// `reason: message` of the events in `ns` that `selector` (a field selector) picks, one a line.
+fn events(ns: &str, selector: &str) -> String {
+    let format = "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}";
+    let args = [
+        "get",
+        "events",
+        "-n",
+        ns,
+        "--field-selector",
+        selector,
+        "-o",
+        format,
+    ];
+    kubectl_ok(&args)
+}
+
 fn condition(job: &RemoteJob, type_: &str) -> Option<(String, String, String)> {
     let c = job
         .status
@@ -157,10 +193,7 @@ fn condition(job: &RemoteJob, type_: &str) -> Option<(String, String, String)> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn quota_of_two_gpus_runs_five_jobs_two_at_a_time() {
-    support::kueue::ensure();
-    let (ns, sim, _op, jobs) = runai_bed("kueue-quota", None).await;
-    let wls: Api<Workload> = Api::namespaced(support::client().await, &ns.name);
-    queues(&ns.name, 2);
+    let (ns, sim, _op, jobs, wls) = queued_bed("kueue-quota", 2).await;
     let sampler = Sampler::start(&sim, &jobs, &wls);
     let names: Vec<String> = (1..=5).map(|i| format!("q{i}")).collect();
     for n in &names {
@@ -226,14 +259,7 @@ async fn quota_of_two_gpus_runs_five_jobs_two_at_a_time() {
     let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
     let col = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
     assert_eq!((col("QUEUE"), col("ADMITTED")), ("lq", "True"), "{table}");
-    let events = kubectl_ok(&[
-        "get",
-        "events",
-        "-n",
-        &ns.name,
-        "-o",
-        "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
-    ]);
+    let events = events(&ns.name, "involvedObject.kind=RemoteJob");
     assert!(
         events.contains("WaitingForQuota: waiting for quota in LocalQueue lq"),
         "{events}"
@@ -249,10 +275,7 @@ async fn quota_of_two_gpus_runs_five_jobs_two_at_a_time() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_higher_priority_job_preempts_a_running_one() {
-    support::kueue::ensure();
-    let (ns, sim, _op, jobs) = runai_bed("kueue-preempt", None).await;
-    let wls: Api<Workload> = Api::namespaced(support::client().await, &ns.name);
-    queues(&ns.name, 1);
+    let (ns, sim, _op, jobs, wls) = queued_bed("kueue-preempt", 1).await;
     let class = format!("urgent-{}", ns.name);
     apply(
         &ns.name,
@@ -306,16 +329,7 @@ async fn a_higher_priority_job_preempts_a_running_one() {
         "ran without admission: {unadmitted:?}"
     );
     assert!(low.status.unwrap().attempts >= 1);
-    let events = kubectl_ok(&[
-        "get",
-        "events",
-        "-n",
-        &ns.name,
-        "--field-selector",
-        "involvedObject.name=low",
-        "-o",
-        "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
-    ]);
+    let events = events(&ns.name, "involvedObject.name=low");
     assert!(
         events.contains("Evicted: evicted: evicted by Kueue (Preempted)"),
         "{events}"
@@ -324,10 +338,7 @@ async fn a_higher_priority_job_preempts_a_running_one() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deleting_queued_and_running_jobs_frees_quota_and_leaves_no_workload() {
-    support::kueue::ensure();
-    let (ns, sim, _op, jobs) = runai_bed("kueue-delete", None).await;
-    let wls: Api<Workload> = Api::namespaced(support::client().await, &ns.name);
-    queues(&ns.name, 1);
+    let (ns, sim, _op, jobs, wls) = queued_bed("kueue-delete", 1).await;
     apply(&ns.name, &queued_job("running", "600", ""), Some(&sim));
     let id = running_id(&jobs, "running").await;
     apply(&ns.name, &queued_job("queued", "600", ""), Some(&sim));
