@@ -16,6 +16,9 @@ fn runai(gpus: Value) -> Value {
            "image": "i", "gpuDevicesRequest": gpus}})
 }
 
+/// (case, spec, the requests wanted)
+type RequestCase = (&'static str, Value, Vec<(&'static str, &'static str)>);
+
 #[test]
 fn requests_per_platform() {
     let base = json!({"clientRef": {"name": "c"}});
@@ -24,7 +27,7 @@ fn requests_per_platform() {
         s[k] = v;
         s
     };
-    let cases: Vec<(&str, Value, Vec<(&str, &str)>)> = vec![
+    let cases: Vec<RequestCase> = vec![
         (
             "runai: GPUs and the job",
             runai(json!(2)),
