@@ -369,3 +369,50 @@ async fn deleting_queued_and_running_jobs_frees_quota_and_leaves_no_workload() {
         "the queued one never ran: {creates:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_workload_deleted_by_hand_stops_the_job_until_a_new_one_is_admitted() {
+    let (ns, sim, _op, jobs, wls) = queued_bed("kueue-wl-deleted", 1).await;
+    let sampler = Sampler::start(&sim, &jobs, &wls);
+    apply(&ns.name, &queued_job("w", "6", ""), Some(&sim));
+    running_id(&jobs, "w").await;
+    let first = wls.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(first.len(), 1);
+    let (name, uid) = (
+        first[0].metadata.name.clone().unwrap(),
+        first[0].metadata.uid.clone().unwrap(),
+    );
+    kubectl_ok(&["delete", "workload", &name, "-n", &ns.name, "--wait=false"]);
+    wait_phase(&jobs, "w", RemoteJobPhase::Succeeded).await;
+    // It was stopped (suspended in place on Run:ai) and resumed under a new Workload.
+    let seen = events(&ns.name, "involvedObject.name=w");
+    assert!(
+        seen.contains("WorkloadDeleted: its Workload is being deleted"),
+        "{seen}"
+    );
+    let requests = counters(&sim).requests;
+    for action in ["suspend", "resume"] {
+        let key = format!("POST /runai/api/v1/workloads/trainings/{{id}}/{action} 202");
+        assert!(
+            requests.get(&key).is_some_and(|n| *n >= 1),
+            "{key}: {requests:?}"
+        );
+    }
+    let now = wls.list(&ListParams::default()).await.unwrap().items;
+    assert!(
+        now.len() == 1 && now[0].metadata.uid.as_deref() != Some(uid.as_str()),
+        "a new Workload: {now:?}"
+    );
+    let (_, unadmitted) = sampler.finish().await;
+    assert!(
+        unadmitted.is_empty(),
+        "ran without admission: {unadmitted:?}"
+    );
+    let c = counters(&sim);
+    assert_eq!(
+        c.creates.values().sum::<u64>(),
+        1,
+        "resumed in place: {:?}",
+        c.creates
+    );
+}

@@ -32,10 +32,15 @@ pub fn condition(gate: &Gate, wl: Option<&Workload>) -> Option<(&'static str, St
         }
         Gate::Closed { reason, message } => {
             let message = match (*reason, wl) {
-                (REASON_WAITING, Some(wl)) => format!(
-                    "waiting for quota in LocalQueue {}: {message}",
-                    wl.spec.queue_name
-                ),
+                // Kueue's own words (e.g. "insufficient quota ...") follow the queue's name; before
+                // Kueue has looked at the Workload there are none.
+                (REASON_WAITING, Some(wl)) => {
+                    let queue = format!("waiting for quota in LocalQueue {}", wl.spec.queue_name);
+                    match message.contains("LocalQueue") {
+                        true => queue,
+                        false => format!("{queue}: {message}"),
+                    }
+                }
                 _ => message.clone(),
             };
             Some((FALSE, (*reason).into(), message))
@@ -137,6 +142,26 @@ mod tests {
             condition(&closed, None),
             Some((FALSE, REASON_EVICTED.into(), "evicted".into()))
         );
+        let wl = Workload::new(
+            "w",
+            super::super::workload::WorkloadSpec {
+                queue_name: "lq".into(),
+                ..Default::default()
+            },
+        );
+        let waiting = |m: &str| Gate::Closed {
+            reason: REASON_WAITING,
+            message: m.into(),
+        };
+        let kueue_says = condition(&waiting("insufficient quota for x"), Some(&wl));
+        let why = "waiting for quota in LocalQueue lq: insufficient quota for x";
+        assert_eq!(kueue_says.map(|c| c.2), Some(why.into()));
+        let before = condition(
+            &waiting("waiting for admission in LocalQueue lq"),
+            Some(&wl),
+        );
+        let queue_only = "waiting for quota in LocalQueue lq";
+        assert_eq!(before.map(|c| c.2), Some(queue_only.into()));
         let open = Gate::Open { flavors: vec![] };
         assert_eq!(
             condition(&open, None),
