@@ -14,8 +14,10 @@ use super::build::{self, job_view, new_workload, status_patch, workload_view};
 use super::plan::{Gate, Step, plan};
 use super::report::{self, ADMITTED};
 use super::workload::{self, PRIORITY_LABEL, Workload};
+use crate::controller::remote_job::model::{Plan, Step as RemoteStep};
 use crate::crd::conditions::{Stamp, find};
 use crate::crd::{RemoteJob, RemoteJobSpec, RemoteJobStatus};
+use kube::runtime::events::EventType;
 
 /// What the RemoteJob controller takes from the queue for one reconcile.
 pub struct Outcome {
@@ -45,12 +47,23 @@ impl Outcome {
         spec
     }
 
-    /// Shows the admission in `status`.
-    pub fn report(&self, status: &mut RemoteJobStatus, at: Stamp) {
+    /// Folds the queue into the RemoteJob's plan: the admission shown in its status, the sooner of
+    /// the two requeues. True: the plan would drop the RemoteJob's finalizer while the Workload still
+    /// holds quota (it must be finished and released first: [`sync`] with `remote_done`).
+    pub fn fold_into(&self, p: &mut Plan, generation: Option<i64>) -> bool {
         if let Some((s, reason, message)) = &self.condition {
-            at.on(&mut status.conditions)
+            let at = Stamp {
+                generation,
+                now: k8s_openapi::jiff::Timestamp::now(),
+            };
+            at.on(&mut p.status.conditions)
                 .set(ADMITTED, s, reason, message);
         }
+        p.requeue = match (p.requeue, self.requeue) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.holds && p.step == RemoteStep::RemoveFinalizer
     }
 }
 
@@ -65,8 +78,16 @@ pub async fn detect(client: &kube::Client) -> bool {
     }
 }
 
-/// The event for the change of the admission between two statuses: (warning?, reason, note).
-pub use report::event;
+/// The event for the change of the admission between two statuses.
+pub fn event(old: &RemoteJobStatus, new: &RemoteJobStatus) -> Option<(EventType, String, String)> {
+    let (warning, reason, note) = report::event(old, new)?;
+    let type_ = if warning {
+        EventType::Warning
+    } else {
+        EventType::Normal
+    };
+    Some((type_, reason, note))
+}
 
 /// Brings `job`'s Workload one step on (a few when one change leads straight to the next, e.g.
 /// Finished then the finalizer dropped) and says what the job may do. `remote_done`: the RemoteJob

@@ -128,25 +128,14 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
             deleted_at: job.meta().deletion_timestamp.as_ref().map(|t| t.0),
         });
         let mut p = p;
-        queued.report(
-            &mut p.status,
-            Stamp {
-                generation: job.metadata.generation,
-                now: Timestamp::now(),
-            },
-        );
-        if queued.holds && p.step == Step::RemoveFinalizer {
-            // The Workload goes first (Finished, its finalizer dropped), now that nothing runs remotely.
-            let released = crate::controller::queue::sync::sync(&ctx.client, &job, true).await?;
-            if released.holds {
-                p.step = Step::None;
-                p.requeue = Some(Duration::from_secs(1));
-            }
+        // The Workload goes before the RemoteJob (Finished, released), now that nothing runs remotely.
+        if queued.fold_into(&mut p, job.metadata.generation)
+            && crate::controller::queue::sync::sync(&ctx.client, &job, true)
+                .await?
+                .holds
+        {
+            (p.step, p.requeue) = (Step::None, Some(Duration::from_secs(1)));
         }
-        p.requeue = match (p.requeue, queued.requeue) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
         let no_call_follows = matches!(
             p.step,
             Step::None | Step::DeleteObject | Step::RemoveFinalizer
@@ -160,14 +149,9 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
             set_reachability(&job, &mut p.status, &r);
         }
         write_status(&ctx, &api, &job, &status, &p.status).await?;
-        if let Some((warning, reason, note)) =
+        if let Some((type_, reason, note)) =
             crate::controller::queue::sync::event(&status, &p.status)
         {
-            let type_ = if warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            };
             publish(&ctx, &job, type_, &reason, &note).await;
         }
         if let Some((reason, message)) = &p.warning {
