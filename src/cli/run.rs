@@ -302,16 +302,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         tokens,
         metrics: metrics.clone(),
     });
-    let kueue = crate::controller::queue::sync::detect(&client).await;
-    if kueue {
-        tracing::info!(
-            "Kueue's Workload API found: RemoteJobs labelled kueue.x-k8s.io/queue-name wait for admission"
-        );
-    } else {
-        tracing::info!(
-            "Kueue's Workload API (kueue.x-k8s.io/v1beta2) not found: the Kueue integration is off"
-        );
-    }
+    let kueue = crate::controller::queue::sync::detect(&client, &args.namespaces).await;
     let job_ctx = Arc::new(remote_job::Context {
         client: client.clone(),
         remotes: factory,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use kube::ResourceExt;
 use kube::api::{
-    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
 };
 use serde_json::json;
 
@@ -67,15 +67,33 @@ impl Outcome {
     }
 }
 
-/// Whether the cluster serves Kueue's Workload API (checked once at start-up).
-pub async fn detect(client: &kube::Client) -> bool {
-    match client
+/// Whether the Kueue integration is on (decided once, at start-up, and said in one log line): the
+/// cluster serves Kueue's Workload API and this operator may list Workloads where it serves (the
+/// chart's `kueue.enabled`). Clusters without Kueue, or without that RBAC, run as before.
+pub async fn detect(client: &kube::Client, namespaces: &[String]) -> bool {
+    let served = match client
         .list_api_group_resources("kueue.x-k8s.io/v1beta2")
         .await
     {
         Ok(list) => list.resources.iter().any(|r| r.name == "workloads"),
         Err(_) => false,
+    };
+    if !served {
+        tracing::info!(
+            "Kueue's Workload API (kueue.x-k8s.io/v1beta2) not found: Kueue integration off"
+        );
+        return false;
     }
+    for api in crate::controller::scope::apis::<Workload>(client, namespaces) {
+        if let Err(e) = api.list(&ListParams::default().limit(1)).await {
+            tracing::warn!(error = %e, "Kueue's Workload API found but Workloads cannot be listed (the chart's kueue.enabled=false?): Kueue integration off");
+            return false;
+        }
+    }
+    tracing::info!(
+        "Kueue integration on: RemoteJobs labelled kueue.x-k8s.io/queue-name wait for admission"
+    );
+    true
 }
 
 /// The event for the change of the admission between two statuses.
