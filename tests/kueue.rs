@@ -285,6 +285,15 @@ async fn a_higher_priority_job_preempts_a_running_one() {
     let sampler = Sampler::start(&sim, &jobs, &wls);
     apply(&ns.name, &queued_job("low", "8", ""), Some(&sim));
     let low_id = running_id(&jobs, "low").await;
+    // Running remotely is Kueue's PodsReady (what waitForPodsReady waits for).
+    wait_for("low's Workload PodsReady", WAIT, || async {
+        let list = wls.list(&ListParams::default()).await.ok()?;
+        let ready = list
+            .iter()
+            .any(|w| w.status.as_ref().is_some_and(|s| s.is_true("PodsReady")));
+        ready.then_some(())
+    })
+    .await;
     let urgent = format!(", kueue.x-k8s.io/priority-class: {class}");
     apply(&ns.name, &queued_job("high", "2", &urgent), Some(&sim));
     // The low one is evicted: stopped remotely, then its quota is released and it is requeued.
