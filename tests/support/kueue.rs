@@ -3,9 +3,18 @@
 //! binary's own control plane (stopped with it by `hack/testenv/down`). Kueue needs root (its metrics
 //! certificate path is hard-coded under /etc).
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use jobrelay::controller::queue::workload::Workload;
+use jobrelay::crd::RemoteJob;
+use jobrelay::simulator::{self, jobs::Stage};
+use kube::Api;
+use kube::api::ListParams;
 
 use super::{control_plane, repo_root};
 
@@ -39,4 +48,85 @@ pub fn ensure() -> &'static PathBuf {
         assert!(status.success(), "hack/testenv/kueue start failed");
         dir.join("kueue.env")
     })
+}
+
+/// Remote ids of the simulator's Run:ai jobs that are queued or running remotely.
+pub fn active_remote(state: &simulator::common::Shared) -> BTreeSet<String> {
+    let inner = state.lock();
+    let now = simulator::state::now_ms();
+    inner
+        .jobs
+        .values()
+        .filter(|j| j.platform == "runai")
+        .filter(|j| {
+            matches!(
+                j.stage(now, inner.paused_at),
+                Stage::Queued | Stage::Running
+            )
+        })
+        .map(|j| j.id.clone())
+        .collect()
+}
+
+/// Remote ids of the RemoteJobs whose Workload is admitted now.
+async fn admitted_remote(jobs: &Api<RemoteJob>, wls: &Api<Workload>) -> BTreeSet<String> {
+    let admitted: BTreeSet<String> = wls
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|w| w.status.as_ref().is_some_and(|s| s.is_true("Admitted")))
+        .flat_map(|w| w.metadata.owner_references.unwrap_or_default())
+        .map(|o| o.uid)
+        .collect();
+    jobs.list(&ListParams::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| admitted.contains(j.metadata.uid.as_deref().unwrap_or_default()))
+        .filter_map(|j| j.status.and_then(|s| s.remote_id))
+        .collect()
+}
+
+/// Samples every 100 ms until stopped: the most remote jobs active at once, and every remote job
+/// seen active whose Workload was admitted neither just before nor just after the sample.
+pub struct Sampler {
+    stop: Arc<AtomicBool>,
+    max: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<Vec<String>>,
+}
+
+impl Sampler {
+    pub fn start(sim: &simulator::Handle, jobs: &Api<RemoteJob>, wls: &Api<Workload>) -> Sampler {
+        let (stop, max) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let (state, jobs, wls) = (sim.state.clone(), jobs.clone(), wls.clone());
+        let (s, m) = (stop.clone(), max.clone());
+        let task = tokio::spawn(async move {
+            let mut unadmitted = Vec::new();
+            while !s.load(Ordering::Relaxed) {
+                let before = admitted_remote(&jobs, &wls).await;
+                let active = active_remote(&state);
+                let after = admitted_remote(&jobs, &wls).await;
+                m.fetch_max(active.len(), Ordering::Relaxed);
+                for id in active {
+                    if !before.contains(&id) && !after.contains(&id) {
+                        unadmitted.push(id);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            unadmitted
+        });
+        Sampler { stop, max, task }
+    }
+
+    /// (most active at once, remote ids seen active without an admitted Workload)
+    pub async fn finish(self) -> (usize, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let unadmitted = self.task.await.unwrap();
+        (self.max.load(Ordering::Relaxed), unadmitted)
+    }
 }
