@@ -123,10 +123,15 @@ impl Sampler {
         Sampler { stop, max, task }
     }
 
-    /// (most active at once, remote ids seen active without an admitted Workload)
-    pub async fn finish(self) -> (usize, Vec<String>) {
+    /// Stops sampling; asserts that no remote job was seen active without an admitted Workload;
+    /// the most remote jobs active at once.
+    pub async fn finish(self) -> usize {
         self.stop.store(true, Ordering::Relaxed);
         let unadmitted = self.task.await.unwrap();
-        (self.max.load(Ordering::Relaxed), unadmitted)
+        assert!(
+            unadmitted.is_empty(),
+            "ran without admission: {unadmitted:?}"
+        );
+        self.max.load(Ordering::Relaxed)
     }
 }

@@ -111,21 +111,11 @@ pub fn plan(job: &JobView, wl: Option<&WorkloadView>) -> (Gate, Step) {
         } else {
             Step::Nothing
         };
-        return (
-            Gate::Open {
-                flavors: wl.flavors.clone(),
-            },
-            step,
-        );
+        return (open(wl), step);
     }
     if job.deleting {
         // Cancelling (or orphaning) per deletionPolicy: keep the quota while the remote job may run.
-        return (
-            Gate::Open {
-                flavors: wl.flavors.clone(),
-            },
-            Step::Nothing,
-        );
+        return (open(wl), Step::Nothing);
     }
     if wl.deleting {
         let step = if !job.active && wl.has_finalizer {
@@ -165,12 +155,7 @@ pub fn plan(job: &JobView, wl: Option<&WorkloadView>) -> (Gate, Step) {
         } else {
             Step::Nothing
         };
-        return (
-            Gate::Open {
-                flavors: wl.flavors.clone(),
-            },
-            step,
-        );
+        return (open(wl), step);
     }
     let step = match &job.queue {
         Some(q) if *q != wl.queue_name && !job.active => Step::SetQueue(q.clone()),
@@ -181,6 +166,12 @@ pub fn plan(job: &JobView, wl: Option<&WorkloadView>) -> (Gate, Step) {
         .clone()
         .unwrap_or_else(|| format!("waiting for admission in LocalQueue {}", wl.queue_name));
     (closed(REASON_WAITING, why), step)
+}
+
+fn open(wl: &WorkloadView) -> Gate {
+    Gate::Open {
+        flavors: wl.flavors.clone(),
+    }
 }
 
 fn closed(reason: &'static str, message: String) -> Gate {
