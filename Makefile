@@ -60,10 +60,10 @@ crds-check:
 
 integration:
 	@set -e; hack/testenv/down "$(TESTENV_DIR)"; \
-	eval "$$(hack/testenv/up --dir "$(TESTENV_DIR)" --keycloak)"; \
+	eval "$$(hack/testenv/up --dir "$(TESTENV_DIR)" --keycloak --kueue)"; \
 	trap 'hack/testenv/down "$(TESTENV_DIR)"' EXIT; \
 	JOBRELAY_TEST_KUBECONFIG="$$KUBECONFIG" JOBRELAY_TEST_KEYCLOAK_ENV="$$JOBRELAY_TEST_KEYCLOAK_ENV" \
-	  $(CARGO) test --locked --no-fail-fast --test "*" -- --test-threads=4
+	  JOBRELAY_TEST_KUEUE="$$JOBRELAY_TEST_KUEUE" $(CARGO) test --locked --no-fail-fast --test "*" -- --test-threads=4
 
 # The OCI archive of the operator (and simulator): target/image/jobrelay-<version>.oci.tar.
 image: deps

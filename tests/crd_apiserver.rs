@@ -195,7 +195,15 @@ fn explain_and_printer_columns_work() {
     let header: Vec<&str> = rjobs.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
-        ["NAME", "CLIENT", "PHASE", "REMOTE-ID", "AGE"],
+        [
+            "NAME",
+            "CLIENT",
+            "PHASE",
+            "REMOTE-ID",
+            "QUEUE",
+            "ADMITTED",
+            "AGE"
+        ],
         "{rjobs}"
     );
     assert!(

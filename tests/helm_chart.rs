@@ -190,6 +190,26 @@ fn can(sa: &str, args: &[&str]) -> bool {
         .success()
 }
 
+/// Whether `sa` may `verb` `resource` (`sub`: a subresource) of `group` in `ns` ("": all), asked
+/// with a SubjectAccessReview: `kubectl auth can-i` drops the group of an API the server does not
+/// serve (Kueue's, here) and then asks about the wrong resource.
+fn may(sa: &str, verb: &str, group: &str, resource: &str, sub: &str, ns: &str) -> bool {
+    let review = serde_json::json!({
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {"user": sa, "resourceAttributes": {
+            "verb": verb, "group": group, "resource": resource, "subresource": sub, "namespace": ns,
+        }},
+    });
+    let file =
+        std::env::temp_dir().join(format!("sar-{}-{verb}-{resource}.json", std::process::id()));
+    std::fs::write(&file, review.to_string()).unwrap();
+    let path = file.display().to_string();
+    let allowed = kubectl_ok(&["create", "-f", &path, "-o", "jsonpath={.status.allowed}"]);
+    let _ = std::fs::remove_file(&file);
+    allowed.trim() == "true"
+}
+
 #[test]
 fn chart_lints_packages_and_carries_the_crate_version() {
     ok(helm(&["lint", &chart()]), "helm lint");
@@ -400,6 +420,20 @@ fn variants_render_what_they_say() {
         .clone();
     assert!(deploy.contains("strategy: {type: Recreate}"), "{deploy}");
 
+    // Kueue: no rules for its kinds unless asked; then only the verbs the operator calls.
+    assert!(!template(&[]).contains("kueue.x-k8s.io"));
+    let kueue = template(&["--set", "kueue.enabled=true"]);
+    let cluster = get(&objects(&kueue), "ClusterRole", "jr-jobrelay")
+        .yaml
+        .clone();
+    for rule in [
+        "resources: [workloads]\n    verbs: [get, list, watch, create, patch, delete]",
+        "resources: [workloads/status]\n    verbs: [patch]",
+        "resources: [workloadpriorityclasses]\n    verbs: [get]",
+    ] {
+        assert!(cluster.contains(rule), "{rule} missing in {cluster}");
+    }
+
     // Served namespaces: one Role + RoleBinding each, one --namespace each, no cluster-wide rules.
     let rendered = template(&["--set", "watchNamespaces={a,b}"]);
     let objs = objects(&rendered);
@@ -535,6 +569,10 @@ fn schema_refuses_wrong_values() {
         (
             "watchNamespaces={Team_A}",
             "at '/watchNamespaces/0': 'Team_A' does not match pattern",
+        ),
+        (
+            "kueue.enabled=yes",
+            "at '/kueue/enabled': got string, want boolean",
         ),
         (
             "image.digest=latest",
@@ -699,6 +737,8 @@ fn helm_install_serves_only_its_namespaces() {
             &format!("watchNamespaces={{{},{}}}", a.name, b.name),
             "--set",
             "crds.enabled=false",
+            "--set",
+            "kueue.enabled=true",
         ],
     );
     assert!(
@@ -726,6 +766,11 @@ fn helm_install_serves_only_its_namespaces() {
     let own = format!("leases.coordination.k8s.io/{full}-leader");
     // (verb, resource, subresource, namespace ("" = all), allowed)
     let mut checks = Vec::new();
+    let mut kueue_checks = vec![
+        ("create", "workloads", "", other.name.as_str(), false),
+        ("get", "workloadpriorityclasses", "", "", true),
+        ("list", "workloadpriorityclasses", "", "", false),
+    ];
     for ns in [a.name.as_str(), b.name.as_str()] {
         checks.extend([
             ("watch", "secrets", "", ns, true),
@@ -746,6 +791,15 @@ fn helm_install_serves_only_its_namespaces() {
             ("delete", apics, "", ns, false),
             ("patch", apics, "", ns, true),
             ("patch", "secrets", "status", ns, false),
+        ]);
+        // Kueue (kueue.enabled): Workloads created, watched, patched and deleted; status patched.
+        kueue_checks.extend([
+            ("create", "workloads", "", ns, true),
+            ("watch", "workloads", "", ns, true),
+            ("patch", "workloads", "status", ns, true),
+            ("delete", "workloads", "", ns, true),
+            ("update", "workloads", "", ns, false),
+            ("update", "workloads", "status", ns, false),
         ]);
     }
     checks.extend([
@@ -787,6 +841,10 @@ fn helm_install_serves_only_its_namespaces() {
             vec!["-n", ns]
         });
         assert_eq!(can(&sa, &args), allowed, "can-i {args:?}");
+    }
+    for (verb, resource, sub, ns, allowed) in kueue_checks {
+        let got = may(&sa, verb, "kueue.x-k8s.io", resource, sub, ns);
+        assert_eq!(got, allowed, "{verb} {resource}/{sub} in {ns:?}");
     }
 
     uninstall(&rel, &home.name);

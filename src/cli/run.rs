@@ -303,6 +303,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         tokens,
         metrics: metrics.clone(),
     });
+    let kueue = crate::controller::queue::sync::detect(&client, &args.namespaces).await;
     let job_ctx = Arc::new(remote_job::Context {
         client: client.clone(),
         remotes: factory,
@@ -311,6 +312,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         not_before: Default::default(),
         written: Default::default(),
         shared,
+        kueue,
     });
 
     let controllers = futures::future::join(

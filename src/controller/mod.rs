@@ -2,5 +2,6 @@
 
 pub mod api_client;
 pub mod in_use;
+pub mod queue;
 pub mod remote_job;
 pub mod scope;

@@ -29,6 +29,16 @@ pub const REMOTE_JOB_FINALIZER: &str = "jobrelay.io/remote-job";
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Remote-ID", type_ = "string", json_path = ".status.remoteId"),
     printcolumn(
+        name = "Queue",
+        type_ = "string",
+        json_path = ".metadata.labels.kueue\\.x-k8s\\.io/queue-name"
+    ),
+    printcolumn(
+        name = "Admitted",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Admitted\")].status"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"

@@ -16,6 +16,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 pub mod apiclient;
 pub mod fixtures;
 pub mod keycloak;
+pub mod kueue;
 pub mod node;
 pub mod operator;
 

@@ -105,6 +105,12 @@ watchNamespaces entry), or cluster-wide when it serves every namespace.
 - apiGroups: [jobrelay.io]
   resources: [remotejobs]
   verbs: [get, list, watch, patch, delete]
+{{- if .Values.kueue.enabled }}
+# Kueue: the WorkloadPriorityClass a queued RemoteJob names is read for its value.
+- apiGroups: [kueue.x-k8s.io]
+  resources: [workloadpriorityclasses]
+  verbs: [get]
+{{- end }}
 {{- end -}}
 {{- define "jobrelay.namespacedRules" -}}
 # Credentials and CA bundles that ApiClients name.
@@ -114,4 +120,15 @@ watchNamespaces entry), or cluster-wide when it serves every namespace.
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
+{{- if .Values.kueue.enabled }}
+# Kueue: the Workloads of queued RemoteJobs are created, watched and patched (queue name, Kueue's
+# finalizer; status: Finished, PodsReady, the quota released after an eviction), and deleted with
+# their RemoteJob once finished and released.
+- apiGroups: [kueue.x-k8s.io]
+  resources: [workloads]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [kueue.x-k8s.io]
+  resources: [workloads/status]
+  verbs: [patch]
+{{- end }}
 {{- end -}}

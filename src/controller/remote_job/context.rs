@@ -23,6 +23,9 @@ pub struct Context {
     pub written: super::observe::Written,
     /// ApiClients from the ApiClient controller's caches, and in-use protection.
     pub shared: Arc<crate::controller::in_use::Shared>,
+    /// The cluster serves Kueue's Workload API (found at start-up): queued RemoteJobs are admitted
+    /// by Kueue (see `controller::queue`). Off, the queue label is ignored.
+    pub kueue: bool,
 }
 
 /// Per RemoteJob uid: the failures in a row of its remote calls and when it may call again.

@@ -114,6 +114,11 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
     } else {
         job
     };
+    let queued = match ctx.kueue {
+        true => crate::controller::queue::sync::sync(&ctx.client, &job, false).await?,
+        false => crate::controller::queue::sync::Outcome::not_queued(),
+    };
+    let spec = queued.effective_spec(&job.spec);
     let (client_state, remote, no_token) = client_ref::resolve(&ctx, &job, &ns).await?;
     let status = job.status.clone().unwrap_or_default();
     let known = ctx.written.known(&uid, job.resource_version().as_deref());
@@ -137,7 +142,7 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
     let mut observed = observed;
     loop {
         let p = plan::plan(&Input {
-            spec: &job.spec,
+            spec: &spec,
             status: &status,
             at: Stamp {
                 generation: job.metadata.generation,
@@ -155,6 +160,14 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
             deleted_at: job.meta().deletion_timestamp.as_ref().map(|t| t.0),
         });
         let mut p = p;
+        // The Workload goes before the RemoteJob (Finished, released), now that nothing runs remotely.
+        if queued.fold_into(&mut p, job.metadata.generation)
+            && crate::controller::queue::sync::sync(&ctx.client, &job, true)
+                .await?
+                .holds
+        {
+            (p.step, p.requeue) = (Step::None, Some(Duration::from_secs(1)));
+        }
         let no_call_follows = matches!(
             p.step,
             Step::None | Step::DeleteObject | Step::RemoveFinalizer
@@ -175,6 +188,11 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
             set_reachability(&job, &mut p.status, &r);
         }
         write_status(&ctx, &api, &job, &status, &p.status).await?;
+        if let Some((type_, reason, note)) =
+            crate::controller::queue::sync::event(&status, &p.status)
+        {
+            publish(&ctx, &job, type_, &reason, &note).await;
+        }
         if let Some((reason, message)) = &p.warning {
             publish(&ctx, &job, EventType::Warning, reason, message).await;
         }

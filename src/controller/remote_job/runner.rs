@@ -12,6 +12,7 @@ use kube::runtime::watcher;
 
 use super::context::{Context, Error};
 use super::reconcile;
+use crate::controller::queue::workload::Workload;
 use crate::controller::scope;
 use crate::crd::{ApiClient, RemoteJob};
 
@@ -42,6 +43,12 @@ pub async fn run(
                 watcher::Config::default().any_semantic(),
                 move |client| jobs_using(&store, &client),
             );
+        }
+        if ctx.kueue {
+            // A Workload's admission, eviction or deletion re-reconciles the RemoteJob that owns it.
+            for workloads in scope::apis::<Workload>(&ctx.client, &namespaces) {
+                controller = controller.owns(workloads, watcher::Config::default().any_semantic());
+            }
         }
         controller
             .graceful_shutdown_on(shutdown.clone())
