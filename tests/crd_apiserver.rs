@@ -212,11 +212,7 @@ fn explain_and_printer_columns_work() {
     );
     let apics = kubectl_ok(&["get", "apic", "-n", &ns.name]);
     let header: Vec<&str> = apics.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(
-        header,
-        ["NAME", "PLATFORM", "READY", "AGE"],
-        "{apics}"
-    );
+    assert_eq!(header, ["NAME", "PLATFORM", "READY", "AGE"], "{apics}");
     // Short names and the category resolve.
     let all = kubectl_ok(&["get", "jobrelay", "-n", &ns.name, "-o", "name"]);
     assert!(
