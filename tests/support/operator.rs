@@ -49,6 +49,17 @@ impl Operator {
 
     /// Starts it with only `flags` (no [`TEST_POLICY`]): the operator's own defaults otherwise.
     pub async fn start_bare(namespace: &str, flags: &[&str]) -> Self {
+        // A port probed free can be taken by another test's process before the child binds it: the
+        // child then exits with "Address already in use", and it is started again on other ports.
+        for _ in 0..3 {
+            if let Some(op) = Self::try_start(namespace, flags).await {
+                return op;
+            }
+        }
+        panic!("jobrelay run found its ports taken three times");
+    }
+
+    async fn try_start(namespace: &str, flags: &[&str]) -> Option<Self> {
         let extra = flags;
         let (metrics, health) = (free_port(), free_port());
         let log = std::env::temp_dir().join(format!(
@@ -78,23 +89,34 @@ impl Operator {
             .spawn()
             .expect("start jobrelay run");
         let ready = format!("http://127.0.0.1:{health}/readyz");
-        wait_for("operator /readyz", Duration::from_secs(30), || {
+        let child = std::sync::Mutex::new(child);
+        let up = wait_for("operator /readyz", Duration::from_secs(30), || {
             let ready = ready.clone();
+            let exited = child.lock().unwrap().try_wait().ok().flatten().is_some();
+            let log = log.clone();
             async move {
+                if exited {
+                    let text = std::fs::read_to_string(&log).unwrap_or_default();
+                    assert!(
+                        text.contains("Address already in use"),
+                        "jobrelay run exited: {text}"
+                    );
+                    return Some(false);
+                }
                 reqwest::get(&ready)
                     .await
                     .ok()
                     .filter(|r| r.status().is_success())
-                    .map(|_| ())
+                    .map(|_| true)
             }
         })
         .await;
-        Operator {
-            child: Some(child),
+        up.then(|| Operator {
+            child: Some(child.into_inner().unwrap()),
             log,
             metrics_url: format!("http://127.0.0.1:{metrics}/metrics"),
             namespace: namespace.into(),
-        }
+        })
     }
 
     pub fn pid(&self) -> u32 {
