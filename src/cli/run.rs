@@ -98,6 +98,10 @@ pub struct Args {
     /// (Ready False, InsecureNotPermitted) and nothing is sent.
     #[arg(long, env = "JOBRELAY_PERMIT_INSECURE", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub permit_insecure: bool,
+    /// Reconciles run at once per controller (and per served namespace); more wait their turn.
+    #[arg(long, default_value_t = crate::controller::scope::DEFAULT_CONCURRENT_RECONCILES,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_reconciles: u16,
 }
 
 /// Pure: the operator's egress policy from its flags and the cluster's own addresses.
@@ -316,8 +320,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     });
 
     let controllers = futures::future::join(
-        api_client::run(apic_ctx, triggers, args.namespaces.clone(), stopped()),
-        remote_job::runner::run(job_ctx, args.namespaces.clone(), stopped()),
+        api_client::run(
+            apic_ctx,
+            triggers,
+            args.namespaces.clone(),
+            args.max_concurrent_reconciles,
+            stopped(),
+        ),
+        remote_job::runner::run(
+            job_ctx,
+            args.namespaces.clone(),
+            args.max_concurrent_reconciles,
+            stopped(),
+        ),
     );
     let lost = async {
         match leadership.as_mut() {

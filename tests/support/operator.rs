@@ -67,7 +67,13 @@ impl Operator {
             rand_suffix()
         ));
         let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_jobrelay"))
+        // JOBRELAY_TEST_OPERATOR_WRAP: a command prefix for profiling (e.g. `heaptrack -o /tmp/h`);
+        // the pid is then the wrapper's.
+        let wrap = std::env::var("JOBRELAY_TEST_OPERATOR_WRAP").unwrap_or_default();
+        let mut argv: Vec<String> = wrap.split_whitespace().map(String::from).collect();
+        argv.push(env!("CARGO_BIN_EXE_jobrelay").into());
+        let child = Command::new(&argv[0])
+            .args(&argv[1..])
             .args([
                 "run",
                 "--namespace",
@@ -80,9 +86,13 @@ impl Operator {
             .arg(format!("--health-addr=127.0.0.1:{health}"))
             .args(extra)
             .env("KUBECONFIG", &control_plane().kubeconfig)
+            // Tests read the debug log; the bench runs at the default level users get
+            // (JOBRELAY_TEST_OPERATOR_LOG=info from `make bench`).
             .env(
                 "RUST_LOG",
-                "debug,kube=info,hyper=info,tower=info,reqwest=info,h2=info,rustls=info",
+                std::env::var("JOBRELAY_TEST_OPERATOR_LOG").unwrap_or_else(|_| {
+                    "debug,kube=info,hyper=info,tower=info,reqwest=info,h2=info,rustls=info".into()
+                }),
             )
             .stdout(file.try_clone().unwrap())
             .stderr(file)

@@ -228,12 +228,13 @@ pub async fn run(
     + Send
     + 'static,
     namespaces: Vec<String>,
+    concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let shutdown = futures::FutureExt::shared(shutdown);
     let controllers: Vec<_> = crate::controller::scope::apis::<ApiClient>(&ctx.client, &namespaces)
         .into_iter()
-        .map(crate::controller::scope::lean_controller)
+        .map(|api| crate::controller::scope::lean_controller(api, concurrency))
         .collect();
     let stores: Vec<_> = controllers.iter().map(|c| c.store()).collect();
     ctx.shared.set_client_stores(stores);

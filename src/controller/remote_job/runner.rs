@@ -21,12 +21,13 @@ use crate::crd::{ApiClient, RemoteJob};
 pub async fn run(
     ctx: Arc<Context>,
     namespaces: Vec<String>,
+    concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let shutdown = futures::FutureExt::shared(shutdown);
     let controllers: Vec<_> = scope::apis::<RemoteJob>(&ctx.client, &namespaces)
         .into_iter()
-        .map(scope::lean_controller)
+        .map(|api| scope::lean_controller(api, concurrency))
         .collect();
     let stores: Vec<_> = controllers.iter().map(|c| c.store()).collect();
     ctx.shared.set_job_stores(stores.clone());
