@@ -4,7 +4,8 @@
 //! miss (no watch yet, or the object not seen yet) is read with a GET and offered here.
 //!
 //! Only objects asked for as CA bundles ([`RefCache::want`]) are kept: the credentials Secrets the
-//! same watches follow are not copied here.
+//! same watches follow are not copied here, only their resourceVersion (so that a token refresh
+//! need not GET a Secret the watch shows unchanged).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
@@ -29,6 +30,8 @@ struct Inner {
     watched: HashSet<Key>,
     wanted: HashSet<Key>,
     data: HashMap<Key, Entry>,
+    /// The resourceVersion of every watched object as its watch last saw it (any kind of use).
+    versions: HashMap<Key, String>,
 }
 
 impl RefCache {
@@ -47,6 +50,7 @@ impl RefCache {
         inner.watched.remove(key);
         inner.wanted.remove(key);
         inner.data.remove(key);
+        inner.versions.remove(key);
     }
 
     /// `key` is read as a CA bundle: keep its copy (call before the GET of a miss).
@@ -57,6 +61,12 @@ impl RefCache {
     /// A watch event: the object as it is now (`None`: deleted).
     pub fn observed(&self, key: &Key, entry: Option<Entry>) {
         let mut inner = self.lock();
+        match &entry {
+            Some(e) if inner.watched.contains(key) => {
+                inner.versions.insert(key.clone(), e.version.clone())
+            }
+            _ => inner.versions.remove(key),
+        };
         if !inner.wanted.contains(key) {
             return;
         }
@@ -64,6 +74,17 @@ impl RefCache {
             Some(e) => inner.data.insert(key.clone(), e),
             None => inner.data.remove(key),
         };
+    }
+
+    /// The resourceVersion of `key` as its watch last saw it (`None`: not watched, not seen yet, or
+    /// deleted).
+    pub fn version(&self, key: &Key) -> Option<String> {
+        let inner = self.lock();
+        inner
+            .watched
+            .contains(key)
+            .then(|| inner.versions.get(key).cloned())
+            .flatten()
     }
 
     /// The current copy of `key`, if a watch keeps one.
@@ -99,6 +120,24 @@ mod tests {
             version: v.into(),
             data: BTreeMap::from([("ca.crt".to_string(), v.as_bytes().to_vec())]),
         }
+    }
+
+    #[test]
+    fn the_version_of_any_watched_object_is_known_while_watched() {
+        let c = RefCache::default();
+        let k = (CaBundleKind::Secret, "ns".to_string(), "creds".to_string());
+        c.observed(&k, Some(entry("1")));
+        assert_eq!(c.version(&k), None, "not watched");
+        c.watching(&k);
+        assert_eq!(c.version(&k), None, "not seen yet");
+        c.observed(&k, Some(entry("2")));
+        assert_eq!(c.version(&k), Some("2".into()));
+        assert_eq!(c.get(&k), None, "a credentials Secret's data is not kept");
+        c.observed(&k, None);
+        assert_eq!(c.version(&k), None, "deleted");
+        c.observed(&k, Some(entry("3")));
+        c.unwatched(&k);
+        assert_eq!(c.version(&k), None, "its watch stopped");
     }
 
     #[test]

@@ -209,6 +209,29 @@ impl TokenService {
         for (what, url) in egress::spec_urls(&apic.spec) {
             egress::check_url_resolved(what, url).await?;
         }
+        // The Secret's version as its watch shows it: a token cached for that version is served
+        // without reading the Secret (the ApiClient is reconciled whenever a job starts or stops
+        // using it; a GET each time was one Secret read per job). A change or deletion reaches
+        // the watch, which reconciles the ApiClient again.
+        let watched = (
+            crate::crd::CaBundleKind::Secret,
+            Self::ns(apic),
+            apic.spec.credentials_secret_ref.name.clone(),
+        );
+        if let Some(secret_version) = self.refs.version(&watched) {
+            let (id, version) = Self::key(apic, &secret_version);
+            let token = self
+                .cache
+                .get(&id, &version, Self::refresh_before(apic), None, || async {
+                    let secret = self.secret(apic).await?;
+                    self.fetch(apic, secret).await
+                })
+                .await?;
+            return Ok(Refreshed {
+                token,
+                secret_version,
+            });
+        }
         let secret = self.secret(apic).await?;
         let secret_version = secret.resource_version().unwrap_or_default();
         let (id, version) = Self::key(apic, &secret_version);

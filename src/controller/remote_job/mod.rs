@@ -67,6 +67,10 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
     // we saw is the stored one; go on with the answer in the same pass (no extra round).
     let job = if !deleting && !job.finalizers().iter().any(|f| f == FINALIZER) {
         let patched = add_finalizer(&api, &job).await?;
+        ctx.written.touched(
+            &patched.uid().unwrap_or_default(),
+            patched.resource_version().as_deref(),
+        );
         wake_client(&ctx, &job);
         if patched
             .status
@@ -102,6 +106,11 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
     // The same for any object the cache shows at another version than this process last wrote: a
     // plan on an older status writes it back (one step further) and looks up what is already known.
     let uid = job.uid().unwrap_or_default();
+    // The watch shows an older write of this process; the newer one follows (no GET, no decision on
+    // what is already replaced). Its event reconciles again, so nothing waits on a timer here.
+    if !deleting && ctx.written.superseded(&uid, job.resource_version().as_deref()) {
+        return Ok(Action::await_change());
+    }
     let open_intent = job.status.as_ref().map(|s| s.phase) == Some(RemoteJobPhase::Submitting);
     let job = if open_intent || ctx.written.behind(&uid, job.resource_version().as_deref()) {
         match api.get_opt(&job.name_any()).await? {
@@ -274,7 +283,7 @@ async fn finish_step(
             Ok(Action::await_change())
         }
         Step::RemoveFinalizer => {
-            ctx.written.forget(&job.uid().unwrap_or_default());
+            ctx.written.drop_job(&job.uid().unwrap_or_default());
             remove_finalizer(api, job).await?;
             wake_client(ctx, job);
             Ok(Action::await_change())

@@ -95,48 +95,107 @@ pub fn settled(status: &RemoteJobStatus) -> bool {
 
 /// Per RemoteJob uid: the resourceVersion of the last status this process wrote (or read fresh),
 /// and whether it was its own and settled. Empty in a new process or leader, which therefore looks
-/// up whatever intent it finds.
+/// up whatever intent it finds. Also the few versions this process stored before that one, so that a
+/// watch event of its own earlier write is recognised as superseded rather than read again.
 #[derive(Default)]
-pub struct Written(Mutex<HashMap<String, (String, bool)>>);
+pub struct Written(Mutex<HashMap<String, Versions>>);
+
+#[derive(Default)]
+struct Versions {
+    /// The last status written (or read fresh) and whether it was ours and settled.
+    last: Option<(String, bool)>,
+    /// Versions this process's own writes produced, newest last (at most [`EARLIER`]).
+    ours: Vec<String>,
+}
+
+/// How many of a job's own earlier versions are remembered: a first reconcile writes three
+/// (finalizer, intent, accepted) before the watch shows the first.
+const EARLIER: usize = 4;
+
+impl Versions {
+    fn remember(&mut self, v: &str) {
+        if self.ours.len() == EARLIER {
+            self.ours.remove(0);
+        }
+        self.ours.push(v.to_string());
+    }
+}
 
 impl Written {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, bool)>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Versions>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// This process wrote `status`, which the apiserver stored as `version`.
     pub fn wrote(&self, uid: &str, version: Option<String>, status: &RemoteJobStatus) {
+        let mut map = self.map();
+        let entry = map.entry(uid.to_string()).or_default();
         match version {
-            Some(v) => self.map().insert(uid.to_string(), (v, settled(status))),
-            None => self.map().remove(uid),
-        };
+            Some(v) => {
+                entry.remember(&v);
+                entry.last = Some((v, settled(status)));
+            }
+            None => entry.last = None,
+        }
+    }
+
+    /// This process changed the object's metadata (its finalizer), stored as `version`: not a status
+    /// to trust, but a version of its own.
+    pub fn touched(&self, uid: &str, version: Option<&str>) {
+        if let Some(v) = version {
+            self.map().entry(uid.to_string()).or_default().remember(v);
+        }
     }
 
     /// Read fresh at `version`: if that is not this process's last write, someone else wrote since
     /// (not ours to trust, but no reason to read it again either).
     pub fn read(&self, uid: &str, version: Option<String>) {
         let mut map = self.map();
-        match (map.get_mut(uid), version) {
-            (Some(w), Some(v)) if w.0 != v => *w = (v, false),
-            _ => {}
+        if let (Some(Some(w)), Some(v)) = (map.get_mut(uid).map(|e| e.last.as_mut()), version)
+            && w.0 != v
+        {
+            *w = (v, false);
         }
     }
 
+    /// The status this process last wrote is no longer known to be what is stored (a write whose
+    /// answer did not come back, or the job is done with).
     pub fn forget(&self, uid: &str) {
+        if let Some(e) = self.map().get_mut(uid) {
+            e.last = None;
+        }
+    }
+
+    /// The job is gone from this process's hands (its finalizer removed): drop everything.
+    pub fn drop_job(&self, uid: &str) {
         self.map().remove(uid);
     }
 
     /// Whether the object at `version` is exactly what this process last wrote (settled).
     pub fn known(&self, uid: &str, version: Option<&str>) -> bool {
-        version.is_some_and(|v| self.map().get(uid).is_some_and(|w| w.0 == v && w.1))
+        let map = self.map();
+        let last = map.get(uid).and_then(|e| e.last.as_ref());
+        version.is_some_and(|v| last.is_some_and(|w| w.0 == v && w.1))
     }
 
     /// Whether this process last wrote (or read) another version than `version`: the cache may be
     /// behind its own write.
     pub fn behind(&self, uid: &str, version: Option<&str>) -> bool {
-        self.map()
-            .get(uid)
-            .is_some_and(|w| version != Some(w.0.as_str()))
+        let map = self.map();
+        let last = map.get(uid).and_then(|e| e.last.as_ref());
+        last.is_some_and(|w| version != Some(w.0.as_str()))
+    }
+
+    /// Whether `version` is one this process wrote itself before its last, confirmed write: the
+    /// watch is showing an older write of ours, and the newer one is on its way (the watch delivers
+    /// every version in order). Nothing to decide on it, and nothing to read: wait for the newer.
+    pub fn superseded(&self, uid: &str, version: Option<&str>) -> bool {
+        let map = self.map();
+        let Some(e) = map.get(uid) else { return false };
+        match (version, e.last.as_ref()) {
+            (Some(v), Some(last)) => last.0 != v && e.ours.iter().any(|o| o == v),
+            _ => false,
+        }
     }
 }
 
@@ -242,6 +301,37 @@ mod tests {
             ..intent.clone()
         };
         assert_eq!(target(&known, true, 1, true), Target::Id("42".into()));
+    }
+
+    #[test]
+    fn an_older_write_of_ours_is_superseded_only_by_a_confirmed_newer_one() {
+        let w = Written::default();
+        let s = RemoteJobStatus::default();
+        let v = |x: &str| Some(x.to_string());
+        // Nothing written: nothing superseded (a new process reads what it finds).
+        assert!(!w.superseded("u", Some("1")));
+        w.touched("u", Some("1")); // finalizer
+        w.wrote("u", v("2"), &s); // intent
+        w.wrote("u", v("3"), &s); // accepted
+        assert!(w.superseded("u", Some("1")));
+        assert!(w.superseded("u", Some("2")));
+        assert!(!w.superseded("u", Some("3")), "the last write is current");
+        assert!(!w.superseded("u", Some("9")), "someone else's version");
+        assert!(!w.superseded("u", None));
+        assert!(!w.superseded("other", Some("1")));
+        // A write whose answer is lost: no newer version of ours is known, so read again.
+        w.forget("u");
+        assert!(!w.superseded("u", Some("2")));
+        w.wrote("u", v("5"), &s);
+        assert!(w.superseded("u", Some("2")));
+        // Only the last few are remembered; after the finalizer is gone, nothing.
+        for i in 6..12 {
+            w.wrote("u", Some(i.to_string()), &s);
+        }
+        assert!(!w.superseded("u", Some("2")));
+        assert!(w.superseded("u", Some("10")));
+        w.drop_job("u");
+        assert!(!w.superseded("u", Some("10")));
     }
 
     fn submitted(status: &str, reason: &str) -> RemoteJobStatus {

@@ -121,6 +121,17 @@ pub fn after_create(
                 p => p,
             };
             next.message = Some(format!("submitted attempt {}", next.attempts));
+            // Running as the first poll would set it from the same answer, so that poll finds
+            // nothing to write (a status write per job otherwise, with no phase change).
+            if !next.phase.is_terminal() {
+                let running = if next.phase == Phase::Running {
+                    TRUE
+                } else {
+                    FALSE
+                };
+                let state = format!("remote state {}", view.state);
+                set(types::RUNNING, running, next.phase.as_str(), &state);
+            }
         }
         CreateOutcome::Rejected(message) => {
             set(types::SUBMITTED, FALSE, reasons::SUBMIT_REJECTED, message);
