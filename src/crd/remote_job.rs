@@ -66,25 +66,28 @@ pub struct RemoteJobSpec {
     #[x_kube(validation = Rule::new("self == oldSelf").message("spec.clientRef is immutable"))]
     pub client_ref: ClientRef,
 
+    // The four bodies are boxed: exactly one is set, and inline they made RemoteJobSpec 1208 bytes
+    // (RemoteJob 1792), paid by every RemoteJob in the operator's cache. Boxed, RemoteJob stays under
+    // the bound in crd::tests. Box<T> has the same schema and wire form as T.
     /// A Run:ai training (control-plane trainings API). Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self == oldSelf").message("spec.runai is immutable"))]
-    pub runai: Option<RunaiJob>,
+    pub runai: Option<Box<RunaiJob>>,
 
     /// An OpenPAI job (job protocol v2, or the v1 JSON config when the ApiClient selects OpenpaiV1). Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self == oldSelf").message("spec.openpai is immutable"))]
-    pub openpai: Option<OpenpaiJob>,
+    pub openpai: Option<Box<OpenpaiJob>>,
 
     /// An Eggplant DAI execution (or legacy model run). Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self == oldSelf").message("spec.dai is immutable"))]
-    pub dai: Option<DaiJob>,
+    pub dai: Option<Box<DaiJob>>,
 
     /// A job on a generic OAuth2-protected REST API, described by its calls. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self == oldSelf").message("spec.generic is immutable"))]
-    pub generic: Option<GenericJob>,
+    pub generic: Option<Box<GenericJob>>,
 
     /// Suspend the job: not yet submitted → not submitted; running → stopped or suspended remotely;
     /// set back to false → resumed (or resubmitted where the platform cannot resume).
@@ -151,10 +154,10 @@ impl RemoteJobSpec {
     /// The job bodies, as the platform seam reads them.
     pub fn job(&self) -> Job<'_> {
         Job {
-            runai: self.runai.as_ref(),
-            openpai: self.openpai.as_ref(),
-            dai: self.dai.as_ref(),
-            generic: self.generic.as_ref(),
+            runai: self.runai.as_deref(),
+            openpai: self.openpai.as_deref(),
+            dai: self.dai.as_deref(),
+            generic: self.generic.as_deref(),
         }
     }
 }

@@ -148,3 +148,19 @@ fn generated_crds_carry_names_columns_and_validation() {
     }
     assert!(crds[0].1.contains("- apic"));
 }
+
+#[test]
+fn remote_job_stays_small_in_memory() {
+    // The operator caches every RemoteJob (10k in the memory benchmark, docs/benchmarks.md), so each
+    // byte here is paid per object. The platform bodies are boxed for this (inline they made a
+    // RemoteJob 1792 bytes); what is left is ObjectMeta (360), the spec and the status. If this fails,
+    // box the new large, rarely-set field rather than raising the bound.
+    // 720 bytes when written (spec 136, status 224): room for two more Option<String> fields.
+    let size = std::mem::size_of::<RemoteJob>();
+    assert!(
+        size <= 768,
+        "size_of::<RemoteJob>() is {size} bytes (spec {}, status {})",
+        std::mem::size_of::<RemoteJobSpec>(),
+        std::mem::size_of::<RemoteJobStatus>()
+    );
+}
