@@ -71,7 +71,11 @@ impl Operator {
         // the pid is then the wrapper's.
         let wrap = std::env::var("JOBRELAY_TEST_OPERATOR_WRAP").unwrap_or_default();
         let mut argv: Vec<String> = wrap.split_whitespace().map(String::from).collect();
-        argv.push(env!("CARGO_BIN_EXE_jobrelay").into());
+        // JOBRELAY_TEST_OPERATOR_BIN: another build of the operator (the bench runs the image's).
+        argv.push(
+            std::env::var("JOBRELAY_TEST_OPERATOR_BIN")
+                .unwrap_or_else(|_| env!("CARGO_BIN_EXE_jobrelay").into()),
+        );
         let child = Command::new(&argv[0])
             .args(&argv[1..])
             .args([

@@ -108,7 +108,11 @@ pub async fn reconcile(job: Arc<RemoteJob>, ctx: Arc<Context>) -> Result<Action,
     let uid = job.uid().unwrap_or_default();
     // The watch shows an older write of this process; the newer one follows (no GET, no decision on
     // what is already replaced). Its event reconciles again, so nothing waits on a timer here.
-    if !deleting && ctx.written.superseded(&uid, job.resource_version().as_deref()) {
+    if !deleting
+        && ctx
+            .written
+            .superseded(&uid, job.resource_version().as_deref())
+    {
         return Ok(Action::await_change());
     }
     let open_intent = job.status.as_ref().map(|s| s.phase) == Some(RemoteJobPhase::Submitting);
