@@ -93,11 +93,15 @@ BENCH_DIR ?= $(TESTENV_DIR)-bench
 BENCH_NODE_DIR ?= $(NODE_DIR)-bench
 BENCH_NODE_WAIT ?= $(if $(QUICK),60,600)
 ALT_IMAGE := target/bench/alt-client.oci.tar
-bench: deps
+# The loopback part runs the image's binary (static musl, as the chart installs it) at the log level
+# users get; the node part installs the image itself.
+STATIC_BIN = $${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-musl/static/jobrelay
+bench: deps image
 	@set -e; hack/testenv/down "$(BENCH_DIR)"; \
 	eval "$$(hack/testenv/up --dir "$(BENCH_DIR)" --audit)"; \
 	trap 'hack/testenv/down "$(BENCH_DIR)"' EXIT; \
 	JOBRELAY_TEST_KUBECONFIG="$$KUBECONFIG" JOBRELAY_TEST_AUDIT_LOG="$$JOBRELAY_TEST_AUDIT_LOG" QUICK="$(QUICK)" \
+	  JOBRELAY_TEST_OPERATOR_BIN="$$(realpath $(STATIC_BIN))" JOBRELAY_TEST_OPERATOR_LOG="info,kube=warn,hyper=warn,tower=warn" \
 	  BENCH_PART=loopback $(CARGO) bench --locked --bench operator
 	@$(MAKE) --no-print-directory bench-node
 

@@ -40,6 +40,12 @@ pub fn machine(r: &mut Report, scale: Scale) {
     );
     r.set("machine", "memory_mib", mem_kib / 1024);
     r.set("machine", "cpu", cpu);
+    // Which build of the operator the loopback scenarios ran: the image's static musl binary
+    // (`make bench`), or the cargo build of the bench (`cargo bench` without the variable).
+    let bin = std::env::var("JOBRELAY_TEST_OPERATOR_BIN")
+        .map(|_| "image (static musl)")
+        .unwrap_or("cargo release build (glibc)");
+    r.set("machine", "operator_build", bin);
     let load = loadavg();
     let key = if r
         .json
