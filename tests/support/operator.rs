@@ -68,7 +68,7 @@ impl Operator {
         ));
         let file = std::fs::File::create(&log).unwrap();
         // JOBRELAY_TEST_OPERATOR_WRAP: a command prefix for profiling (e.g. `heaptrack -o /tmp/h`);
-        // the pid is then the wrapper's.
+        // the pid is then the wrapper's, and dropping the Operator stops only the wrapper.
         let wrap = std::env::var("JOBRELAY_TEST_OPERATOR_WRAP").unwrap_or_default();
         let mut argv: Vec<String> = wrap.split_whitespace().map(String::from).collect();
         // JOBRELAY_TEST_OPERATOR_BIN: another build of the operator (the bench runs the image's).
