@@ -101,7 +101,7 @@ bench: deps image
 	eval "$$(hack/testenv/up --dir "$(BENCH_DIR)" --audit)"; \
 	trap 'hack/testenv/down "$(BENCH_DIR)"' EXIT; \
 	JOBRELAY_TEST_KUBECONFIG="$$KUBECONFIG" JOBRELAY_TEST_AUDIT_LOG="$$JOBRELAY_TEST_AUDIT_LOG" QUICK="$(QUICK)" \
-	  JOBRELAY_TEST_OPERATOR_BIN="$$(realpath $(STATIC_BIN))" JOBRELAY_TEST_OPERATOR_LOG="info,kube=warn,hyper=warn,tower=warn" \
+	  JOBRELAY_TEST_OPERATOR_BIN="$$(realpath $(STATIC_BIN))" JOBRELAY_TEST_OPERATOR_LOG=default \
 	  BENCH_PART=loopback $(CARGO) bench --locked --bench operator
 	@$(MAKE) --no-print-directory bench-node
 

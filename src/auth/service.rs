@@ -212,33 +212,24 @@ impl TokenService {
         // The Secret's version as its watch shows it: a token cached for that version is served
         // without reading the Secret (the ApiClient is reconciled whenever a job starts or stops
         // using it; a GET each time was one Secret read per job). A change or deletion reaches
-        // the watch, which reconciles the ApiClient again.
+        // the watch, which reconciles the ApiClient again. Not watched (yet): read it now.
         let watched = (
             crate::crd::CaBundleKind::Secret,
             Self::ns(apic),
             apic.spec.credentials_secret_ref.name.clone(),
         );
-        if let Some(secret_version) = self.refs.version(&watched) {
-            let (id, version) = Self::key(apic, &secret_version);
-            let token = self
-                .cache
-                .get(&id, &version, Self::refresh_before(apic), None, || async {
-                    let secret = self.secret(apic).await?;
-                    self.fetch(apic, secret).await
-                })
-                .await?;
-            return Ok(Refreshed {
-                token,
-                secret_version,
-            });
-        }
-        let secret = self.secret(apic).await?;
-        let secret_version = secret.resource_version().unwrap_or_default();
+        let (secret_version, read) = match self.refs.version(&watched) {
+            Some(v) => (v, None),
+            None => {
+                let secret = self.secret(apic).await?;
+                (secret.resource_version().unwrap_or_default(), Some(secret))
+            }
+        };
         let (id, version) = Self::key(apic, &secret_version);
         let token = self
             .cache
             .get(&id, &version, Self::refresh_before(apic), None, || {
-                self.fetch(apic, secret)
+                self.read_and_fetch(apic, read)
             })
             .await?;
         Ok(Refreshed {
@@ -262,17 +253,23 @@ impl TokenService {
             .unwrap_or_default();
         let (id, version) = Self::key(apic, &recorded);
         self.cache
-            .get_current(
-                &id,
-                &version,
-                Self::refresh_before(apic),
-                refused,
-                || async {
-                    let secret = self.secret(apic).await?;
-                    self.fetch(apic, secret).await
-                },
-            )
+            .get_current(&id, &version, Self::refresh_before(apic), refused, || {
+                self.read_and_fetch(apic, None)
+            })
             .await
+    }
+
+    /// A token from the Secret already `read`, or read now.
+    async fn read_and_fetch(
+        &self,
+        apic: &ApiClient,
+        read: Option<Secret>,
+    ) -> Result<Token, AuthError> {
+        let secret = match read {
+            Some(s) => s,
+            None => self.secret(apic).await?,
+        };
+        self.fetch(apic, secret).await
     }
 
     async fn fetch(&self, apic: &ApiClient, secret: Secret) -> Result<Token, AuthError> {

@@ -76,8 +76,8 @@ impl Operator {
             std::env::var("JOBRELAY_TEST_OPERATOR_BIN")
                 .unwrap_or_else(|_| env!("CARGO_BIN_EXE_jobrelay").into()),
         );
-        let child = Command::new(&argv[0])
-            .args(&argv[1..])
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..])
             .args([
                 "run",
                 "--namespace",
@@ -90,18 +90,19 @@ impl Operator {
             .arg(format!("--health-addr=127.0.0.1:{health}"))
             .args(extra)
             .env("KUBECONFIG", &control_plane().kubeconfig)
-            // Tests read the debug log; the bench runs at the default level users get
-            // (JOBRELAY_TEST_OPERATOR_LOG=info from `make bench`).
-            .env(
-                "RUST_LOG",
-                std::env::var("JOBRELAY_TEST_OPERATOR_LOG").unwrap_or_else(|_| {
-                    "debug,kube=info,hyper=info,tower=info,reqwest=info,h2=info,rustls=info".into()
-                }),
-            )
             .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .expect("start jobrelay run");
+            .stderr(file);
+        // Tests read the debug log. JOBRELAY_TEST_OPERATOR_LOG: another filter, or `default` for
+        // the operator's own (the level users get; `make bench`).
+        match std::env::var("JOBRELAY_TEST_OPERATOR_LOG").as_deref() {
+            Ok("default") => cmd.env_remove("RUST_LOG"),
+            Ok(filter) => cmd.env("RUST_LOG", filter),
+            Err(_) => cmd.env(
+                "RUST_LOG",
+                "debug,kube=info,hyper=info,tower=info,reqwest=info,h2=info,rustls=info",
+            ),
+        };
+        let child = cmd.spawn().expect("start jobrelay run");
         let ready = format!("http://127.0.0.1:{health}/readyz");
         let child = std::sync::Mutex::new(child);
         let up = wait_for("operator /readyz", Duration::from_secs(30), || {

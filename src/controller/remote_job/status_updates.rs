@@ -40,18 +40,23 @@ pub(super) fn adopt(
     );
     if !status.phase.is_terminal() && !view.phase.is_terminal() {
         status.phase = view.phase;
-        let running = if view.phase == Phase::Running {
-            TRUE
-        } else {
-            FALSE
-        };
-        at.on(&mut status.conditions).set(
-            types::RUNNING,
-            running,
-            view.phase.as_str(),
-            &format!("remote state {}", view.state),
-        );
+        set_running(status, view, at);
     }
+}
+
+/// The Running condition for a job in `status.phase`, not finished, as `view` shows it remotely.
+fn set_running(status: &mut RemoteJobStatus, view: &RemoteView, at: Stamp) {
+    let running = if status.phase == Phase::Running {
+        TRUE
+    } else {
+        FALSE
+    };
+    at.on(&mut status.conditions).set(
+        types::RUNNING,
+        running,
+        status.phase.as_str(),
+        &format!("remote state {}", view.state),
+    );
 }
 
 /// Closes a finished job; `observed` may carry the platform's own end time.
@@ -124,13 +129,7 @@ pub fn after_create(
             // Running as the first poll would set it from the same answer, so that poll finds
             // nothing to write (a status write per job otherwise, with no phase change).
             if !next.phase.is_terminal() {
-                let running = if next.phase == Phase::Running {
-                    TRUE
-                } else {
-                    FALSE
-                };
-                let state = format!("remote state {}", view.state);
-                set(types::RUNNING, running, next.phase.as_str(), &state);
+                set_running(&mut next, view, at);
             }
         }
         CreateOutcome::Rejected(message) => {
